@@ -1,0 +1,229 @@
+"""The `llmbench` command: one small handler per subcommand around one library call.
+
+Heavy libraries (torch, ludwig) are imported inside the handlers, so `llmbench --help` is instant.
+An LLMBenchError is printed on one line per problem, without a traceback, and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+
+EXIT_USAGE = 2
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _names(values: list[list[str]] | None) -> list[str] | None:
+    """Flatten `--models a,b --models c` and `--models a b` alike."""
+    if not values:
+        return None
+    return [name for group in values for item in group for name in _csv(item)]
+
+
+def cmd_tasks_list(args: argparse.Namespace) -> None:
+    from llmbench.console import print_table
+    from llmbench.tasks import load_cards
+
+    cards = load_cards(args.dir)
+    rows = [
+        (
+            c.name,
+            c.category,
+            c.metric_name,
+            c.eval_split,
+            *(c.split_counts[s] if c.split_counts[s] is not None else "-" for s in
+              ("train", "validation", "test")),
+        )
+        for c in cards.values()
+    ]
+    columns = ("task", "category", "metric", "eval split", "train", "validation", "test")
+    print_table(f"{len(rows)} tasks ({args.dir})", columns, rows)
+
+
+def cmd_tasks_show(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+    from llmbench.tasks import get_card
+
+    card = get_card(args.task, args.dir)
+    console.print(f"[bold]{card.name}[/bold] — {card.description}  ({card.path})")
+    fields = [
+        ("category", card.category),
+        ("dataset", f"{card.dataset_link}  [{card.source['kind']}: {card.source['id']}]"),
+        ("input columns", ", ".join(card.input_columns)),
+        ("target column", card.target_col),
+        ("metric", card.metric_name),
+        ("eval split", f"{card.eval_split} ({card.split_column} == {card.split_column_value})"),
+        ("study counts", ", ".join(f"{k} {v}" for k, v in card.split_counts.items() if v)),
+        ("max new tokens", card.max_new_tokens),
+    ]
+    for key, value in fields:
+        console.print(f"  {key:<15} {value}", markup=False)
+    console.print("prompt template:", style="bold")
+    console.print(card.prompt_template, markup=False)
+    if card.notes:
+        console.print(f"notes: {card.notes}", markup=False)
+
+
+def cmd_tasks_validate(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+    from llmbench.tasks import load_cards
+
+    cards = load_cards(args.dir)
+    console.print(f"{len(cards)} task cards valid in {args.dir}")
+
+
+def cmd_models_list(args: argparse.Namespace) -> None:
+    from llmbench.console import print_table
+    from llmbench.models import load_registry
+
+    rows = [
+        (m.name, m.source, m.family, m.parameters, m.kind, m.markup_name, m.context_length,
+         "yes" if m.in_study else "no")
+        for m in load_registry().values()
+    ]
+    columns = ("model", "hub id / path", "family", "params", "kind", "markup", "context", "study")
+    print_table("base models (templates/models.yaml)", columns, rows)
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+    from llmbench.tiny import build_tiny_model
+
+    path = build_tiny_model(Path(args.out))
+    console.print(f"tiny model written to {path}")
+
+
+def cmd_render_configs(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+    from llmbench.render import hub_is_offline, render_configs
+
+    rendered = render_configs(
+        models=_names(args.models), tasks=_names(args.tasks), out_dir=Path(args.out),
+        datasets_dir=Path(args.datasets),
+    )
+    note = " (offline: base_model checked against the registry, not the hub)" if hub_is_offline() else ""
+    console.print(f"{len(rendered)} Ludwig configs rendered and validated into {args.out}{note}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from llmbench.console import console, print_table
+    from llmbench.prepare import fixture_source, prepare_task
+    from llmbench.tasks import get_card, load_cards
+
+    tasks = sorted(load_cards(args.datasets)) if args.task == "all" else [args.task]
+    if args.source and len(tasks) > 1:
+        raise LLMBenchError("--source: names one task's upstream copy; expected --task T, not all")
+    rows = []
+    for task in tasks:
+        source = Path(args.source) if args.source else None
+        if args.fixture:
+            source = fixture_source(get_card(task, args.datasets))
+        result = prepare_task(task, source=source, out_dir=Path(args.out),
+                              datasets_dir=Path(args.datasets))
+        rows.append((task, *(result.counts.get(s, "-") for s in ("train", "validation", "test")),
+                     result.path))
+    print_table("prepared", ("task", "train", "validation", "test", "table"), rows)
+    console.print(f"{len(rows)} task(s) prepared")
+
+
+def cmd_bakeoff(args: argparse.Namespace) -> None:
+    from llmbench.bakeoff import DEFAULT_TASKS, run_bakeoff
+    from llmbench.console import print_table
+
+    tasks = tuple(_names(args.tasks) or DEFAULT_TASKS)
+    outcomes = run_bakeoff(Path(args.runs), model=args.model, tasks=tasks)
+    print_table(
+        f"bake-off: {args.model} ({args.runs})",
+        ("task", "train rows", "loss first -> last", "adapter"),
+        [(o.task, o.rows["train"], f"{o.first_loss:.3f} -> {o.last_loss:.3f}", o.adapter)
+         for o in outcomes],
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from llmbench.paths import CONFIGS_DIR, DATASETS_DIR
+
+    parser = argparse.ArgumentParser(
+        prog="llmbench",
+        description="Fine-tune small open models with 4-bit LoRA, serve many adapters, "
+        "and measure them against their base models and GPT-4.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tasks = sub.add_parser("tasks", help="list, show and validate task cards").add_subparsers(
+        dest="tasks_command", required=True, metavar="ACTION")
+    for name, handler, help_text in [
+        ("list", cmd_tasks_list, "a table of every task: category, metric, eval split, counts"),
+        ("show", cmd_tasks_show, "one task card with its prompt template"),
+        ("validate", cmd_tasks_validate, "validate every <dir>/<task>/metadata.yaml"),
+    ]:
+        p = tasks.add_parser(name, help=help_text)
+        if name == "show":
+            p.add_argument("task")
+        if name == "validate":
+            p.add_argument("dir", nargs="?", type=Path, default=DATASETS_DIR)
+        else:
+            p.add_argument("--dir", type=Path, default=DATASETS_DIR, help="folder of task cards")
+        p.set_defaults(handler=handler)
+
+    models = sub.add_parser("models", help="the base-model registry").add_subparsers(
+        dest="models_command", required=True, metavar="ACTION")
+    models.add_parser("list", help="a table of the base models").set_defaults(handler=cmd_models_list)
+
+    p = sub.add_parser("tiny-model", help="build the offline tiny model and tokenizer",
+                       epilog="example: llmbench tiny-model --out runs/models/tiny")
+    p.add_argument("--out", default="runs/models/tiny")
+    p.set_defaults(handler=cmd_tiny_model)
+
+    p = sub.add_parser("render-configs", help="render one Ludwig config per (model, task)",
+                       epilog="example: llmbench render-configs --models tiny --tasks gsm8k "
+                       "--out runs/configs")
+    p.add_argument("--models", nargs="+", action="append", help="model names (default: the study's 10)")
+    p.add_argument("--tasks", nargs="+", action="append", help="task names (default: all)")
+    p.add_argument("--out", default=str(CONFIGS_DIR), help="output folder (default: ludwig_configs/)")
+    p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
+    p.set_defaults(handler=cmd_render_configs)
+
+    p = sub.add_parser("prepare", help="turn a task's upstream data into a prepared table",
+                       epilog="example: llmbench prepare --task gsm8k --source ../shared/data/gsm8k")
+    p.add_argument("--task", required=True, help="a task name, or all")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--source", help="a local copy of the upstream (file or folder, as published)")
+    where.add_argument("--fixture", action="store_true", help="use the task's shipped fixture")
+    p.add_argument("--out", default="runs", help="work directory (default: runs)")
+    p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
+    p.set_defaults(handler=cmd_prepare)
+
+    p = sub.add_parser("bakeoff", help="the study end to end (the embedded default: tiny model)",
+                       epilog="example: llmbench bakeoff --runs runs")
+    p.add_argument("--runs", default="runs", help="work directory (default: runs)")
+    p.add_argument("--model", default="tiny", help="base model (default: tiny)")
+    p.add_argument("--tasks", nargs="+", action="append",
+                   help="tasks (default: the embedded default's)")
+    p.set_defaults(handler=cmd_bakeoff)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except LLMBenchError as exc:
+        from llmbench.console import errors
+
+        for problem in exc.problems:
+            errors.print(f"error: {problem}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Fetch a task's upstream data into the work directory, in the format `read_rows` reads.
+
+Only used when `llmbench prepare` gets no `--source`: Hugging Face datasets through the
+`datasets` library, Kaggle datasets through the Kaggle API (credentials from ~/.kaggle or the
+environment), files of a GitHub repository as its archive. Offline, it says to use `--source`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.tasks import TaskCard
+
+GITHUB_ARCHIVE = "https://codeload.github.com/{repo}/tar.gz/HEAD"
+
+
+def upstream_dir(card: TaskCard, out_dir: Path) -> Path:
+    return Path(out_dir) / "upstream" / card.name
+
+
+def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
+    """Download the task's upstream once; return the folder `read_rows` takes as its source."""
+    folder = upstream_dir(card, out_dir)
+    if (folder / ".complete").is_file():
+        return folder
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("LLMBENCH_OFFLINE") == "1":
+        raise LLMBenchError(
+            f"task {card.name}: offline, so its upstream ({card.dataset_link}) cannot be fetched; "
+            f"give --source PATH (a local copy in the upstream format) or --fixture"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = card.source["kind"]
+    if kind == "hf":
+        _fetch_hf(card, folder)
+    elif kind == "kaggle":
+        _fetch_kaggle(card, folder)
+    elif kind == "github":
+        _fetch_github(card, folder)
+    else:
+        raise LLMBenchError(f"task {card.name}: source.kind local has nothing to fetch; give --source")
+    (folder / ".complete").write_text("fetched\n")
+    return folder
+
+
+def _fetch_hf(card: TaskCard, folder: Path) -> None:
+    from datasets import load_dataset
+
+    names = {n for spec in card.source["splits"].values() for n in spec.split("+")}
+    for name in sorted(names):
+        dataset = load_dataset(card.source["id"], card.source.get("config"), split=name)
+        dataset.to_parquet(str(folder / f"{name}.parquet"))
+
+
+def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
+    try:
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        api.authenticate()
+    except Exception as exc:  # the Kaggle client raises its own types for missing credentials
+        raise LLMBenchError(
+            f"task {card.name}: Kaggle API unavailable ({exc}); set KAGGLE_USERNAME/KAGGLE_KEY "
+            "or give --source PATH"
+        ) from None
+    ident = card.source["id"]
+    if ident.startswith("c/"):
+        api.competition_download_files(ident.removeprefix("c/"), path=str(folder), quiet=True)
+        for archive in folder.glob("*.zip"):
+            import zipfile
+
+            with zipfile.ZipFile(archive) as handle:
+                handle.extractall(folder)
+    else:
+        api.dataset_download_files(ident, path=str(folder), unzip=True, quiet=True)
+
+
+def _fetch_github(card: TaskCard, folder: Path) -> None:
+    import requests
+
+    url = GITHUB_ARCHIVE.format(repo=card.source["id"])
+    response = requests.get(url, timeout=300)
+    if response.status_code != 200:
+        raise LLMBenchError(f"task {card.name}: {url} answered {response.status_code}; give --source PATH")
+    with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
+        archive.extractall(folder, filter="data")

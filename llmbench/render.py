@@ -1,0 +1,203 @@
+"""Render one Ludwig config per (base model, task) from templates/ and the task cards.
+
+Load inputs (registry, cards) -> render every config in memory -> validate each with Ludwig's own
+schema -> write them all (atomically, each file). Nothing is written unless every config renders
+and validates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from llmbench.errors import LLMBenchError, unknown_name
+from llmbench.models import BaseModel, load_registry, study_models
+from llmbench.paths import (
+    CONFIGS_DIR,
+    DATASETS_DIR,
+    DEFAULT_WORK_DIR,
+    REPO_ROOT,
+    TEMPLATES_DIR,
+    atomic_write_text,
+)
+from llmbench.prompts import realized_template
+from llmbench.tasks import TaskCard, load_cards
+
+TEMPLATE_NAME = "ludwig_config.yaml.j2"
+# The study sized every task to fit an A10G with 7B models; no task needs more than this.
+MAX_SEQUENCE_LENGTH = 2048
+STUDY_TRAINER = {
+    "learning_rate": 0.0002,
+    "gradient_accumulation_steps": 16,
+    "train_steps": 40000,
+    "eval_steps": 100,
+    "steps_per_checkpoint": 1000,
+}
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    model: str
+    task: str
+    path: Path
+    text: str
+
+
+def yaml_scalar(value: str | int | float, indent: int = 0) -> str:
+    """`value` as a YAML scalar that loads back exactly: a literal block for multi-line text."""
+    if isinstance(value, str) and "\n" in value and _literal_safe(value):
+        chomp = "" if value.endswith("\n") else "-"
+        pad = " " * (indent + 2)
+        lines = value.removesuffix("\n").split("\n")
+        return f"|{chomp}\n" + "\n".join(pad + line if line else "" for line in lines)
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True)
+    return dumped.removesuffix("\n").removesuffix("\n...")
+
+
+def _literal_safe(text: str) -> bool:
+    """Whether a literal block scalar reproduces `text` exactly."""
+    return (
+        not text.startswith((" ", "\n"))
+        and not text.endswith("\n\n")
+        and all(line == line.rstrip() for line in text.split("\n"))
+        and all(ch == "\n" or ch.isprintable() for ch in text)
+    )
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["yaml_scalar"] = yaml_scalar
+    return env
+
+
+def sequence_length(card: TaskCard, model: BaseModel) -> tuple[int, str]:
+    """The task's sequence length for this model, and where the number came from."""
+    cap = min(model.context_length, MAX_SEQUENCE_LENGTH)
+    longest = card.study_tokens["max"]
+    reason = f"the study's longest example ({longest} tokens, tasks.csv)"
+    if longest > cap:
+        reason += f", capped at {cap} (min of the model's context and {MAX_SEQUENCE_LENGTH})"
+    return min(longest, cap), reason
+
+
+def render_one(
+    card: TaskCard, model: BaseModel, out_dir: Path, work_dir: Path = DEFAULT_WORK_DIR
+) -> RenderedConfig:
+    """One config's text; its `base_model` is the hub id, or the local model's directory."""
+    path = Path(out_dir) / model.name / f"{card.name}.yaml"
+    length, reason = sequence_length(card, model)
+    text = _environment().get_template(TEMPLATE_NAME).render(
+        model=model,
+        card=card,
+        base_model=model.hub_id or str((Path(work_dir) / model.local_path).resolve()),
+        config_path=_display_path(path),
+        template=realized_template(card, model),
+        sequence_length=length,
+        sequence_length_reason=reason,
+        trainer={**STUDY_TRAINER, **model.trainer_overrides},
+    )
+    return RenderedConfig(model=model.name, task=card.name, path=path, text=text)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def hub_is_offline() -> bool:
+    """Whether the Hugging Face hub may not be asked (HF_HUB_OFFLINE, as the hub library reads it)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def validate_with_ludwig(rendered: RenderedConfig, offline: bool) -> None:
+    """Ludwig's own config validation; its complaint becomes one LLMBenchError line.
+
+    Ludwig checks `base_model` by fetching the model's config from the hub. Offline, that one
+    field is checked against our registry instead (a hub id of the study's models) and Ludwig is
+    shown a local directory in its place, so every other check of Ludwig's still runs.
+    """
+    from ludwig.error import ConfigValidationError
+    from ludwig.schema.model_types.base import ModelConfig
+
+    config = yaml.safe_load(rendered.text)
+    if offline and not Path(config["base_model"]).is_dir():
+        config["base_model"] = str(TEMPLATES_DIR)
+    try:
+        with _quiet_ludwig():
+            validated = ModelConfig.from_dict(config)
+    except (ConfigValidationError, ValueError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise LLMBenchError(
+            f"{rendered.path}: Ludwig rejects the config: {' '.join(lines[:3])}"
+        ) from None
+    # Ludwig treats its own default (32) as "unset" and silently replaces it.
+    wanted = config["generation"]["max_new_tokens"]
+    if validated.generation.max_new_tokens != wanted:
+        raise LLMBenchError(
+            f"datasets/{rendered.task}/metadata.yaml: max_new_tokens: Ludwig would replace "
+            f"{wanted} with {validated.generation.max_new_tokens}; expected any value but "
+            f"Ludwig's default {wanted}"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_ludwig():
+    """Ludwig logs its config adjustments at INFO; rendering reports problems itself."""
+    logger = logging.getLogger("ludwig")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def select(names: list[str] | None, available: dict, kind: str, default: list[str]) -> list[str]:
+    """The named entries (each checked), or the default list when no names are given."""
+    if not names:
+        return default
+    for name in names:
+        if name not in available:
+            raise unknown_name(kind, name, available)
+    return list(dict.fromkeys(names))
+
+
+def render_configs(
+    models: list[str] | None = None,
+    tasks: list[str] | None = None,
+    out_dir: Path = CONFIGS_DIR,
+    datasets_dir: Path = DATASETS_DIR,
+    work_dir: Path = DEFAULT_WORK_DIR,
+    validate: bool = True,
+) -> list[RenderedConfig]:
+    """Render, validate and write the selected configs; the study's 10 x 31 by default."""
+    registry = load_registry()
+    cards = load_cards(datasets_dir)
+    model_names = select(models, registry, "model", [m.name for m in study_models()])
+    task_names = select(tasks, cards, "task", sorted(cards))
+    rendered = [
+        render_one(cards[t], registry[m], out_dir, work_dir)
+        for m in model_names
+        for t in task_names
+    ]
+    if validate:
+        offline = hub_is_offline()
+        for config in rendered:
+            validate_with_ludwig(config, offline)
+    for config in rendered:
+        atomic_write_text(config.path, config.text)
+    return rendered

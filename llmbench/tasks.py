@@ -1,0 +1,144 @@
+"""Task cards: discovery of `<dir>/<task>/metadata.yaml`, validation, and the TaskCard type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError, did_you_mean, unknown_name
+from llmbench.metrics import METRICS
+from llmbench.paths import DATASETS_DIR
+from llmbench.prompts import template_fields
+from llmbench.validation import load_schema, read_yaml, schema_problems
+
+CARD_FILE = "metadata.yaml"
+SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """One validated task card; `path` is the metadata.yaml it came from."""
+
+    path: Path
+    version: int
+    name: str
+    description: str
+    category: str
+    dataset_link: str
+    source: dict
+    prompt_template: str
+    input_columns: tuple[str, ...]
+    target_col: str
+    metric_name: str
+    split_column: str
+    split_column_value: int
+    split_counts: dict
+    max_new_tokens: int
+    study_tokens: dict
+    notes: str = ""
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def eval_split(self) -> str:
+        """The name of the split the study evaluated on."""
+        return SPLIT_NAMES[self.split_column_value]
+
+
+def load_card(path: Path) -> TaskCard:
+    """Read and validate one card; every problem in it is reported in one LLMBenchError."""
+    path = Path(path)
+    document = read_yaml(path)
+    problems = schema_problems(document, load_schema("task_card"), path)
+    if not problems:
+        problems = _cross_field_problems(document, path)
+    if problems:
+        raise LLMBenchError(*problems)
+    document["input_columns"] = tuple(document["input_columns"])
+    return TaskCard(path=path, **document)
+
+
+def _cross_field_problems(card: dict, path: Path) -> list[str]:
+    problems = []
+    if card["name"] != path.parent.name:
+        problems.append(
+            f"{path}: name: '{card['name']}' differs from its folder '{path.parent.name}'; "
+            "expected the folder name"
+        )
+    if card["metric_name"] not in METRICS:
+        problems.append(
+            f"{path}: metric_name: unknown metric '{card['metric_name']}'"
+            f"{did_you_mean(card['metric_name'], METRICS)}; expected one of "
+            f"{', '.join(sorted(METRICS))}"
+        )
+    problems += _template_problems(card, path)
+    if card["target_col"] in card["input_columns"] or card["target_col"] == card["split_column"]:
+        problems.append(
+            f"{path}: target_col: '{card['target_col']}' is also an input or split column; "
+            "expected a column of its own"
+        )
+    eval_split = SPLIT_NAMES[card["split_column_value"]]
+    if eval_split not in card["source"]["splits"]:
+        problems.append(
+            f"{path}: split_column_value: evaluates on '{eval_split}' but source.splits has no "
+            f"'{eval_split}'; expected one of {', '.join(card['source']['splits'])}"
+        )
+    return problems
+
+
+def _template_problems(card: dict, path: Path) -> list[str]:
+    try:
+        fields = template_fields(card["prompt_template"])
+    except ValueError as exc:
+        return [f"{path}: prompt_template: {exc}; use {{{{ and }}}} for literal braces"]
+    columns = card["input_columns"]
+    problems = [
+        f"{path}: prompt_template: placeholder '{{{name}}}' is not an input column"
+        f"{did_you_mean(name, columns)}; expected one of {', '.join(columns)}"
+        for name in fields
+        if name not in columns
+    ]
+    problems += [
+        f"{path}: input_columns: '{name}' never appears in prompt_template; "
+        f"expected a '{{{name}}}' placeholder"
+        for name in columns
+        if name not in fields
+    ]
+    return problems
+
+
+def discover_cards(root: Path = DATASETS_DIR) -> list[Path]:
+    """Every `<root>/<task>/metadata.yaml`, sorted by task name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LLMBenchError(f"{root}: not a directory; expected a folder of <task>/{CARD_FILE}")
+    return sorted(root.glob(f"*/{CARD_FILE}"))
+
+
+def load_cards(root: Path = DATASETS_DIR) -> dict[str, TaskCard]:
+    """All cards under `root` by task name; all problems in all cards reported together."""
+    cards, problems = {}, []
+    for path in discover_cards(root):
+        try:
+            card = load_card(path)
+        except LLMBenchError as exc:
+            problems += exc.problems
+            continue
+        if card.name in cards:
+            problems.append(f"{path}: name: task '{card.name}' also defined in {cards[card.name].path}")
+        cards[card.name] = card
+    if problems:
+        raise LLMBenchError(*problems)
+    if not cards:
+        raise LLMBenchError(f"{root}: no task cards found; expected <task>/{CARD_FILE} folders")
+    return cards
+
+
+def get_card(name: str, root: Path = DATASETS_DIR) -> TaskCard:
+    """One task's card by name; an unknown name lists the tasks that exist."""
+    path = Path(root) / name / CARD_FILE
+    if not path.is_file():
+        raise unknown_name("task", name, [p.parent.name for p in discover_cards(root)])
+    return load_card(path)
