@@ -26,8 +26,8 @@ class TaskOutcome:
     rows: dict[str, int]
     config: Path
     adapter: Path
-    first_loss: float | None
-    last_loss: float | None
+    first_loss: float
+    last_loss: float
 
 
 def run_bakeoff(
@@ -37,7 +37,7 @@ def run_bakeoff(
     from llmbench.prepare import fixture_source, prepare_task, prepared_path, read_prepared
     from llmbench.render import render_configs
     from llmbench.tasks import get_card
-    from llmbench.training import train, training_losses
+    from llmbench.training import finished_adapter, run_directory, train, training_losses
 
     runs = Path(runs)
     base = get_model(model)
@@ -52,9 +52,12 @@ def run_bakeoff(
             ("train", "validation", "test"))}
         (config,) = render_configs([model], [task], out_dir=runs / "configs", work_dir=runs)
         output = runs / "train" / model / task
-        adapter = train(config.path, prepared_path(task, runs), output)
-        first, last = training_losses(output)
-        outcomes.append(TaskOutcome(task, rows, config.path, adapter, first, last))
+        run_dir = run_directory(output)
+        adapter = finished_adapter(run_dir) or train(
+            config.path, prepared_path(task, runs), output, resume=run_dir.is_dir()
+        )
+        losses = training_losses(run_dir)
+        outcomes.append(TaskOutcome(task, rows, config.path, adapter, losses[0], losses[-1]))
     return outcomes
 
 

@@ -132,6 +132,15 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     console.print(f"{len(rows)} task(s) prepared")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+    from llmbench.training import train
+
+    adapter = train(Path(args.config), Path(args.dataset), Path(args.output_directory),
+                    experiment_name=args.experiment_name, resume=args.resume)
+    console.print(f"adapter written to {adapter}")
+
+
 def cmd_bakeoff(args: argparse.Namespace) -> None:
     from llmbench.bakeoff import DEFAULT_TASKS, run_bakeoff
     from llmbench.console import print_table
@@ -199,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="work directory (default: runs)")
     p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
     p.set_defaults(handler=cmd_prepare)
+
+    p = sub.add_parser(
+        "train", help="fine-tune one rendered config (like `ludwig train`, 4-bit reloads fixed)",
+        epilog="example: llmbench train --config ludwig_configs/mistral-7b/gsm8k.yaml "
+        "--dataset runs/prepared/gsm8k.parquet")
+    p.add_argument("--config", required=True, help="a rendered Ludwig config")
+    p.add_argument("--dataset", required=True, help="the task's prepared table")
+    p.add_argument("--output-directory", default="runs/train", help="default: runs/train")
+    p.add_argument("--experiment-name", default="run")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its latest checkpoint")
+    p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("bakeoff", help="the study end to end (the embedded default: tiny model)",
                        epilog="example: llmbench bakeoff --runs runs")

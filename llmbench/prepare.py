@@ -105,16 +105,17 @@ def _write_table(
     os.close(fd)
     counts: Counter[str] = Counter()
     try:
-        with pq.ParquetWriter(tmp_name, schema, compression="zstd") as writer:
+        with (
+            pq.ParquetWriter(tmp_name, schema, compression="zstd") as writer,
+            tqdm(desc=f"prepare {card.name}", unit=" rows", disable=not progress) as bar,
+        ):
             batch: dict[str, list] = {c: [] for c in _columns(card)}
-            bar = tqdm(desc=f"prepare {card.name}", unit=" rows", disable=not progress)
             for split, row in rows:
                 _add_row(card, batch, split, row)
                 counts[split] += 1
                 if len(batch[card.split_column]) >= BATCH_ROWS:
                     bar.update(_flush(writer, schema, batch))
             bar.update(_flush(writer, schema, batch))
-            bar.close()
         _check_splits(card, counts)
         os.replace(tmp_name, target)
     except BaseException:

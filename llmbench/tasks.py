@@ -52,8 +52,8 @@ def load_card(path: Path) -> TaskCard:
     path = Path(path)
     document = read_yaml(path)
     problems = schema_problems(document, load_schema("task_card"), path)
-    if not problems:
-        problems = _cross_field_problems(document, path)
+    if isinstance(document, dict):
+        problems += _cross_field_problems(document, path)
     if problems:
         raise LLMBenchError(*problems)
     document["input_columns"] = tuple(document["input_columns"])
@@ -61,34 +61,52 @@ def load_card(path: Path) -> TaskCard:
 
 
 def _cross_field_problems(card: dict, path: Path) -> list[str]:
+    """Checks across fields; each runs only when the fields it reads are well-formed (the schema
+    reports the rest), so one pass reports everything."""
     problems = []
-    if card["name"] != path.parent.name:
-        problems.append(
-            f"{path}: name: '{card['name']}' differs from its folder '{path.parent.name}'; "
-            "expected the folder name"
-        )
-    if card["metric_name"] not in METRICS:
-        problems.append(
-            f"{path}: metric_name: unknown metric '{card['metric_name']}'"
-            f"{did_you_mean(card['metric_name'], METRICS)}; expected one of "
-            f"{', '.join(sorted(METRICS))}"
-        )
-    problems += _template_problems(card, path)
-    if card["target_col"] in card["input_columns"] or card["target_col"] == card["split_column"]:
-        problems.append(
-            f"{path}: target_col: '{card['target_col']}' is also an input or split column; "
-            "expected a column of its own"
-        )
-    eval_split = SPLIT_NAMES[card["split_column_value"]]
-    if eval_split not in card["source"]["splits"]:
-        problems.append(
-            f"{path}: split_column_value: evaluates on '{eval_split}' but source.splits has no "
-            f"'{eval_split}'; expected one of {', '.join(card['source']['splits'])}"
-        )
+    for check in (_name_problems, _metric_problems, _template_problems, _column_problems,
+                  _split_problems):
+        try:
+            problems += check(card, path)
+        except (KeyError, TypeError, AttributeError):
+            continue
     return problems
 
 
+def _name_problems(card: dict, path: Path) -> list[str]:
+    if card["name"] == path.parent.name:
+        return []
+    return [f"{path}: name: '{card['name']}' differs from its folder '{path.parent.name}'; "
+            "expected the folder name"]
+
+
+def _metric_problems(card: dict, path: Path) -> list[str]:
+    name = card["metric_name"]
+    if not isinstance(name, str) or name in METRICS:
+        return []
+    return [f"{path}: metric_name: unknown metric '{name}'{did_you_mean(name, METRICS)}; "
+            f"expected one of {', '.join(sorted(METRICS))}"]
+
+
+def _column_problems(card: dict, path: Path) -> list[str]:
+    if card["target_col"] not in card["input_columns"] and card["target_col"] != card["split_column"]:
+        return []
+    return [f"{path}: target_col: '{card['target_col']}' is also an input or split column; "
+            "expected a column of its own"]
+
+
+def _split_problems(card: dict, path: Path) -> list[str]:
+    eval_split = SPLIT_NAMES[card["split_column_value"]]
+    splits = card["source"]["splits"]
+    if eval_split in splits:
+        return []
+    return [f"{path}: split_column_value: evaluates on '{eval_split}' but source.splits has no "
+            f"'{eval_split}'; expected one of {', '.join(splits)}"]
+
+
 def _template_problems(card: dict, path: Path) -> list[str]:
+    if not isinstance(card["prompt_template"], str) or not isinstance(card["input_columns"], list):
+        return []
     try:
         fields = template_fields(card["prompt_template"])
     except ValueError as exc:

@@ -1,0 +1,186 @@
+"""Fine-tune one (base model, task) with Ludwig, in-process, and return its PEFT adapter directory.
+
+Why this module exists: Ludwig 0.17.10 cannot finish a 4-bit (QLoRA) run. Training itself works;
+the failure comes at the end, when the trainer reloads the best checkpoint (and equally when it
+resumes from a checkpoint): `load_state_dict(strict=False)` reports every bitsandbytes quant-state
+entry as an unexpected key and Ludwig turns that into
+`RuntimeError: Unexpected keys found in state dict: [...weight.absmax, ...weight.quant_map,
+...weight.quant_state.bitsandbytes__nf4, ...]`, before the adapter is written.
+
+No Ludwig setting avoids it without losing the adapter: `skip_save_model` (CLI `--skip_save_model`)
+skips the reload but also skips saving the adapter and the best checkpoint, leaving only
+`training_checkpoints/latest.ckpt`; `model_soup` still reloads; `bits: 8` takes another (also
+fragile) branch and is not the study's setting. So the fix lives here, through two documented
+extension points: a Ludwig `Callback` whose `on_train_start` registers a torch
+`load_state_dict` post-hook on the model being trained, and that hook drops, from the reported
+unexpected keys, exactly the quant-state entries that belong to this model's own 4-bit weights.
+Anything else (a real architecture mismatch) is still reported and still fails. The plain
+`ludwig train` CLI cannot take a third-party callback (its `--aim/--comet/--mlflow/--wandb` flags
+come from a fixed registry), so it still fails as above; use `llmbench train` / `train()` here.
+
+Upstream bug (for ludwig-ai/ludwig): bitsandbytes' `Linear4bit._save_to_state_dict` writes the
+quantization state of its frozen weight (`weight.absmax`, `weight.quant_map`,
+`weight.nested_absmax`, `weight.nested_quant_map`, `weight.quant_state.bitsandbytes__nf4`) next to
+the weight, and has no matching load hook, so `load_state_dict` always reports those entries as
+unexpected. Ludwig's checkpoints keep them (`Checkpoint.get_model_state_dict` removes frozen
+*parameters* only, and these are not parameters), and both `Trainer.train` (reloading the best
+checkpoint) and `MultiNodeCheckpoint.load` (resuming) raise on any unexpected key unless the model
+is 8-bit, where the exemption itself is broken (`not [bool, ...]` is False for any non-empty
+list, so it should read `not all(...)`). Ludwig should leave non-parameter quantization state out
+of training checkpoints (they hold only trainable weights anyway; the frozen quantized base is
+rebuilt from `base_model`), or tolerate unexpected keys whose owner is a bitsandbytes 4-bit/8-bit
+module, in both places, and cover `quantization.bits: 4` with an end-to-end test that lets
+training finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+
+MODEL_NAME = "run"  # Ludwig names the run directory "<experiment_name>_<model_name>"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+_FIX_ATTRIBUTE = "_llmbench_4bit_reload_fix"
+
+
+def train(
+    config_path: Path,
+    dataset: Path,
+    output_dir: Path,
+    *,
+    experiment_name: str = "run",
+    resume: bool = False,
+) -> Path:
+    """Train the Ludwig config on the dataset under `output_dir`; return the adapter directory.
+
+    The run goes to `output_dir/<experiment_name>_run/` (Ludwig adds a numeric suffix when that
+    exists). With `resume=True` and that directory present, training continues from its latest
+    checkpoint instead. 4-bit configs work (see the module docstring for the fix applied).
+    """
+    config_path, dataset, output_dir = Path(config_path), Path(dataset), Path(output_dir)
+    config = _read_config(config_path)
+    if not dataset.is_file():
+        raise LLMBenchError(f"{dataset}: dataset file not found")
+
+    from ludwig.api import LudwigModel
+    from ludwig.error import ConfigValidationError
+
+    try:
+        # INFO, as `ludwig train` uses: it shows the progress bars and the metrics tables.
+        model = LudwigModel(config, callbacks=[_reload_fix_callback()], logging_level=logging.INFO)
+    except ConfigValidationError as error:
+        raise LLMBenchError(f"{config_path}: invalid Ludwig config: {_one_line(error)}") from error
+    run_dir = output_dir / f"{experiment_name}_{MODEL_NAME}"
+    results = model.train(
+        dataset=str(dataset),
+        output_directory=str(output_dir),
+        experiment_name=experiment_name,
+        model_name=MODEL_NAME,
+        model_resume_path=str(run_dir) if resume and run_dir.is_dir() else None,
+        # Ludwig would otherwise cache preprocessed copies beside the dataset, in the data folder.
+        skip_save_processed_input=True,
+    )
+    return _adapter_dir(Path(results.output_directory))
+
+
+def apply_4bit_reload_fix(model):
+    """Let `model.load_state_dict` accept the quant-state entries of its own 4-bit weights.
+
+    Registers a `load_state_dict` post-hook (once; calling again is a no-op) that removes from the
+    reported unexpected keys those of the form `<module>.weight.<quant-state key>` where
+    `<module>` is a bitsandbytes 4-bit module of `model`. Other unexpected keys stay reported.
+    Returns `model`.
+    """
+    if not getattr(model, _FIX_ATTRIBUTE, False):
+        model.register_load_state_dict_post_hook(_forgive_own_quant_state)
+        setattr(model, _FIX_ATTRIBUTE, True)
+    return model
+
+
+def _forgive_own_quant_state(model, incompatible_keys) -> None:
+    """Post-hook: torch documents that it may edit the reported keys in place."""
+    owners = {name for name, module in model.named_modules() if _has_4bit_weight(module)}
+    unexpected = incompatible_keys.unexpected_keys
+    unexpected[:] = [key for key in unexpected if not _is_own_quant_state(key, owners)]
+
+
+def _has_4bit_weight(module) -> bool:
+    from bitsandbytes.nn import Params4bit
+
+    return isinstance(getattr(module, "weight", None), Params4bit)
+
+
+def _is_own_quant_state(key: str, owners: set[str]) -> bool:
+    from bitsandbytes.functional import QuantState
+
+    owner, found, entry = key.rpartition(".weight.")
+    if not found or owner not in owners:
+        return False
+    return entry in QuantState.valid_qs_keys or entry.startswith("quant_state.bitsandbytes__")
+
+
+def _reload_fix_callback():
+    """A Ludwig callback applying `apply_4bit_reload_fix` to the model before training starts
+    (before any resume and before the final best-checkpoint reload)."""
+    from ludwig.callbacks import Callback
+
+    class Apply4bitReloadFix(Callback):
+        def on_train_start(self, model, config, config_fp, **kwargs):
+            apply_4bit_reload_fix(model)
+
+    return Apply4bitReloadFix()
+
+
+def _read_config(config_path: Path) -> dict:
+    import yaml
+
+    if not config_path.is_file():
+        raise LLMBenchError(f"{config_path}: Ludwig config file not found")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise LLMBenchError(f"{config_path}: not valid YAML ({_one_line(error)})") from error
+    if not isinstance(config, dict):
+        raise LLMBenchError(f"{config_path}: expected a Ludwig config (a YAML mapping)")
+    return config
+
+
+def _adapter_dir(run_dir: Path) -> Path:
+    adapter_dir = run_dir / "model" / "model_weights"
+    missing = [name for name in ADAPTER_FILES if not (adapter_dir / name).is_file()]
+    if missing:
+        raise LLMBenchError(
+            f"{adapter_dir}: training finished without a PEFT adapter"
+            f" (missing {', '.join(missing)}); does the config set `adapter:` and leave"
+            " `merge_adapter_into_base_model` off?"
+        )
+    return adapter_dir
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def run_directory(output_dir: Path, experiment_name: str = "run") -> Path:
+    """Where `train` puts a run (when Ludwig did not have to add a suffix)."""
+    return Path(output_dir) / f"{experiment_name}_{MODEL_NAME}"
+
+
+def finished_adapter(run_dir: Path) -> Path | None:
+    """The run's adapter directory when training finished and wrote it, else None."""
+    adapter_dir = Path(run_dir) / "model" / "model_weights"
+    return adapter_dir if all((adapter_dir / n).is_file() for n in ADAPTER_FILES) else None
+
+
+def training_losses(run_dir: Path) -> list[float]:
+    """The training loss Ludwig recorded at each checkpoint of a finished run."""
+    import json
+
+    path = Path(run_dir) / "training_statistics.json"
+    if not path.is_file():
+        raise LLMBenchError(f"{path}: not found; expected a finished Ludwig run")
+    training = json.loads(path.read_text(encoding="utf-8"))["training"]
+    (feature,) = [name for name in training if name != "combined"]
+    return list(training[feature]["loss"])
