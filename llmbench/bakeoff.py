@@ -48,8 +48,10 @@ def run_bakeoff(
         if not prepared_path(task, runs).is_file():
             prepare_task(task, source=fixture_source(get_card(task)), out_dir=runs, progress=False)
         table = read_prepared(task, runs)
-        rows = {name: int((table.iloc[:, -1] == code).sum()) for code, name in enumerate(
-            ("train", "validation", "test"))}
+        rows = {
+            name: int((table.iloc[:, -1] == code).sum())
+            for code, name in enumerate(("train", "validation", "test"))
+        }
         (config,) = render_configs([model], [task], out_dir=runs / "configs", work_dir=runs)
         output = runs / "train" / model / task
         run_dir = run_directory(output)

@@ -37,8 +37,10 @@ def cmd_tasks_list(args: argparse.Namespace) -> None:
             c.category,
             c.metric_name,
             c.eval_split,
-            *(c.split_counts[s] if c.split_counts[s] is not None else "-" for s in
-              ("train", "validation", "test")),
+            *(
+                c.split_counts[s] if c.split_counts[s] is not None else "-"
+                for s in ("train", "validation", "test")
+            ),
         )
         for c in cards.values()
     ]
@@ -83,8 +85,16 @@ def cmd_models_list(args: argparse.Namespace) -> None:
     from llmbench.models import load_registry
 
     rows = [
-        (m.name, m.source, m.family, m.parameters, m.kind, m.markup_name, m.context_length,
-         "yes" if m.in_study else "no")
+        (
+            m.name,
+            m.source,
+            m.family,
+            m.parameters,
+            m.kind,
+            m.markup_name,
+            m.context_length,
+            "yes" if m.in_study else "no",
+        )
         for m in load_registry().values()
     ]
     columns = ("model", "hub id / path", "family", "params", "kind", "markup", "context", "study")
@@ -104,10 +114,16 @@ def cmd_render_configs(args: argparse.Namespace) -> None:
     from llmbench.render import hub_is_offline, render_configs
 
     rendered = render_configs(
-        models=_names(args.models), tasks=_names(args.tasks), out_dir=Path(args.out),
+        models=_names(args.models),
+        tasks=_names(args.tasks),
+        out_dir=Path(args.out),
         datasets_dir=Path(args.datasets),
     )
-    note = " (offline: base_model checked against the registry, not the hub)" if hub_is_offline() else ""
+    note = (
+        " (offline: base_model checked against the registry, not the hub)"
+        if hub_is_offline()
+        else ""
+    )
     console.print(f"{len(rendered)} Ludwig configs rendered and validated into {args.out}{note}")
 
 
@@ -124,10 +140,16 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         source = Path(args.source) if args.source else None
         if args.fixture:
             source = fixture_source(get_card(task, args.datasets))
-        result = prepare_task(task, source=source, out_dir=Path(args.out),
-                              datasets_dir=Path(args.datasets))
-        rows.append((task, *(result.counts.get(s, "-") for s in ("train", "validation", "test")),
-                     result.path))
+        result = prepare_task(
+            task, source=source, out_dir=Path(args.out), datasets_dir=Path(args.datasets)
+        )
+        rows.append(
+            (
+                task,
+                *(result.counts.get(s, "-") for s in ("train", "validation", "test")),
+                result.path,
+            )
+        )
     print_table("prepared", ("task", "train", "validation", "test", "table"), rows)
     console.print(f"{len(rows)} task(s) prepared")
 
@@ -136,8 +158,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     from llmbench.console import console
     from llmbench.training import train
 
-    adapter = train(Path(args.config), Path(args.dataset), Path(args.output_directory),
-                    experiment_name=args.experiment_name, resume=args.resume)
+    adapter = train(
+        Path(args.config),
+        Path(args.dataset),
+        Path(args.output_directory),
+        experiment_name=args.experiment_name,
+        resume=args.resume,
+    )
     console.print(f"adapter written to {adapter}")
 
 
@@ -150,8 +177,10 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
     print_table(
         f"bake-off: {args.model} ({args.runs})",
         ("task", "train rows", "loss first -> last", "adapter"),
-        [(o.task, o.rows["train"], f"{o.first_loss:.3f} -> {o.last_loss:.3f}", o.adapter)
-         for o in outcomes],
+        [
+            (o.task, o.rows["train"], f"{o.first_loss:.3f} -> {o.last_loss:.3f}", o.adapter)
+            for o in outcomes
+        ],
     )
 
 
@@ -166,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     tasks = sub.add_parser("tasks", help="list, show and validate task cards").add_subparsers(
-        dest="tasks_command", required=True, metavar="ACTION")
+        dest="tasks_command", required=True, metavar="ACTION"
+    )
     for name, handler, help_text in [
         ("list", cmd_tasks_list, "a table of every task: category, metric, eval split, counts"),
         ("show", cmd_tasks_show, "one task card with its prompt template"),
@@ -182,51 +212,77 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
 
     models = sub.add_parser("models", help="the base-model registry").add_subparsers(
-        dest="models_command", required=True, metavar="ACTION")
-    models.add_parser("list", help="a table of the base models").set_defaults(handler=cmd_models_list)
+        dest="models_command", required=True, metavar="ACTION"
+    )
+    models.add_parser("list", help="a table of the base models").set_defaults(
+        handler=cmd_models_list
+    )
 
-    p = sub.add_parser("tiny-model", help="build the offline tiny model and tokenizer",
-                       epilog="example: llmbench tiny-model --out runs/models/tiny")
+    p = sub.add_parser(
+        "tiny-model",
+        help="build the offline tiny model and tokenizer",
+        epilog="example: llmbench tiny-model --out runs/models/tiny",
+    )
     p.add_argument("--out", default="runs/models/tiny")
     p.set_defaults(handler=cmd_tiny_model)
 
-    p = sub.add_parser("render-configs", help="render one Ludwig config per (model, task)",
-                       epilog="example: llmbench render-configs --models tiny --tasks gsm8k "
-                       "--out runs/configs")
-    p.add_argument("--models", nargs="+", action="append", help="model names (default: the study's 10)")
+    p = sub.add_parser(
+        "render-configs",
+        help="render one Ludwig config per (model, task)",
+        epilog="example: llmbench render-configs --models tiny --tasks gsm8k --out runs/configs",
+    )
+    p.add_argument(
+        "--models", nargs="+", action="append", help="model names (default: the study's 10)"
+    )
     p.add_argument("--tasks", nargs="+", action="append", help="task names (default: all)")
-    p.add_argument("--out", default=str(CONFIGS_DIR), help="output folder (default: ludwig_configs/)")
+    p.add_argument(
+        "--out", default=str(CONFIGS_DIR), help="output folder (default: ludwig_configs/)"
+    )
     p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
     p.set_defaults(handler=cmd_render_configs)
 
-    p = sub.add_parser("prepare", help="turn a task's upstream data into a prepared table",
-                       epilog="example: llmbench prepare --task gsm8k --source ../shared/data/gsm8k")
+    p = sub.add_parser(
+        "prepare",
+        help="turn a task's upstream data into a prepared table",
+        epilog="example: llmbench prepare --task gsm8k --source ../shared/data/gsm8k",
+    )
     p.add_argument("--task", required=True, help="a task name, or all")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--source", help="a local copy of the upstream (file or folder, as published)")
+    where.add_argument(
+        "--source", help="a local copy of the upstream (file or folder, as published)"
+    )
     where.add_argument("--fixture", action="store_true", help="use the task's shipped fixture")
     p.add_argument("--out", default="runs", help="work directory (default: runs)")
     p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
     p.set_defaults(handler=cmd_prepare)
 
     p = sub.add_parser(
-        "train", help="fine-tune one rendered config (like `ludwig train`, 4-bit reloads fixed)",
+        "train",
+        help="fine-tune one rendered config (like `ludwig train`, 4-bit reloads fixed)",
         epilog="example: llmbench train --config ludwig_configs/mistral-7b/gsm8k.yaml "
-        "--dataset runs/prepared/gsm8k.parquet")
+        "--dataset runs/prepared/gsm8k.parquet",
+    )
     p.add_argument("--config", required=True, help="a rendered Ludwig config")
     p.add_argument("--dataset", required=True, help="the task's prepared table")
     p.add_argument("--output-directory", default="runs/train", help="default: runs/train")
     p.add_argument("--experiment-name", default="run")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from its latest checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its latest checkpoint",
+    )
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("bakeoff", help="the study end to end (the embedded default: tiny model)",
-                       epilog="example: llmbench bakeoff --runs runs")
+    p = sub.add_parser(
+        "bakeoff",
+        help="the study end to end (the embedded default: tiny model)",
+        epilog="example: llmbench bakeoff --runs runs",
+    )
     p.add_argument("--runs", default="runs", help="work directory (default: runs)")
     p.add_argument("--model", default="tiny", help="base model (default: tiny)")
-    p.add_argument("--tasks", nargs="+", action="append",
-                   help="tasks (default: the embedded default's)")
+    p.add_argument(
+        "--tasks", nargs="+", action="append", help="tasks (default: the embedded default's)"
+    )
     p.set_defaults(handler=cmd_bakeoff)
     return parser
 

@@ -41,7 +41,9 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
     elif kind == "github":
         _fetch_github(card, folder)
     else:
-        raise LLMBenchError(f"task {card.name}: source.kind local has nothing to fetch; give --source")
+        raise LLMBenchError(
+            f"task {card.name}: source.kind local has nothing to fetch; give --source"
+        )
     (folder / ".complete").write_text("fetched\n")
     return folder
 
@@ -84,6 +86,8 @@ def _fetch_github(card: TaskCard, folder: Path) -> None:
     url = GITHUB_ARCHIVE.format(repo=card.source["id"])
     response = requests.get(url, timeout=300)
     if response.status_code != 200:
-        raise LLMBenchError(f"task {card.name}: {url} answered {response.status_code}; give --source PATH")
+        raise LLMBenchError(
+            f"task {card.name}: {url} answered {response.status_code}; give --source PATH"
+        )
     with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
         archive.extractall(folder, filter="data")

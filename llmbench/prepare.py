@@ -98,8 +98,9 @@ def _write_table(
     from tqdm import tqdm
 
     text_columns = [*card.input_columns, card.target_col]
-    schema = pa.schema([*(pa.field(c, pa.string()) for c in text_columns),
-                        pa.field(card.split_column, pa.int8())])
+    schema = pa.schema(
+        [*(pa.field(c, pa.string()) for c in text_columns), pa.field(card.split_column, pa.int8())]
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -126,7 +127,9 @@ def _write_table(
 
 def _add_row(card: TaskCard, batch: dict[str, list], split: str, row: dict) -> None:
     if split not in SPLIT_CODES:
-        raise LLMBenchError(f"task {card.name}: split '{split}' unknown; expected train, validation or test")
+        raise LLMBenchError(
+            f"task {card.name}: split '{split}' unknown; expected train, validation or test"
+        )
     for column in (*card.input_columns, card.target_col):
         value = row.get(column)
         if not isinstance(value, str):

@@ -96,15 +96,19 @@ def render_one(
     """One config's text; its `base_model` is the hub id, or the local model's directory."""
     path = Path(out_dir) / model.name / f"{card.name}.yaml"
     length, reason = sequence_length(card, model)
-    text = _environment().get_template(TEMPLATE_NAME).render(
-        model=model,
-        card=card,
-        base_model=model.hub_id or str((Path(work_dir) / model.local_path).resolve()),
-        config_path=_display_path(path),
-        template=realized_template(card, model),
-        sequence_length=length,
-        sequence_length_reason=reason,
-        trainer={**STUDY_TRAINER, **model.trainer_overrides},
+    text = (
+        _environment()
+        .get_template(TEMPLATE_NAME)
+        .render(
+            model=model,
+            card=card,
+            base_model=model.hub_id or str((Path(work_dir) / model.local_path).resolve()),
+            config_path=_display_path(path),
+            template=realized_template(card, model),
+            sequence_length=length,
+            sequence_length_reason=reason,
+            trainer={**STUDY_TRAINER, **model.trainer_overrides},
+        )
     )
     return RenderedConfig(model=model.name, task=card.name, path=path, text=text)
 
@@ -117,7 +121,7 @@ def _display_path(path: Path) -> str:
 
 
 def hub_is_offline() -> bool:
-    """Whether the Hugging Face hub may not be asked (HF_HUB_OFFLINE, as the hub library reads it)."""
+    """Whether the Hugging Face hub may not be asked (HF_HUB_OFFLINE, read as the hub reads it)."""
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)

@@ -64,8 +64,13 @@ def _cross_field_problems(card: dict, path: Path) -> list[str]:
     """Checks across fields; each runs only when the fields it reads are well-formed (the schema
     reports the rest), so one pass reports everything."""
     problems = []
-    for check in (_name_problems, _metric_problems, _template_problems, _column_problems,
-                  _split_problems):
+    for check in (
+        _name_problems,
+        _metric_problems,
+        _template_problems,
+        _column_problems,
+        _split_problems,
+    ):
         try:
             problems += check(card, path)
         except (KeyError, TypeError, AttributeError):
@@ -76,23 +81,32 @@ def _cross_field_problems(card: dict, path: Path) -> list[str]:
 def _name_problems(card: dict, path: Path) -> list[str]:
     if card["name"] == path.parent.name:
         return []
-    return [f"{path}: name: '{card['name']}' differs from its folder '{path.parent.name}'; "
-            "expected the folder name"]
+    return [
+        f"{path}: name: '{card['name']}' differs from its folder '{path.parent.name}'; "
+        "expected the folder name"
+    ]
 
 
 def _metric_problems(card: dict, path: Path) -> list[str]:
     name = card["metric_name"]
     if not isinstance(name, str) or name in METRICS:
         return []
-    return [f"{path}: metric_name: unknown metric '{name}'{did_you_mean(name, METRICS)}; "
-            f"expected one of {', '.join(sorted(METRICS))}"]
+    return [
+        f"{path}: metric_name: unknown metric '{name}'{did_you_mean(name, METRICS)}; "
+        f"expected one of {', '.join(sorted(METRICS))}"
+    ]
 
 
 def _column_problems(card: dict, path: Path) -> list[str]:
-    if card["target_col"] not in card["input_columns"] and card["target_col"] != card["split_column"]:
+    if (
+        card["target_col"] not in card["input_columns"]
+        and card["target_col"] != card["split_column"]
+    ):
         return []
-    return [f"{path}: target_col: '{card['target_col']}' is also an input or split column; "
-            "expected a column of its own"]
+    return [
+        f"{path}: target_col: '{card['target_col']}' is also an input or split column; "
+        "expected a column of its own"
+    ]
 
 
 def _split_problems(card: dict, path: Path) -> list[str]:
@@ -100,8 +114,10 @@ def _split_problems(card: dict, path: Path) -> list[str]:
     splits = card["source"]["splits"]
     if eval_split in splits:
         return []
-    return [f"{path}: split_column_value: evaluates on '{eval_split}' but source.splits has no "
-            f"'{eval_split}'; expected one of {', '.join(splits)}"]
+    return [
+        f"{path}: split_column_value: evaluates on '{eval_split}' but source.splits has no "
+        f"'{eval_split}'; expected one of {', '.join(splits)}"
+    ]
 
 
 def _template_problems(card: dict, path: Path) -> list[str]:
@@ -145,7 +161,9 @@ def load_cards(root: Path = DATASETS_DIR) -> dict[str, TaskCard]:
             problems += exc.problems
             continue
         if card.name in cards:
-            problems.append(f"{path}: name: task '{card.name}' also defined in {cards[card.name].path}")
+            problems.append(
+                f"{path}: name: task '{card.name}' also defined in {cards[card.name].path}"
+            )
         cards[card.name] = card
     if problems:
         raise LLMBenchError(*problems)

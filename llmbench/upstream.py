@@ -129,8 +129,10 @@ def find_split_file(folder: Path, split: str) -> Path:
     if not folder.is_dir():
         raise LLMBenchError(f"{folder}: not a directory; expected a folder with one file per split")
     candidates = sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.name.endswith(HF_SUFFIXES)
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.name.endswith(HF_SUFFIXES)
         and (p.name.split(".")[0] == split or p.name.startswith(f"{split}-"))
     )
     if not candidates:
@@ -144,7 +146,9 @@ def find_split_file(folder: Path, split: str) -> Path:
     return candidates[0]
 
 
-def read_hf_split(folder: Path, split: str, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
+def read_hf_split(
+    folder: Path, split: str, required: tuple[str, ...] = ()
+) -> Iterator[tuple[int, dict]]:
     """(row number, row) of one split of a locally copied Hugging Face dataset."""
     path = find_split_file(folder, split)
     name = path.name.removesuffix(".gz")

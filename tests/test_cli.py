@@ -20,7 +20,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_help_is_instant_because_heavy_imports_wait():
-    code = "import sys, llmbench.cli; print(sorted(m for m in ('torch','ludwig','pandas') if m in sys.modules))"
+    heavy = "('torch', 'ludwig', 'pandas')"
+    code = f"import sys, llmbench.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -39,8 +40,9 @@ def test_tasks_show_prints_the_prompt_template(capsys):
 def test_tasks_show_unknown_task(capsys):
     status, _, err = run(capsys, "tasks", "show", "gsm8")
     assert status == 2 and err.strip() == (
-        "error: unknown task 'gsm8' (did you mean 'gsm8k'?); available: " + ", ".join(
-            sorted(p.parent.name for p in DATASETS_DIR.glob("*/metadata.yaml"))))
+        "error: unknown task 'gsm8' (did you mean 'gsm8k'?); available: "
+        + ", ".join(sorted(p.parent.name for p in DATASETS_DIR.glob("*/metadata.yaml")))
+    )
 
 
 def test_tasks_validate_accepts_the_shipped_cards(capsys):
@@ -87,12 +89,15 @@ def test_prepare_broken_upstream_keeps_the_previous_table(tmp_path, capsys):
     good = (DATASETS_DIR / "gsm8k" / "fixture" / "train.jsonl").read_text()
     (source / "train.jsonl").write_text(good + '{"question": "cut off\n')
     (source / "test.jsonl").write_text(good)
-    status, _, err = run(capsys, "prepare", "--task", "gsm8k", "--source", str(source),
-                         "--out", str(tmp_path))
+    status, _, err = run(
+        capsys, "prepare", "--task", "gsm8k", "--source", str(source), "--out", str(tmp_path)
+    )
     (error,) = [line for line in err.splitlines() if "error:" in line]
     assert status == 2
-    assert error.endswith(f"error: {source / 'train.jsonl'}: line 17: bad JSON "
-                          "(Invalid control character at); expected one JSON object")
+    assert error.endswith(
+        f"error: {source / 'train.jsonl'}: line 17: bad JSON "
+        "(Invalid control character at); expected one JSON object"
+    )
     assert table.read_bytes() == before
     assert sorted(p.name for p in table.parent.iterdir()) == ["gsm8k.parquet"]
 

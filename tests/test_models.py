@@ -18,7 +18,12 @@ def test_registry_holds_the_study_models(shared_dir):
     for name, row in expected.items():
         model = models[name]
         assert (model.hub_id, model.creator, model.parameters, model.released, model.kind) == (
-            row["hf_id"], row["creator"], row["parameters"], row["released"], row["kind"])
+            row["hf_id"],
+            row["creator"],
+            row["parameters"],
+            row["released"],
+            row["kind"],
+        )
 
 
 def test_base_models_use_plain_markup_and_instruct_models_their_own():
@@ -47,7 +52,9 @@ def test_tiny_is_local_and_not_in_the_study():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(LLMBenchError, match=r"unknown model 'mistral-7' \(did you mean 'mistral-7b'"):
+    with pytest.raises(
+        LLMBenchError, match=r"unknown model 'mistral-7' \(did you mean 'mistral-7b'"
+    ):
         get_model("mistral-7")
 
 
@@ -58,5 +65,7 @@ def test_a_broken_registry_names_file_and_field(tmp_path):
         "  - {name: m, hub_id: a/b, family: f, creator: c, parameters: 7B, released: '2024-01-01',"
         " kind: base, markup: fancy, context_length: 2048}\n"
     )
-    with pytest.raises(LLMBenchError, match=r"models\.yaml: models\.0\.markup: unknown markup 'fancy'"):
+    with pytest.raises(
+        LLMBenchError, match=r"models\.yaml: models\.0\.markup: unknown markup 'fancy'"
+    ):
         load_registry(path)

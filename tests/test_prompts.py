@@ -11,8 +11,14 @@ from llmbench.prompts import realize_prompt, realized_template, template_fields
 from llmbench.tasks import get_card, load_cards
 
 # Values that could go wrong: braces, quotes, backslashes, newlines, unicode, numbers as text.
-AWKWARD = ['say {hi} and {{x}}', 'quote " and \\n backslash', "line one\nline two\n", "Zoë – 東京",
-           "05", "  padded  "]
+AWKWARD = [
+    "say {hi} and {{x}}",
+    'quote " and \\n backslash',
+    "line one\nline two\n",
+    "Zoë – 東京",
+    "05",
+    "  padded  ",
+]
 
 
 def ludwig_prompts(template: str, frame: pd.DataFrame, feature_column: str) -> list[str]:
@@ -20,8 +26,9 @@ def ludwig_prompts(template: str, frame: pd.DataFrame, feature_column: str) -> l
     from ludwig.backend import LocalBackend
     from ludwig.data.prompt import format_input_with_prompt
 
-    series = format_input_with_prompt(feature_column, frame, LocalBackend(), task_str=None,
-                                      template=template)
+    series = format_input_with_prompt(
+        feature_column, frame, LocalBackend(), task_str=None, template=template
+    )
     return list(series)
 
 

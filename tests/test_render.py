@@ -37,11 +37,13 @@ def test_committed_configs_equal_a_fresh_render(fresh_render):
 
 
 def test_rendering_is_deterministic(fresh_render, tmp_path):
-    render_configs(models=["gemma-2b-instruct"], tasks=["conllpp", "wikisql"], out_dir=tmp_path,
-                   validate=False)
+    render_configs(
+        models=["gemma-2b-instruct"], tasks=["conllpp", "wikisql"], out_dir=tmp_path, validate=False
+    )
     for name in ["conllpp.yaml", "wikisql.yaml"]:
         assert (tmp_path / "gemma-2b-instruct" / name).read_bytes() == (
-            fresh_render / "gemma-2b-instruct" / name).read_bytes()
+            fresh_render / "gemma-2b-instruct" / name
+        ).read_bytes()
 
 
 def test_configs_hold_the_study_training_configuration():
@@ -51,14 +53,22 @@ def test_configs_hold_the_study_training_configuration():
             config = yaml.safe_load((CONFIGS_DIR / model.name / f"{card.name}.yaml").read_text())
             assert config["base_model"] == model.hub_id
             assert config["prompt"]["template"] == realized_template(card, model)
-            assert config["adapter"] == {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.05,
-                                         "target_modules": ["q_proj", "v_proj"]}
+            assert config["adapter"] == {
+                "type": "lora",
+                "r": 8,
+                "alpha": 16,
+                "dropout": 0.05,
+                "target_modules": ["q_proj", "v_proj"],
+            }
             assert config["quantization"]["bits"] == 4
             assert config["quantization"]["bnb_4bit_compute_dtype"] == "bfloat16"
             trainer = config["trainer"]
             assert (trainer["batch_size"], trainer["gradient_accumulation_steps"]) == (1, 16)
             assert (trainer["learning_rate"], trainer["optimizer"]["type"]) == (0.0002, "adam")
-            assert trainer["learning_rate_scheduler"] == {"decay": "cosine", "warmup_fraction": 0.03}
+            assert trainer["learning_rate_scheduler"] == {
+                "decay": "cosine",
+                "warmup_fraction": 0.03,
+            }
             assert (trainer["eval_steps"], trainer["steps_per_checkpoint"]) == (100, 1000)
             assert config["output_features"][0]["name"] == card.target_col
             assert config["generation"]["max_new_tokens"] == card.max_new_tokens
@@ -80,12 +90,16 @@ def test_tiny_config_points_at_the_local_model_and_trains_briefly(tmp_path):
     assert config["quantization"]["bits"] == 4
 
 
-@pytest.mark.parametrize(("flag", "name", "message"), [
-    ("--models", "mistral-8b", "unknown model 'mistral-8b'"),
-    ("--tasks", "gsm9k", "unknown task 'gsm9k' (did you mean 'gsm8k'?)"),
-])
-def test_unknown_name_exits_2_with_one_line_and_writes_nothing(flag, name, message, tmp_path,
-                                                              capsys):
+@pytest.mark.parametrize(
+    ("flag", "name", "message"),
+    [
+        ("--models", "mistral-8b", "unknown model 'mistral-8b'"),
+        ("--tasks", "gsm9k", "unknown task 'gsm9k' (did you mean 'gsm8k'?)"),
+    ],
+)
+def test_unknown_name_exits_2_with_one_line_and_writes_nothing(
+    flag, name, message, tmp_path, capsys
+):
     out = tmp_path / "configs"
     assert main(["render-configs", flag, name, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

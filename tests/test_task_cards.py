@@ -34,12 +34,18 @@ def test_cards_carry_the_study_facts(shared_dir):
         assert card.category == row["category"], name
         assert card.dataset_link == row["dataset_link"], name
         assert card.split_column_value == EVAL_SPLIT_CODES[row["eval_split"]], name
-        for split, column in [("train", "n_train"), ("validation", "n_validation"),
-                              ("test", "n_test")]:
+        for split, column in [
+            ("train", "n_train"),
+            ("validation", "n_validation"),
+            ("test", "n_test"),
+        ]:
             expected = int(row[column]) if row[column] else None
             assert card.split_counts[split] == expected, (name, split)
-        assert card.study_tokens == {"min": int(row["tokens_min"]), "max": int(row["tokens_max"]),
-                                     "p95": int(row["tokens_p95"])}, name
+        assert card.study_tokens == {
+            "min": int(row["tokens_min"]),
+            "max": int(row["tokens_max"]),
+            "p95": int(row["tokens_p95"]),
+        }, name
 
 
 def test_every_card_names_a_known_metric():

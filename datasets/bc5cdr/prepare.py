@@ -1,0 +1,47 @@
+"""bc5cdr: one row per sentence; the target lists its chemicals and diseases as a JSON object.
+
+A row: sentence = the sentence's tokens joined by single spaces; entities = compact JSON with
+the keys chemical then disease, each mapped to the list of that type's BIO spans in order of
+first appearance without repeats -- the same convention as conllpp, through conllpp's
+`entities_json` (one function for every NER task).
+
+Two upstream layouts are read, told apart by the file names in `source`:
+- the IOB release (cambridgeltl/MTL-Bioinformatics-2016, BC5CDR-IOB): train.tsv, devel.tsv,
+  test.tsv with `token<TAB>tag` per line (O, B-/I-Chemical, B-/I-Disease), a blank line between
+  sentences. Its sentence split differs from tner/bc5cdr's (4560 / 4581 / 4797 sentences).
+- the Hugging Face export of tner/bc5cdr, one file per split (train/validation/test
+  .jsonl/.parquet/.csv) with tokens and tags, label ids as in tner's label2id (TNER_LABELS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmbench.prepare import task_module
+from llmbench.upstream import read_token_blocks
+
+_NER = task_module("conllpp", Path(__file__).resolve().parents[1])
+
+ENTITY_KEYS = {"Chemical": "chemical", "Disease": "disease"}
+TNER_LABELS = ("O", "B-Chemical", "B-Disease", "I-Disease", "I-Chemical")
+IOB_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"}
+
+
+def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
+    if any((source / name).is_file() for name in IOB_FILES.values()):
+        for split in card.source["splits"]:
+            yield from _iob_rows(source / IOB_FILES[split], split)
+    else:
+        for split, upstream_split in card.source["splits"].items():
+            yield from _NER.hf_token_rows(source, split, upstream_split, "tags", TNER_LABELS,
+                                          ENTITY_KEYS)
+
+
+def _iob_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
+    for start, block in read_token_blocks(path, 2, delimiter="\t"):
+        tokens = [token for token, _ in block]
+        tags = [tag for _, tag in block]
+        entities = _NER.entities_json(tokens, tags, ENTITY_KEYS,
+                                      lambda index, start=start: f"{path}: line {start + index}")
+        yield split, {"sentence": " ".join(tokens), "entities": entities}

@@ -1,0 +1,66 @@
+"""magicoder: train on Magicoder-OSS-Instruct-75K, evaluate on HumanEval.
+
+A train row: problem and solution of one Magicoder-OSS-Instruct-75K record as published (all
+languages; the solution often holds a fenced code block). 75197 rows.
+
+A test row: one HumanEval problem, in the file's order (HumanEval/0 ... HumanEval/163):
+problem = its prompt (imports, signature and docstring), solution = prompt + canonical_solution,
+i.e. the complete reference function, so that the target is code of the same kind the model is
+asked to write and `solution + test + check(entry_point)` runs as-is. The tests and entry_point
+are not columns: the evaluation reads them from the same HumanEval file, pairing each row with
+the problem whose prompt equals the row's problem (the same order also holds).
+
+Upstream files in `source` (one folder):
+- the Magicoder JSONL as the Hugging Face repository ships it,
+  data-oss_instruct-decontaminated.jsonl, or a Hugging Face export of its train split
+  (train.jsonl/.parquet); keys lang, raw_index, index, seed, openai_fingerprint, problem,
+  solution;
+- HumanEval.jsonl.gz (or HumanEval.jsonl) from openai/human-eval, the card's test split name,
+  with task_id, prompt, entry_point, canonical_solution, test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.upstream import find_split_file, read_hf_split, read_jsonl
+
+MAGICODER_FILE = "data-oss_instruct-decontaminated.jsonl"
+TRAIN_KEYS = ("problem", "solution")
+HUMANEVAL_KEYS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
+
+
+def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
+    for split, upstream_split in card.source["splits"].items():
+        if split == "train":
+            yield from _magicoder_rows(source, upstream_split)
+        else:
+            yield from _humaneval_rows(find_split_file(source, upstream_split), split)
+
+
+def _magicoder_rows(source: Path, upstream_split: str) -> Iterator[tuple[str, dict]]:
+    if (source / MAGICODER_FILE).is_file():
+        path = source / MAGICODER_FILE
+        records = read_jsonl(path, TRAIN_KEYS)
+    else:
+        path = find_split_file(source, upstream_split)
+        records = read_hf_split(source, upstream_split, TRAIN_KEYS)
+    for number, record in records:
+        _check_text(record, TRAIN_KEYS, path, number)
+        yield "train", {"problem": record["problem"], "solution": record["solution"]}
+
+
+def _humaneval_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
+    for number, record in read_jsonl(path, HUMANEVAL_KEYS):
+        _check_text(record, HUMANEVAL_KEYS, path, number)
+        prompt = record["prompt"]
+        yield split, {"problem": prompt, "solution": prompt + record["canonical_solution"]}
+
+
+def _check_text(record: dict, keys: tuple[str, ...], path: Path, number: int) -> None:
+    unit = "row" if path.suffix == ".parquet" else "line"
+    for key in keys:
+        if not isinstance(record[key], str) or not record[key].strip():
+            raise LLMBenchError(f"{path}: {unit} {number}: {key} is empty; expected text")
