@@ -80,6 +80,36 @@ def cmd_tasks_validate(args: argparse.Namespace) -> None:
     console.print(f"{len(cards)} task cards valid in {args.dir}")
 
 
+def cmd_tasks_stats(args: argparse.Namespace) -> None:
+    from llmbench.console import console, print_table
+    from llmbench.models import get_model
+    from llmbench.prepare import prepared_path
+    from llmbench.stats import stats_path, task_token_stats, write_stats
+    from llmbench.tasks import get_card, load_cards
+
+    names = [args.task] if args.task else sorted(load_cards(args.dir))
+    prepared = [n for n in names if prepared_path(n, args.data).is_file()]
+    if not prepared:
+        raise LLMBenchError(f"{args.data}/prepared: no prepared table for {', '.join(names)}; "
+                            "run `llmbench prepare` first")
+    model = get_model(args.model)
+    rows = [r for n in prepared for r in task_token_stats(get_card(n, args.dir), model, args.data)]
+    out = Path(args.out) if args.out else stats_path(args.data)
+    write_stats(rows, out)
+    print_table(
+        f"tokens (cl100k_base), prompts realized for {model.name}",
+        ("task", "split", "rows", "prompt min/max/mean/p95", "target min/max/mean/p95",
+         "example min/max/mean/p95"),
+        [(r.task, r.split, r.rows, f"{r.prompt_min}/{r.prompt_max}/{r.prompt_mean}/{r.prompt_p95}",
+          f"{r.target_min}/{r.target_max}/{r.target_mean}/{r.target_p95}",
+          f"{r.example_min}/{r.example_max}/{r.example_mean}/{r.example_p95}") for r in rows],
+    )
+    skipped = sorted(set(names) - set(prepared))
+    if skipped:
+        console.print(f"not prepared, skipped: {', '.join(skipped)}")
+    console.print(f"written to {out}")
+
+
 def cmd_models_list(args: argparse.Namespace) -> None:
     from llmbench.console import print_table
     from llmbench.models import load_registry
@@ -118,6 +148,7 @@ def cmd_render_configs(args: argparse.Namespace) -> None:
         tasks=_names(args.tasks),
         out_dir=Path(args.out),
         datasets_dir=Path(args.datasets),
+        token_stats=Path(args.token_stats) if args.token_stats else None,
     )
     note = (
         " (offline: base_model checked against the registry, not the hub)"
@@ -201,10 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("list", cmd_tasks_list, "a table of every task: category, metric, eval split, counts"),
         ("show", cmd_tasks_show, "one task card with its prompt template"),
         ("validate", cmd_tasks_validate, "validate every <dir>/<task>/metadata.yaml"),
+        ("stats", cmd_tasks_stats, "token lengths per task and split (cl100k_base), as CSV"),
     ]:
         p = tasks.add_parser(name, help=help_text)
         if name == "show":
             p.add_argument("task")
+        if name == "stats":
+            p.add_argument("--task", help="one task (default: every prepared task)")
+            p.add_argument("--model", default="mistral-7b",
+                           help="whose prompt markup to realize (default: mistral-7b, plain)")
+            p.add_argument("--data", type=Path, default=Path("runs"),
+                           help="work directory holding prepared/ (default: runs)")
+            p.add_argument("--out", help="CSV to write (default: <data>/stats/token_stats.csv)")
         if name == "validate":
             p.add_argument("dir", nargs="?", type=Path, default=DATASETS_DIR)
         else:
@@ -239,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=str(CONFIGS_DIR), help="output folder (default: ludwig_configs/)"
     )
     p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
+    p.add_argument("--token-stats", help="size sequence lengths from this `tasks stats` CSV "
+                   "(default: the study's figures)")
     p.set_defaults(handler=cmd_render_configs)
 
     p = sub.add_parser(

@@ -26,6 +26,7 @@ from llmbench.paths import (
     atomic_write_text,
 )
 from llmbench.prompts import realized_template
+from llmbench.stats import longest_examples
 from llmbench.tasks import TaskCard, load_cards
 
 TEMPLATE_NAME = "ludwig_config.yaml.j2"
@@ -80,22 +81,36 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def sequence_length(card: TaskCard, model: BaseModel) -> tuple[int, str]:
-    """The task's sequence length for this model, and where the number came from."""
+def sequence_length(
+    card: TaskCard, model: BaseModel, measured: tuple[int, str] | None = None
+) -> tuple[int, str]:
+    """The task's sequence length for this model, and where the number came from.
+
+    `measured` is (longest example in tokens, the stats file) from `llmbench tasks stats`; without
+    it the study's own figure from the card (tasks.csv) is used.
+    """
     cap = min(model.context_length, MAX_SEQUENCE_LENGTH)
-    longest = card.study_tokens["max"]
-    reason = f"the study's longest example ({longest} tokens, tasks.csv)"
+    if measured:
+        longest, source = measured
+        reason = f"the longest prepared example ({longest} tokens, measured in {source})"
+    else:
+        longest = card.study_tokens["max"]
+        reason = f"the study's longest example ({longest} tokens, tasks.csv)"
     if longest > cap:
         reason += f", capped at {cap} (min of the model's context and {MAX_SEQUENCE_LENGTH})"
     return min(longest, cap), reason
 
 
 def render_one(
-    card: TaskCard, model: BaseModel, out_dir: Path, work_dir: Path = DEFAULT_WORK_DIR
+    card: TaskCard,
+    model: BaseModel,
+    out_dir: Path,
+    work_dir: Path = DEFAULT_WORK_DIR,
+    measured: tuple[int, str] | None = None,
 ) -> RenderedConfig:
     """One config's text; its `base_model` is the hub id, or the local model's directory."""
     path = Path(out_dir) / model.name / f"{card.name}.yaml"
-    length, reason = sequence_length(card, model)
+    length, reason = sequence_length(card, model, measured)
     text = (
         _environment()
         .get_template(TEMPLATE_NAME)
@@ -187,14 +202,21 @@ def render_configs(
     datasets_dir: Path = DATASETS_DIR,
     work_dir: Path = DEFAULT_WORK_DIR,
     validate: bool = True,
+    token_stats: Path | None = None,
 ) -> list[RenderedConfig]:
-    """Render, validate and write the selected configs; the study's 10 x 31 by default."""
+    """Render, validate and write the selected configs; the study's 10 x 31 by default.
+
+    With `token_stats` (a CSV from `llmbench tasks stats`), tasks measured there are sized from
+    their prepared data; the others, and every task without it, from the study's figures.
+    """
     registry = load_registry()
     cards = load_cards(datasets_dir)
     model_names = select(models, registry, "model", [m.name for m in study_models()])
     task_names = select(tasks, cards, "task", sorted(cards))
+    longest = longest_examples(token_stats) if token_stats else {}
     rendered = [
-        render_one(cards[t], registry[m], out_dir, work_dir)
+        render_one(cards[t], registry[m], out_dir, work_dir,
+                   (longest[t], str(token_stats)) if t in longest else None)
         for m in model_names
         for t in task_names
     ]

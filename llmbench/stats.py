@@ -1,0 +1,105 @@
+"""`llmbench tasks stats`: token lengths of realized prompts, targets and whole examples.
+
+Counts are in tiktoken's cl100k_base tokens, the study's unit. A whole example is the realized
+prompt followed by the target; its length is the sum of the two counts (BPE may merge across the
+seam, so this can exceed the joined text's count by a token).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.models import BaseModel
+from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.prompts import realized_template
+from llmbench.tasks import SPLIT_NAMES, TaskCard
+
+STATS_FILE = "token_stats.csv"
+
+
+@dataclass(frozen=True)
+class SplitStats:
+    task: str
+    model: str
+    split: str
+    rows: int
+    prompt_min: int
+    prompt_max: int
+    prompt_mean: float
+    prompt_p95: float
+    target_min: int
+    target_max: int
+    target_mean: float
+    target_p95: float
+    example_min: int
+    example_max: int
+    example_mean: float
+    example_p95: float
+
+
+def stats_path(work_dir: Path = DEFAULT_WORK_DIR) -> Path:
+    return Path(work_dir) / "stats" / STATS_FILE
+
+
+def task_token_stats(card: TaskCard, model: BaseModel, work_dir: Path) -> list[SplitStats]:
+    """Per split of the task's prepared table: min, max, mean and p95 of each length."""
+    import numpy as np
+
+    from llmbench.prepare import read_prepared
+    from llmbench.tokens import count_tokens
+
+    table = read_prepared(card.name, work_dir)
+    template = realized_template(card, model)
+    columns = list(card.input_columns)
+    results = []
+    for code, split in SPLIT_NAMES.items():
+        part = table[table[card.split_column] == code]
+        if part.empty:
+            continue
+        prompts = [template.format(**dict(zip(columns, values, strict=True)))
+                   for values in part[columns].itertuples(index=False, name=None)]
+        prompt = np.array(count_tokens(prompts))
+        target = np.array(count_tokens(part[card.target_col].tolist()))
+        results.append(SplitStats(card.name, model.name, split, len(part),
+                                  *_summary(prompt), *_summary(target), *_summary(prompt + target)))
+    return results
+
+
+def _summary(lengths) -> tuple[int, int, float, float]:
+    import numpy as np
+
+    return (int(lengths.min()), int(lengths.max()), round(float(lengths.mean()), 2),
+            round(float(np.percentile(lengths, 95)), 2))
+
+
+def write_stats(rows: list[SplitStats], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([f.name for f in fields(SplitStats)])
+    writer.writerows(astuple(row) for row in rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def longest_examples(path: Path) -> dict[str, int]:
+    """Task -> its longest whole example over all splits, from a stats CSV."""
+    if not Path(path).is_file():
+        raise LLMBenchError(f"{path}: not found; run `llmbench tasks stats` first")
+    longest: dict[str, int] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"task", "example_max"} - set(reader.fieldnames or [])
+        if missing:
+            raise LLMBenchError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for number, row in enumerate(reader, start=2):
+            try:
+                value = int(row["example_max"])
+            except ValueError:
+                raise LLMBenchError(
+                    f"{path}: line {number}: example_max '{row['example_max']}' is not an integer"
+                ) from None
+            longest[row["task"]] = max(value, longest.get(row["task"], 0))
+    return longest
