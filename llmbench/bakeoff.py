@@ -37,12 +37,13 @@ def run_bakeoff(
     from llmbench.prepare import fixture_source, prepare_task, prepared_path, read_prepared
     from llmbench.render import render_configs
     from llmbench.tasks import get_card
+    from llmbench.tiny import ensure_tiny_model
     from llmbench.training import finished_adapter, run_directory, train, training_losses
 
     runs = Path(runs)
     base = get_model(model)
     if base.local_path:
-        _ensure_tiny(runs / base.local_path)
+        ensure_tiny_model(runs / base.local_path)
     outcomes = []
     for task in tasks:
         if not prepared_path(task, runs).is_file():
@@ -61,11 +62,3 @@ def run_bakeoff(
         losses = training_losses(run_dir)
         outcomes.append(TaskOutcome(task, rows, config.path, adapter, losses[0], losses[-1]))
     return outcomes
-
-
-def _ensure_tiny(path: Path) -> None:
-    if (path / "config.json").is_file():
-        return
-    from llmbench.tiny import build_tiny_model
-
-    build_tiny_model(path)

@@ -186,9 +186,21 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.config or args.dataset:
+        _train_one(args)
+    else:
+        _train_sweep(args)
+
+
+def _train_one(args: argparse.Namespace) -> None:
     from llmbench.console import console
     from llmbench.training import train
 
+    if not (args.config and args.dataset) or args.models or args.tasks:
+        raise LLMBenchError(
+            "train: give --config and --dataset (one job), or --models and --tasks (a sweep), "
+            "not a mix"
+        )
     adapter = train(
         Path(args.config),
         Path(args.dataset),
@@ -197,6 +209,35 @@ def cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
     )
     console.print(f"adapter written to {adapter}")
+
+
+def _train_sweep(args: argparse.Namespace) -> None:
+    from llmbench.console import print_table
+    from llmbench.models import study_models
+    from llmbench.sweep import FAILED, plan_jobs, run_sweep
+    from llmbench.tasks import load_cards
+
+    models = _names(args.models) or [m.name for m in study_models()]
+    tasks = _names(args.tasks) or sorted(load_cards())
+    runs = Path(args.runs)
+    jobs = plan_jobs(models, tasks, runs, Path(args.configs))
+    manifest = run_sweep(jobs, runs, args.max_parallel, args.ray_address, args.gpus_per_job)
+    records = [manifest.jobs[j.key] for j in jobs]
+    print_table(
+        f"training sweep ({manifest.path})",
+        ("model", "task", "state", "attempts", "resumed from", "seconds", "adapter / error"),
+        [
+            (r.model, r.task, r.state, r.attempts, r.resumed_from_step or "-", r.seconds or "-",
+             r.error if r.state == FAILED else r.adapter)
+            for r in records
+        ],
+    )
+    failed = [r.key for r in records if r.state == FAILED]
+    if failed:
+        raise LLMBenchError(
+            f"{len(failed)} of {len(records)} job(s) failed: {', '.join(failed)}; "
+            f"see their logs and {manifest.path}"
+        )
 
 
 def cmd_bakeoff(args: argparse.Namespace) -> None:
@@ -299,18 +340,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="fine-tune one rendered config (like `ludwig train`, 4-bit reloads fixed)",
-        epilog="example: llmbench train --config ludwig_configs/mistral-7b/gsm8k.yaml "
-        "--dataset runs/prepared/gsm8k.parquet",
+        help="fine-tune one config, or sweep models x tasks (resumable; locally or on Ray)",
+        epilog="examples: llmbench train --config ludwig_configs/mistral-7b/gsm8k.yaml "
+        "--dataset runs/prepared/gsm8k.parquet | llmbench train --models tiny --tasks gsm8k "
+        "glue_sst2 --max-parallel 2",
     )
-    p.add_argument("--config", required=True, help="a rendered Ludwig config")
-    p.add_argument("--dataset", required=True, help="the task's prepared table")
-    p.add_argument("--output-directory", default="runs/train", help="default: runs/train")
-    p.add_argument("--experiment-name", default="run")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted run from its latest checkpoint",
+    one = p.add_argument_group("one job")
+    one.add_argument("--config", help="a rendered Ludwig config")
+    one.add_argument("--dataset", help="the task's prepared table")
+    one.add_argument("--output-directory", default="runs/train", help="default: runs/train")
+    one.add_argument("--experiment-name", default="run")
+    one.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
+    )
+    sweep = p.add_argument_group("a sweep (state in <runs>/train/manifest.json)")
+    sweep.add_argument("--models", nargs="+", action="append", help="default: the study's 10")
+    sweep.add_argument("--tasks", nargs="+", action="append", help="default: all 31")
+    sweep.add_argument("--runs", default="runs", help="work directory (default: runs)")
+    sweep.add_argument(
+        "--configs",
+        default=str(CONFIGS_DIR),
+        help="rendered configs (default: ludwig_configs/; missing ones are rendered into "
+        "<runs>/configs)",
+    )
+    sweep.add_argument("--max-parallel", type=int, default=1, help="local jobs at once")
+    sweep.add_argument("--ray-address", help="run each job as a task on this Ray cluster")
+    sweep.add_argument(
+        "--gpus-per-job",
+        type=float,
+        default=1.0,
+        help="GPUs each Ray task asks for (default 1; 0 on a CPU cluster)",
     )
     p.set_defaults(handler=cmd_train)
 

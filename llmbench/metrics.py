@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,8 +36,9 @@ class MetricSpec:
 METRICS: dict[str, MetricSpec] = {}
 
 
-def register_metric(name: str, description: str, *, higher_is_better: bool = True,
-                    aggregation: str = "mean") -> Callable[[Score], Score]:
+def register_metric(
+    name: str, description: str, *, higher_is_better: bool = True, aggregation: str = "mean"
+) -> Callable[[Score], Score]:
     """Register the decorated `(generated, target) -> float` function under `name`."""
 
     def register(score: Score) -> Score:
@@ -157,11 +159,19 @@ def rouge(generated: str, target: str) -> float:
     return rouge_l_fmeasure(rouge_tokens(generated), rouge_tokens(target))
 
 
-_UNITS = {word: value for value, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {word: 10 * value for value, word in enumerate(
-    "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+_UNITS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
+_TENS = {
+    word: 10 * value
+    for value, word in enumerate(
+        "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2
+    )
+}
 _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 
 
@@ -195,8 +205,12 @@ def _read_number_words(tokens: list[str], start: int) -> tuple[int, int]:
                 current *= 100
             else:
                 total, current = total + current * scale, 0
-        elif word == "and" and index > start and index + 1 < len(tokens) and (
-                tokens[index + 1] in _UNITS or tokens[index + 1] in _TENS):
+        elif (
+            word == "and"
+            and index > start
+            and index + 1 < len(tokens)
+            and (tokens[index + 1] in _UNITS or tokens[index + 1] in _TENS)
+        ):
             pass
         else:
             break
@@ -212,8 +226,10 @@ def _read_number_words(tokens: list[str], start: int) -> tuple[int, int]:
 )
 def rouge_number_words(generated: str, target: str) -> float:
     """ROUGE-L F-measure of the two texts with number words replaced by digits."""
-    return rouge_l_fmeasure(digits_for_number_words(rouge_tokens(generated)),
-                            digits_for_number_words(rouge_tokens(target)))
+    return rouge_l_fmeasure(
+        digits_for_number_words(rouge_tokens(generated)),
+        digits_for_number_words(rouge_tokens(target)),
+    )
 
 
 # --- classification ----------------------------------------------------------------------------
@@ -241,8 +257,9 @@ def label_accuracy(generated: str, target: str) -> float:
     if not target.strip():
         raise LLMBenchError("label_accuracy: the target label is empty")
     pattern = _label_pattern(target)
-    return float(any(pattern.match(line) for line in (first_line(generated),
-                                                        answer_line(generated))))
+    return float(
+        any(pattern.match(line) for line in (first_line(generated), answer_line(generated)))
+    )
 
 
 _YES = frozenset({"yes", "true", "1", "positive"})
@@ -285,8 +302,7 @@ def first_number_accuracy(generated: str, target: str) -> float:
 
 # An upper-case letter may be followed by text ('B. Paris'); a lower-case one must stand alone
 # or be punctuated ('b', 'b)'), so that a sentence opening with the article 'a' is not option A.
-_LETTER_OPTION = re.compile(
-    r"[\[(]?(?:([A-E])[\])]?(?=$|[\s.):,\]])|([a-e])[\])]?(?=$|[.):,\]]))")
+_LETTER_OPTION = re.compile(r"[\[(]?(?:([A-E])[\])]?(?=$|[\s.):,\]])|([a-e])[\])]?(?=$|[.):,\]]))")
 
 
 @register_metric(
@@ -369,7 +385,8 @@ def humaneval_program(generated: str, target: str) -> str:
     The response's code is the first fenced block when it has one, else the whole text. Code
     that defines the entry point is appended after the problem's prompt (so the prompt's
     imports and helper functions stay available and the response's definition wins); other
-    code is read as the function body and appended to the prompt as a continuation.
+    code is read as the function body and appended to the prompt as a continuation (indented
+    by four spaces when it starts unindented).
     """
     try:
         problem = json.loads(target)
@@ -384,6 +401,8 @@ def humaneval_program(generated: str, target: str) -> str:
     if re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE):
         solution = f"{prompt}\n\n{code}"
     else:
+        if code.strip() and not code.lstrip("\n")[:1].isspace():
+            code = textwrap.indent(code.lstrip("\n"), "    ")  # a body written unindented
         solution = prompt + code
     return f"{solution}\n\n{test}\n\ncheck({entry_point})\n"
 

@@ -15,8 +15,10 @@ The prepared table's split column holds Ludwig's fixed-split codes: 0 train, 1 v
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -45,9 +47,20 @@ def task_module(task: str, datasets_dir: Path = DATASETS_DIR) -> ModuleType:
     path = Path(datasets_dir) / task / "prepare.py"
     if not path.is_file():
         raise LLMBenchError(f"{path}: file not found; expected the task's preparation code")
-    spec = importlib.util.spec_from_file_location(f"llmbench_tasks.{task}", path)
+    # One module per file: a user's folder may hold a task of the same name as ours.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    name = f"llmbench_tasks.{task}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Registered before running, as a normal import does (dataclasses look themselves up there).
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     if not callable(getattr(module, "read_rows", None)):
         raise LLMBenchError(f"{path}: read_rows: not defined; expected read_rows(source, card)")
     return module

@@ -126,3 +126,11 @@ def _random_llama(tokenizer, seed: int):
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.eval()
+
+
+def ensure_tiny_model(out_dir: Path) -> Path:
+    """The tiny model at `out_dir`, built there first when it is not there yet."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "config.json").is_file():
+        build_tiny_model(out_dir)
+    return out_dir

@@ -164,7 +164,8 @@ def _read_parquet(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, 
     import pyarrow.parquet as pq
 
     try:
-        table_file = pq.ParquetFile(path)
+        # No pre-buffering: it reads whole row groups ahead and lifts peak memory.
+        table_file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise LLMBenchError(f"{path}: not a readable Parquet file ({exc})") from None
     names = table_file.schema_arrow.names

@@ -1,0 +1,82 @@
+"""arc_combined: one row per question of allenai/ai2_arc, ARC-Challenge and ARC-Easy together
+(train 1119 + 2251, validation 299 + 570, test 1172 + 2376).
+
+Local copy layout: one folder per config, each with one file per split (the layout a fetch of
+this two-config card is to write):
+
+    <source>/ARC-Challenge/{train,validation,test}.jsonl   (or .parquet / .csv)
+    <source>/ARC-Easy/{train,validation,test}.jsonl
+
+The configs come from the card's source.config ('ARC-Challenge+ARC-Easy'); each of our splits is
+the Challenge rows followed by the Easy rows, in upstream order.
+
+Upstream columns: id, question, choices {text: [...], label: [...]}, answerKey. Inputs: the
+question, and the choices rendered by mmlu's `lettered_choices` as lines 'A. ...' in upstream
+order (3 to 5 options). The target is the letter at the answerKey's position among the choice
+labels, so the few questions labelled '1'-'5' (answerKey '1'-'5') get letters A-E like the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.prepare import task_module
+
+DATASETS = Path(__file__).resolve().parents[1]
+HF = task_module("glue_cola", DATASETS)
+MMLU = task_module("mmlu", DATASETS)
+REQUIRED = ("question", "choices", "answerKey")
+
+
+def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
+    configs = config_folders(source, card)
+    for split, upstream in card.source["splits"].items():
+        for folder in configs:
+            for _, path, number, row in HF.hf_rows(folder, {split: upstream}, REQUIRED):
+                options, labels = choice_lists(row["choices"], path, number)
+                yield split, {
+                    "question": HF.text(row, "question", path, number),
+                    "choices": MMLU.lettered_choices(options),
+                    "answer": answer_letter(row["answerKey"], labels, path, number),
+                }
+
+
+def config_folders(source: Path, card) -> list[Path]:
+    """`<source>/<config>` for each config in source.config, which must all exist."""
+    configs = card.source["config"].split("+")
+    missing = [c for c in configs if not (Path(source) / c).is_dir()]
+    if missing:
+        raise LLMBenchError(
+            f"{source}: no folder {', '.join(missing)}; expected one folder per ARC config "
+            f"({', '.join(configs)}), each with one file per split"
+        )
+    return [Path(source) / c for c in configs]
+
+
+def choice_lists(choices, path: Path, number: int) -> tuple[list[str], list[str]]:
+    """The option texts and their labels, two lists of equal length."""
+    if not isinstance(choices, dict) or not isinstance(choices.get("label"), list):
+        raise LLMBenchError(
+            f"{path}: row {number}: choices is {choices!r:.60}; expected an object "
+            "{text: [...], label: [...]}"
+        )
+    options = MMLU.option_texts(choices.get("text"), "choices.text", path, number)
+    if len(choices["label"]) != len(options):
+        raise LLMBenchError(
+            f"{path}: row {number}: choices has {len(options)} texts but "
+            f"{len(choices['label'])} labels; expected one label per text"
+        )
+    return options, [str(label).strip() for label in choices["label"]]
+
+
+def answer_letter(key, labels: list[str], path: Path, number: int) -> str:
+    """The letter of the answerKey's position among the choice labels ('C' for key 'C' or '3')."""
+    key = str(key).strip()
+    if key not in labels:
+        raise LLMBenchError(
+            f"{path}: row {number}: answerKey {key!r} is not a choice label; expected one of "
+            f"{', '.join(labels)}"
+        )
+    return MMLU.LETTERS[labels.index(key)]

@@ -1,0 +1,20 @@
+"""glue_qqp: one row per question pair of GLUE QQP; the target is the integer label as text
+(1 duplicate, 0 not duplicate). Upstream columns: question1, question2, label, idx. Test labels
+are hidden (-1; 390965 rows), so only train (363846) and validation (40430) are prepared, read
+as a stream; the reader and its decisions are shared with the other GLUE tasks in
+datasets/glue_cola/prepare.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmbench.prepare import task_module
+
+GLUE = task_module("glue_cola", Path(__file__).resolve().parents[1])
+LABEL = GLUE.ClassLabel(("not_duplicate", "duplicate"))
+
+
+def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
+    return GLUE.read_glue(source, card, LABEL)

@@ -1,0 +1,73 @@
+"""mmlu: one row per question of cais/mmlu, config all (57 subjects); train is its
+auxiliary_train (99842 rows), validation 1531, test 14042.
+
+Inputs: the question, and the choices rendered as lines 'A. ...', 'B. ...' (`lettered_choices`,
+shared with arc_combined). The target is the letter of the upstream integer answer (0 -> A,
+3 -> D). The subject column is not used.
+
+Upstream: one file per split with columns question, subject, choices (a list of texts) and answer
+(int). Some exports of auxiliary_train wrap each row in a `train` object
+({"train": {"question": ..., "choices": ..., "answer": ...}}); such rows are unwrapped. Texts
+and choices have surrounding whitespace stripped; rows come in upstream order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.prepare import task_module
+
+HF = task_module("glue_cola", Path(__file__).resolve().parents[1])
+LETTERS = "ABCDE"
+REQUIRED = ("question", "choices", "answer")
+
+
+def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
+    for split, path, number, row in HF.hf_rows(source, card.source["splits"], ()):
+        row = unwrapped(row, path, number)
+        options = option_texts(row["choices"], "choices", path, number)
+        index = HF.class_index(row["answer"], len(options))
+        if index is None:
+            raise LLMBenchError(
+                f"{path}: row {number}: answer {row['answer']!r}; expected an integer 0-"
+                f"{len(options) - 1} (the index of the correct choice)"
+            )
+        yield split, {
+            "question": HF.text(row, "question", path, number),
+            "choices": lettered_choices(options),
+            "answer": LETTERS[index],
+        }
+
+
+def unwrapped(row: dict, path: Path, number: int) -> dict:
+    """The row itself, or its `train` object (auxiliary_train's wrapped form); checks columns."""
+    if "question" not in row and isinstance(row.get("train"), dict):
+        row = row["train"]
+    missing = [column for column in REQUIRED if column not in row]
+    if missing:
+        raise LLMBenchError(
+            f"{path}: row {number}: missing column(s) {', '.join(missing)}; expected "
+            f"{', '.join(REQUIRED)}"
+        )
+    return row
+
+
+def option_texts(value, column: str, path: Path, number: int) -> list[str]:
+    """The options of a multiple-choice row: a list of 2 to 5 texts."""
+    if (
+        not isinstance(value, list)
+        or not 2 <= len(value) <= len(LETTERS)
+        or not all(isinstance(option, str) for option in value)
+    ):
+        raise LLMBenchError(
+            f"{path}: row {number}: {column} is {value!r:.60}; expected a list of 2 to "
+            f"{len(LETTERS)} texts"
+        )
+    return value
+
+
+def lettered_choices(options: list[str]) -> str:
+    """Options as lines 'A. first', 'B. second', ..., each stripped of surrounding whitespace."""
+    return "\n".join(f"{LETTERS[i]}. {option.strip()}" for i, option in enumerate(options))

@@ -1,0 +1,236 @@
+"""`llmbench train --models … --tasks …`: a resumable sweep of training jobs, locally or on Ray.
+
+Each (model, task) job trains one rendered config on the task's prepared table in a child
+process (`llmbench train --resume`), its output in `<runs>/train/<model>/<task>/` and its log in
+`train.log` there. The sweep records every job's state in `<runs>/train/manifest.json`
+(queued, running, done, failed; start and end times, attempts, the adapter path, the step a
+resumed job started from, the error). A rerun skips done jobs and resumes interrupted ones from
+Ludwig's latest checkpoint; a failed job keeps its log and the others go on.
+
+Only this process writes the manifest (atomically, after every change), so killing the sweep at
+any moment leaves a readable manifest; child processes die with it (PR_SET_PDEATHSIG), and a job
+found "running" on the next start was interrupted.
+
+With `ray_address`, each job runs as a Ray task asking for `gpus_per_job` GPUs (and one CPU);
+the results come back to this process, which keeps the same manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.paths import CONFIGS_DIR, DEFAULT_WORK_DIR, atomic_write_text
+
+MANIFEST = "manifest.json"
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass
+class JobRecord:
+    model: str
+    task: str
+    config: str
+    dataset: str
+    output: str
+    state: str = QUEUED
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
+    seconds: float | None = None
+    adapter: str | None = None
+    resumed_from_step: int | None = None
+    steps: int | None = None
+    log: str | None = None
+    error: str | None = None
+    history: list = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.task}"
+
+
+class Manifest:
+    """The sweep's job records, saved atomically after every change (thread-safe)."""
+
+    def __init__(self, path: Path, jobs: dict[str, JobRecord]):
+        self.path, self.jobs, self._lock = Path(path), jobs, threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        path = Path(path)
+        if not path.is_file():
+            return cls(path, {})
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            jobs = {key: JobRecord(**record) for key, record in document["jobs"].items()}
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise LLMBenchError(f"{path}: not a sweep manifest ({exc}); move it aside") from None
+        return cls(path, jobs)
+
+    def update(self, key: str, **changes) -> None:
+        with self._lock:
+            record = self.jobs[key]
+            for name, value in changes.items():
+                setattr(record, name, value)
+            self._save()
+
+    def add(self, record: JobRecord) -> None:
+        with self._lock:
+            self.jobs.setdefault(record.key, record)
+            self._save()
+
+    def _save(self) -> None:
+        document = {"version": 1, "jobs": {k: asdict(v) for k, v in sorted(self.jobs.items())}}
+        atomic_write_text(self.path, json.dumps(document, indent=2) + "\n")
+
+
+def plan_jobs(
+    models: list[str], tasks: list[str], runs: Path, configs: Path = CONFIGS_DIR
+) -> list[JobRecord]:
+    """One job per (model, task): its config (rendered into runs/configs when not in `configs`),
+    its prepared table and its output folder. Unknown names fail here, before anything runs."""
+    from llmbench.models import get_model
+    from llmbench.prepare import prepared_path
+    from llmbench.render import render_configs
+    from llmbench.tasks import get_card
+
+    from llmbench.tiny import ensure_tiny_model
+
+    for name in models:
+        model = get_model(name)
+        if model.local_path:  # the only local model is the tiny one, which we can build
+            ensure_tiny_model(Path(runs) / model.local_path)
+    for name in tasks:
+        get_card(name)
+    jobs = []
+    for model in models:
+        for task in tasks:
+            config = Path(configs) / model / f"{task}.yaml"
+            if not config.is_file():
+                (rendered,) = render_configs([model], [task], out_dir=Path(runs) / "configs",
+                                             work_dir=runs, validate=False)
+                config = rendered.path
+            jobs.append(JobRecord(model=model, task=task, config=str(config),
+                                  dataset=str(prepared_path(task, runs)),
+                                  output=str(Path(runs) / "train" / model / task)))
+    return jobs
+
+
+def run_sweep(
+    jobs: list[JobRecord],
+    runs: Path = DEFAULT_WORK_DIR,
+    max_parallel: int = 1,
+    ray_address: str | None = None,
+    gpus_per_job: float = 1.0,
+) -> Manifest:
+    """Run every job not yet done; return the manifest as it ends."""
+    manifest = Manifest.load(Path(runs) / "train" / MANIFEST)
+    for job in jobs:
+        manifest.add(job)
+    pending = [manifest.jobs[j.key] for j in jobs if manifest.jobs[j.key].state != DONE]
+    if ray_address:
+        _run_on_ray(pending, manifest, ray_address, gpus_per_job)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+            for future in [pool.submit(_run_local, job, manifest) for job in pending]:
+                future.result()
+    return manifest
+
+
+def _start(job: JobRecord, manifest: Manifest) -> None:
+    from llmbench.training import run_directory
+
+    resumed = _checkpoint_step(run_directory(Path(job.output)))
+    manifest.update(job.key, state=RUNNING, attempts=job.attempts + 1, started=time.time(),
+                    finished=None, seconds=None, error=None, resumed_from_step=resumed,
+                    log=str(Path(job.output) / "train.log"))
+
+
+def _finish(job: JobRecord, manifest: Manifest, result: dict) -> None:
+    history = [*job.history, {"attempt": job.attempts, "state": result["state"],
+                              "resumed_from_step": job.resumed_from_step}]
+    now = time.time()
+    manifest.update(job.key, finished=now, seconds=round(now - job.started, 2), history=history,
+                    **result)
+
+
+def _run_local(job: JobRecord, manifest: Manifest) -> None:
+    _start(job, manifest)
+    _finish(job, manifest, execute_job(job.config, job.dataset, job.output))
+
+
+def execute_job(config: str, dataset: str, output: str) -> dict:
+    """Train one job in a child process; the outcome as manifest fields. Runs on Ray workers too."""
+    from llmbench.training import finished_adapter, run_directory
+
+    output_dir = Path(output)
+    if not Path(dataset).is_file():
+        return {"state": FAILED, "error": f"{dataset}: prepared table not found; run "
+                f"`llmbench prepare --task {output_dir.name}` first"}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "llmbench.cli", "train", "--config", config,
+               "--dataset", dataset, "--output-directory", output, "--resume"]
+    with open(output_dir / "train.log", "ab") as log:
+        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent, check=False).returncode
+    run_dir = run_directory(output_dir)
+    adapter = finished_adapter(run_dir)
+    if status == 0 and adapter:
+        return {"state": DONE, "adapter": str(adapter), "steps": _checkpoint_step(run_dir)}
+    return {"state": FAILED, "error": _last_error(output_dir / "train.log", status)}
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the sweep process dies, so no orphan keeps training."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    os.setsid()
+
+
+def _checkpoint_step(run_dir: Path) -> int | None:
+    """The training step of the run's latest checkpoint, None when it has none."""
+    progress = Path(run_dir) / "model" / "training_progress.json"
+    if not progress.is_file():
+        return None
+    try:
+        return int(json.loads(progress.read_text(encoding="utf-8"))["steps"])
+    except (json.JSONDecodeError, KeyError, ValueError):
+        return None
+
+
+def _last_error(log: Path, status: int) -> str:
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:") or "Error" in ln]
+    return (errors or lines or [f"exit status {status}"])[-1][:500]
+
+
+def _run_on_ray(jobs: list[JobRecord], manifest: Manifest, address: str, gpus: float) -> None:
+    import ray
+
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    remote = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=0)(execute_job)
+    futures = {}
+    for job in jobs:
+        _start(job, manifest)
+        futures[remote.remote(job.config, job.dataset, job.output)] = job
+    waiting = list(futures)
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1)
+        job = futures[ready[0]]
+        try:
+            result = ray.get(ready[0])
+        except ray.exceptions.RayError as exc:
+            result = {"state": FAILED, "error": f"Ray task failed: {str(exc).splitlines()[0]}"}
+        _finish(job, manifest, result)
