@@ -90,19 +90,35 @@ def cmd_tasks_stats(args: argparse.Namespace) -> None:
     names = [args.task] if args.task else sorted(load_cards(args.dir))
     prepared = [n for n in names if prepared_path(n, args.data).is_file()]
     if not prepared:
-        raise LLMBenchError(f"{args.data}/prepared: no prepared table for {', '.join(names)}; "
-                            "run `llmbench prepare` first")
+        raise LLMBenchError(
+            f"{args.data}/prepared: no prepared table for {', '.join(names)}; "
+            "run `llmbench prepare` first"
+        )
     model = get_model(args.model)
     rows = [r for n in prepared for r in task_token_stats(get_card(n, args.dir), model, args.data)]
     out = Path(args.out) if args.out else stats_path(args.data)
     write_stats(rows, out)
     print_table(
         f"tokens (cl100k_base), prompts realized for {model.name}",
-        ("task", "split", "rows", "prompt min/max/mean/p95", "target min/max/mean/p95",
-         "example min/max/mean/p95"),
-        [(r.task, r.split, r.rows, f"{r.prompt_min}/{r.prompt_max}/{r.prompt_mean}/{r.prompt_p95}",
-          f"{r.target_min}/{r.target_max}/{r.target_mean}/{r.target_p95}",
-          f"{r.example_min}/{r.example_max}/{r.example_mean}/{r.example_p95}") for r in rows],
+        (
+            "task",
+            "split",
+            "rows",
+            "prompt min/max/mean/p95",
+            "target min/max/mean/p95",
+            "example min/max/mean/p95",
+        ),
+        [
+            (
+                r.task,
+                r.split,
+                r.rows,
+                f"{r.prompt_min}/{r.prompt_max}/{r.prompt_mean}/{r.prompt_p95}",
+                f"{r.target_min}/{r.target_max}/{r.target_mean}/{r.target_p95}",
+                f"{r.example_min}/{r.example_max}/{r.example_mean}/{r.example_p95}",
+            )
+            for r in rows
+        ],
     )
     skipped = sorted(set(names) - set(prepared))
     if skipped:
@@ -227,8 +243,15 @@ def _train_sweep(args: argparse.Namespace) -> None:
         f"training sweep ({manifest.path})",
         ("model", "task", "state", "attempts", "resumed from", "seconds", "adapter / error"),
         [
-            (r.model, r.task, r.state, r.attempts, r.resumed_from_step or "-", r.seconds or "-",
-             r.error if r.state == FAILED else r.adapter)
+            (
+                r.model,
+                r.task,
+                r.state,
+                r.attempts,
+                r.resumed_from_step or "-",
+                r.seconds or "-",
+                r.error if r.state == FAILED else r.adapter,
+            )
             for r in records
         ],
     )
@@ -238,6 +261,78 @@ def _train_sweep(args: argparse.Namespace) -> None:
             f"{len(failed)} of {len(records)} job(s) failed: {', '.join(failed)}; "
             f"see their logs and {manifest.path}"
         )
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from llmbench.evaluate import EvalSettings, evaluate
+
+    settings = EvalSettings(
+        task=args.task,
+        endpoint=args.endpoint,
+        model=args.model,
+        adapter_id=None if args.base else args.adapter_id,
+        backend=args.backend,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        max_new_tokens=args.max_new_tokens,
+        timeout=args.timeout,
+        max_attempts=args.max_attempts,
+        chat=args.chat,
+    )
+    result = evaluate(settings, Path(args.data), Path(args.out) if args.out else None)
+    _print_eval([result])
+
+
+def _print_eval(results) -> None:
+    from llmbench.console import console, print_table
+
+    print_table(
+        "evaluation",
+        ("model", "task", "adapter", "metric", "n", "failed", "score", "results"),
+        [
+            (
+                r.settings.model,
+                r.settings.task,
+                r.settings.adapter_id or "(base)",
+                r.metric,
+                r.n,
+                r.n_failed,
+                f"{r.score:.4f}",
+                r.out_dir,
+            )
+            for r in results
+        ],
+    )
+    for r in results:
+        if r.failed_ids:
+            shown = ", ".join(map(str, r.failed_ids[:20]))
+            more = " …" if len(r.failed_ids) > 20 else ""
+            console.print(
+                f"{r.settings.task} {r.settings.adapter_id or 'base'}: failed example "
+                f"ids (scored 0): {shown}{more}"
+            )
+
+
+def cmd_eval_grid(args: argparse.Namespace) -> None:
+    from llmbench.evaluate import EvalSettings, evaluate
+
+    results = []
+    for model in _names(args.models):
+        for task in _names(args.tasks):
+            adapter = args.adapter_id_format.format(model=model, task=task)
+            for adapter_id in [None] if args.skip_adapters else [None, adapter]:
+                settings = EvalSettings(
+                    task=task,
+                    endpoint=args.endpoint,
+                    model=model,
+                    adapter_id=adapter_id,
+                    backend=args.backend,
+                    limit=args.limit,
+                    concurrency=args.concurrency,
+                    timeout=args.timeout,
+                )
+                results.append(evaluate(settings, Path(args.data)))
+    _print_eval(results)
 
 
 def cmd_bakeoff(args: argparse.Namespace) -> None:
@@ -254,6 +349,21 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
             for o in outcomes
         ],
     )
+
+
+def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
+    if with_model:
+        p.add_argument(
+            "--model",
+            required=True,
+            help="the base model (registry name: its prompt markup is used; other "
+            "names, e.g. gpt-4, get the plain completion prompt)",
+        )
+    p.add_argument("--backend", choices=("lorax", "openai"), default="lorax")
+    p.add_argument("--limit", type=int, help="only the first N eval examples")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--data", default="runs", help="work directory (default: runs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,10 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("task")
         if name == "stats":
             p.add_argument("--task", help="one task (default: every prepared task)")
-            p.add_argument("--model", default="mistral-7b",
-                           help="whose prompt markup to realize (default: mistral-7b, plain)")
-            p.add_argument("--data", type=Path, default=Path("runs"),
-                           help="work directory holding prepared/ (default: runs)")
+            p.add_argument(
+                "--model",
+                default="mistral-7b",
+                help="whose prompt markup to realize (default: mistral-7b, plain)",
+            )
+            p.add_argument(
+                "--data",
+                type=Path,
+                default=Path("runs"),
+                help="work directory holding prepared/ (default: runs)",
+            )
             p.add_argument("--out", help="CSV to write (default: <data>/stats/token_stats.csv)")
         if name == "validate":
             p.add_argument("dir", nargs="?", type=Path, default=DATASETS_DIR)
@@ -319,8 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=str(CONFIGS_DIR), help="output folder (default: ludwig_configs/)"
     )
     p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
-    p.add_argument("--token-stats", help="size sequence lengths from this `tasks stats` CSV "
-                   "(default: the study's figures)")
+    p.add_argument(
+        "--token-stats",
+        help="size sequence lengths from this `tasks stats` CSV (default: the study's figures)",
+    )
     p.set_defaults(handler=cmd_render_configs)
 
     p = sub.add_parser(
@@ -374,6 +493,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser(
+        "eval",
+        help="score an adapter or a base model on a task's eval split through an endpoint",
+        epilog="example: llmbench eval --task gsm8k --endpoint http://127.0.0.1:8080 "
+        "--model tiny --adapter-id tiny/gsm8k",
+    )
+    p.add_argument("--task", required=True)
+    p.add_argument("--endpoint", required=True, help="a LoRAX or OpenAI-compatible server URL")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--adapter-id", help="the adapter to evaluate")
+    who.add_argument("--base", action="store_true", help="evaluate the base model")
+    _eval_options(p)
+    p.add_argument("--max-new-tokens", type=int, help="default: the task card's")
+    p.add_argument("--max-attempts", type=int, default=5, help="tries per example (default 5)")
+    p.add_argument(
+        "--chat",
+        action="store_true",
+        help="openai backend: send the prompt as a chat message (e.g. GPT-4)",
+    )
+    p.add_argument("--out", help="default: <data>/eval/<model>/<task>/<adapter or base>")
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser(
+        "eval-grid",
+        help="evaluate base and adapter for many (model, task) pairs, resumable",
+        epilog="example: llmbench eval-grid --models tiny --tasks gsm8k glue_sst2 "
+        "--endpoint http://127.0.0.1:8080",
+    )
+    p.add_argument("--models", nargs="+", action="append", required=True)
+    p.add_argument("--tasks", nargs="+", action="append", required=True)
+    p.add_argument("--endpoint", required=True)
+    p.add_argument(
+        "--adapter-id-format",
+        default="{model}/{task}",
+        help="adapter id per pair (default: {model}/{task}, the sweep's layout)",
+    )
+    p.add_argument("--skip-adapters", action="store_true", help="base models only")
+    _eval_options(p, with_model=False)
+    p.set_defaults(handler=cmd_eval_grid)
+
+    p = sub.add_parser(
         "bakeoff",
         help="the study end to end (the embedded default: tiny model)",
         epilog="example: llmbench bakeoff --runs runs",
@@ -384,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--tasks", nargs="+", action="append", help="tasks (default: the embedded default's)"
     )
     p.set_defaults(handler=cmd_bakeoff)
+
+    from llmbench.analysis_cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -129,10 +129,13 @@ def render_one(
 
 
 def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+    """The config's path as its header shows it: from the repository root, else from the
+    working directory, else absolute."""
+    resolved = path.resolve()
+    for root in (REPO_ROOT, Path.cwd()):
+        if resolved.is_relative_to(root):
+            return str(resolved.relative_to(root))
+    return str(resolved)
 
 
 def hub_is_offline() -> bool:

@@ -103,7 +103,6 @@ def plan_jobs(
     from llmbench.prepare import prepared_path
     from llmbench.render import render_configs
     from llmbench.tasks import get_card
-
     from llmbench.tiny import ensure_tiny_model
 
     for name in models:
@@ -117,12 +116,19 @@ def plan_jobs(
         for task in tasks:
             config = Path(configs) / model / f"{task}.yaml"
             if not config.is_file():
-                (rendered,) = render_configs([model], [task], out_dir=Path(runs) / "configs",
-                                             work_dir=runs, validate=False)
+                (rendered,) = render_configs(
+                    [model], [task], out_dir=Path(runs) / "configs", work_dir=runs, validate=False
+                )
                 config = rendered.path
-            jobs.append(JobRecord(model=model, task=task, config=str(config),
-                                  dataset=str(prepared_path(task, runs)),
-                                  output=str(Path(runs) / "train" / model / task)))
+            jobs.append(
+                JobRecord(
+                    model=model,
+                    task=task,
+                    config=str(config),
+                    dataset=str(prepared_path(task, runs)),
+                    output=str(Path(runs) / "train" / model / task),
+                )
+            )
     return jobs
 
 
@@ -151,17 +157,32 @@ def _start(job: JobRecord, manifest: Manifest) -> None:
     from llmbench.training import run_directory
 
     resumed = _checkpoint_step(run_directory(Path(job.output)))
-    manifest.update(job.key, state=RUNNING, attempts=job.attempts + 1, started=time.time(),
-                    finished=None, seconds=None, error=None, resumed_from_step=resumed,
-                    log=str(Path(job.output) / "train.log"))
+    manifest.update(
+        job.key,
+        state=RUNNING,
+        attempts=job.attempts + 1,
+        started=time.time(),
+        finished=None,
+        seconds=None,
+        error=None,
+        resumed_from_step=resumed,
+        log=str(Path(job.output) / "train.log"),
+    )
 
 
 def _finish(job: JobRecord, manifest: Manifest, result: dict) -> None:
-    history = [*job.history, {"attempt": job.attempts, "state": result["state"],
-                              "resumed_from_step": job.resumed_from_step}]
+    history = [
+        *job.history,
+        {
+            "attempt": job.attempts,
+            "state": result["state"],
+            "resumed_from_step": job.resumed_from_step,
+        },
+    ]
     now = time.time()
-    manifest.update(job.key, finished=now, seconds=round(now - job.started, 2), history=history,
-                    **result)
+    manifest.update(
+        job.key, finished=now, seconds=round(now - job.started, 2), history=history, **result
+    )
 
 
 def _run_local(job: JobRecord, manifest: Manifest) -> None:
@@ -175,14 +196,29 @@ def execute_job(config: str, dataset: str, output: str) -> dict:
 
     output_dir = Path(output)
     if not Path(dataset).is_file():
-        return {"state": FAILED, "error": f"{dataset}: prepared table not found; run "
-                f"`llmbench prepare --task {output_dir.name}` first"}
+        return {
+            "state": FAILED,
+            "error": f"{dataset}: prepared table not found; run "
+            f"`llmbench prepare --task {output_dir.name}` first",
+        }
     output_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "llmbench.cli", "train", "--config", config,
-               "--dataset", dataset, "--output-directory", output, "--resume"]
+    command = [
+        sys.executable,
+        "-m",
+        "llmbench.cli",
+        "train",
+        "--config",
+        config,
+        "--dataset",
+        dataset,
+        "--output-directory",
+        output,
+        "--resume",
+    ]
     with open(output_dir / "train.log", "ab") as log:
-        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent, check=False).returncode
+        status = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, check=False
+        ).returncode
     run_dir = run_directory(output_dir)
     adapter = finished_adapter(run_dir)
     if status == 0 and adapter:
@@ -220,17 +256,22 @@ def _run_on_ray(jobs: list[JobRecord], manifest: Manifest, address: str, gpus: f
     import ray
 
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    remote = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=0)(execute_job)
-    futures = {}
-    for job in jobs:
-        _start(job, manifest)
-        futures[remote.remote(job.config, job.dataset, job.output)] = job
-    waiting = list(futures)
-    while waiting:
-        ready, waiting = ray.wait(waiting, num_returns=1)
-        job = futures[ready[0]]
-        try:
-            result = ray.get(ready[0])
-        except ray.exceptions.RayError as exc:
-            result = {"state": FAILED, "error": f"Ray task failed: {str(exc).splitlines()[0]}"}
-        _finish(job, manifest, result)
+    try:
+        remote = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=0)(execute_job)
+        futures = {}
+        for job in jobs:
+            _start(job, manifest)
+            futures[remote.remote(job.config, job.dataset, job.output)] = job
+        waiting = list(futures)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            job = futures[ready[0]]
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:
+                first = str(exc).splitlines()[0]
+                result = {"state": FAILED, "error": f"Ray task failed: {first}"}
+            _finish(job, manifest, result)
+    finally:
+        # Disconnect: a driver still attached when the cluster stops is shut down with it.
+        ray.shutdown()

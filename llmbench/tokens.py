@@ -45,5 +45,8 @@ def count_tokens(texts: Sequence[str], threads: int = 2) -> list[int]:
     """cl100k_base token counts of `texts` (special-token text counted as ordinary text)."""
     if not texts:
         return []
-    encoded = cl100k().encode_ordinary_batch(list(texts), num_threads=threads)
+    encoding = cl100k()
+    if threads <= 1:  # tiktoken's thread pool costs more than it saves on one thread
+        return [len(encoding.encode_ordinary(text)) for text in texts]
+    encoded = encoding.encode_ordinary_batch(list(texts), num_threads=threads)
     return [len(tokens) for tokens in encoded]

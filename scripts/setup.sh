@@ -39,10 +39,21 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test,lint]"
+LOG="$VENV/setup.log"
+: > "$LOG"
+pip_install() {
+  # pip's output goes to the log; it is shown only when an install fails.
+  if ! "$VENV/bin/python" -m pip install --quiet "$@" >>"$LOG" 2>&1; then
+    grep -v "is ignored: it is neither" "$LOG" | tail -n 40 >&2
+    echo "error: pip install $* failed; full log in $LOG" >&2
+    exit 1
+  fi
+}
+echo "installing llmbench and its dependencies into $VENV (a few minutes the first time)"
+pip_install --upgrade pip
+pip_install -e ".[test,lint]"
 # lorax-client pins huggingface-hub<1.0 and an old certifi that transformers 5 cannot live
 # with; its code needs only requests, aiohttp and pydantic, which setup.cfg declares.
-"$VENV/bin/python" -m pip install --quiet --no-deps "lorax-client==0.6.3"
+pip_install --no-deps "lorax-client==0.6.3"
 fingerprint > "$STAMP"
 echo "llmbench environment ready: $VENV ($("$VENV/bin/python" --version))"

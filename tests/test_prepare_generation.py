@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import LLMBenchError
+from llmbench.metrics import humaneval_pass_at_1
 from llmbench.prepare import (
     fixture_source,
     prepare_task,
@@ -154,9 +155,12 @@ HAND_WORKED = [
     ("magicoder", "test", 3, {
         "problem": 'def count_words(sentence: str) -> int:\n    """ Count the words separated by '
                    "whitespace.\n    >>> count_words('a b  c')\n    3\n    \"\"\"\n",
-        "solution": 'def count_words(sentence: str) -> int:\n    """ Count the words separated by '
-                    "whitespace.\n    >>> count_words('a b  c')\n    3\n    \"\"\"\n"
-                    "    return len(sentence.split())\n"}),
+        "solution": json.dumps({
+            "prompt": 'def count_words(sentence: str) -> int:\n    """ Count the words separated '
+                      "by whitespace.\n    >>> count_words('a b  c')\n    3\n    \"\"\"\n",
+            "test": "\n\ndef check(candidate):\n    assert candidate('a b  c') == 3\n"
+                    "    assert candidate('') == 0\n",
+            "entry_point": "count_words"})}),
     ("wikisql", "train", 1, {"sql": "SELECT Time FROM table WHERE Year = 2016"}),
     ("wikisql", "train", 9, {"sql": "SELECT SUM Votes FROM table WHERE First elected < 2005"}),
     ("wikisql", "validation", 3, {"sql": "SELECT COUNT Season FROM table"}),
@@ -186,15 +190,17 @@ def test_tldr_tasks_hold_the_same_items_swapped(tmp_path):
         assert list(content_gen[column]) == list(headline_gen[column])
 
 
-def test_humaneval_targets_pass_their_own_tests(tmp_path):
+def test_humaneval_targets_carry_what_pass_at_1_needs(tmp_path):
     fixture = fixture_source(get_card("magicoder"))
     test_rows = rows_of(prepare("magicoder", fixture, tmp_path), "test")
     problems = [json.loads(line)
                 for line in (fixture / "HumanEval.jsonl").read_text().splitlines()]
     for row, problem in zip(test_rows.itertuples(), problems, strict=True):
         assert row.problem == problem["prompt"]
-        namespace: dict = {}
-        exec(row.solution + problem["test"] + f"\ncheck({problem['entry_point']})", namespace)
+        assert json.loads(row.solution) == {key: problem[key]
+                                            for key in ("prompt", "test", "entry_point")}
+        # The canonical solution passes when scored against the prepared target.
+        assert humaneval_pass_at_1(problem["canonical_solution"], row.solution) == 1.0
 
 
 # --- the NER target convention ----------------------------------------------------------------
@@ -527,5 +533,6 @@ def test_real_humaneval_gives_164_runnable_test_rows(tmp_path):
     assert len(test_rows) == len(problems) == 164
     for row, problem in zip(test_rows.itertuples(), problems, strict=True):
         assert row.problem == problem["prompt"]
-        assert row.solution == problem["prompt"] + problem["canonical_solution"]
-        compile(row.solution + problem["test"], problem["task_id"], "exec")
+        assert json.loads(row.solution)["test"] == problem["test"]
+        compile(problem["prompt"] + problem["canonical_solution"] + problem["test"],
+                problem["task_id"], "exec")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import os
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,17 @@ from llmbench.tasks import load_cards
 
 @pytest.fixture(scope="module")
 def fresh_render(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("configs")
-    rendered = render_configs(out_dir=out)  # validates every config with Ludwig's schema
+    # Rendered from a working directory of its own into ./ludwig_configs, so that each file's
+    # header names the same relative path as the committed ones do.
+    workdir = tmp_path_factory.mktemp("render")
+    before = Path.cwd()
+    os.chdir(workdir)
+    try:
+        rendered = render_configs(out_dir=Path("ludwig_configs"))  # each validated by Ludwig
+    finally:
+        os.chdir(before)
     assert len(rendered) == 310
-    return out
+    return workdir / "ludwig_configs"
 
 
 def relative_files(root: Path) -> list[str]:
@@ -36,14 +44,13 @@ def test_committed_configs_equal_a_fresh_render(fresh_render):
     assert not stale, f"stale configs (run `llmbench render-configs`): {stale[:5]}"
 
 
-def test_rendering_is_deterministic(fresh_render, tmp_path):
-    render_configs(
-        models=["gemma-2b-instruct"], tasks=["conllpp", "wikisql"], out_dir=tmp_path, validate=False
-    )
+def test_rendering_is_deterministic(fresh_render, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    render_configs(["gemma-2b-instruct"], ["conllpp", "wikisql"], out_dir=Path("ludwig_configs"),
+                   validate=False)
     for name in ["conllpp.yaml", "wikisql.yaml"]:
-        assert (tmp_path / "gemma-2b-instruct" / name).read_bytes() == (
-            fresh_render / "gemma-2b-instruct" / name
-        ).read_bytes()
+        again = tmp_path / "ludwig_configs" / "gemma-2b-instruct" / name
+        assert again.read_bytes() == (fresh_render / "gemma-2b-instruct" / name).read_bytes()
 
 
 def test_configs_hold_the_study_training_configuration():

@@ -75,5 +75,5 @@ def test_stats_without_prepared_data_is_a_clear_error(tmp_path, capsys):
 def test_a_broken_stats_file_is_named(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("task,example_max\ngsm8k,lots\n")
-    with pytest.raises(LLMBenchError, match=r"s\.csv: line 2: example_max 'lots' is not an integer"):
+    with pytest.raises(LLMBenchError, match=r"s\.csv: line 2: example_max 'lots' is not an int"):
         longest_examples(path)

@@ -86,8 +86,20 @@ def wait_for_checkpoint(run_dir: Path, timeout: float = 240) -> int:
 def test_sigkill_mid_job_then_rerun_resumes_from_the_checkpoint(tmp_path):
     prepare(tmp_path, "gsm8k")
     configs = long_configs(tmp_path, "gsm8k", 400)
-    command = [sys.executable, "-m", "llmbench.cli", "train", "--models", "tiny", "--tasks",
-               "gsm8k", "--runs", str(tmp_path), "--configs", str(configs)]
+    command = [
+        sys.executable,
+        "-m",
+        "llmbench.cli",
+        "train",
+        "--models",
+        "tiny",
+        "--tasks",
+        "gsm8k",
+        "--runs",
+        str(tmp_path),
+        "--configs",
+        str(configs),
+    ]
     sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = tmp_path / "train" / "tiny" / "gsm8k" / "run_run"
     try:
@@ -131,15 +143,29 @@ def ray_cluster():
     port = "6399"
     # Ray's socket paths must stay short: a temporary folder directly under /tmp.
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-                    f"--temp-dir={temp_dir}"],
-                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [ray, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -4,11 +4,10 @@ A train row: problem and solution of one Magicoder-OSS-Instruct-75K record as pu
 languages; the solution often holds a fenced code block). 75197 rows.
 
 A test row: one HumanEval problem, in the file's order (HumanEval/0 ... HumanEval/163):
-problem = its prompt (imports, signature and docstring), solution = prompt + canonical_solution,
-i.e. the complete reference function, so that the target is code of the same kind the model is
-asked to write and `solution + test + check(entry_point)` runs as-is. The tests and entry_point
-are not columns: the evaluation reads them from the same HumanEval file, pairing each row with
-the problem whose prompt equals the row's problem (the same order also holds).
+problem = its prompt (imports, signature and docstring); solution = the problem as the
+humaneval_pass_at_1 metric scores it, `llmbench.metrics.humaneval_target(prompt, test,
+entry_point)` (JSON text), so that the prepared table alone is enough to score pass@1. Test rows
+are never trained on (split 2), so no model learns from this JSON.
 
 Upstream files in `source` (one folder):
 - the Magicoder JSONL as the Hugging Face repository ships it,
@@ -25,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.metrics import humaneval_target
 from llmbench.upstream import find_split_file, read_hf_split, read_jsonl
 
 MAGICODER_FILE = "data-oss_instruct-decontaminated.jsonl"
@@ -56,7 +56,8 @@ def _humaneval_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
     for number, record in read_jsonl(path, HUMANEVAL_KEYS):
         _check_text(record, HUMANEVAL_KEYS, path, number)
         prompt = record["prompt"]
-        yield split, {"problem": prompt, "solution": prompt + record["canonical_solution"]}
+        target = humaneval_target(prompt, record["test"], record["entry_point"])
+        yield split, {"problem": prompt, "solution": target}
 
 
 def _check_text(record: dict, keys: tuple[str, ...], path: Path, number: int) -> None:

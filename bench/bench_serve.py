@@ -1,0 +1,177 @@
+"""Benchmark `llmbench serve` against vLLM's own OpenAI server, same model, same load.
+
+    python bench/bench_serve.py                       # 16 users, 32 tokens, 15 s per scenario
+    python bench/bench_serve.py --users 64 --seconds 60 --adapters 25
+
+Needs .venv-serve (bash scripts/setup-serve.sh). It builds the tiny model and `--adapters`
+rank-8 LoRA adapters (random weights: throughput does not care what they learnt) in a
+temporary folder, then, for each server in turn, starts it with room for every adapter
+(ours: `--max-loaded-adapters N`; vLLM: `--max-loras N --max-cpu-loras N --lora-modules ...`)
+and runs three scenarios with closed-loop users posting /v1/completions (temperature 0,
+`max_tokens` fixed, end-of-sequence ignored so every request generates the same count):
+
+- base: the base model only;
+- one adapter: every request to adapter 0;
+- round-robin: user i's j-th request goes to adapter (i + j) mod N.
+
+Prints generated tokens/s, requests/s and median latency per (server, scenario) and our/vLLM
+ratios. Both servers are vLLM's engine underneath, so the ratio is the cost of our layer
+(FastAPI, adapter lookup and LRU bookkeeping, LoRAX shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+from llmbench.serving.launch import (  # noqa: E402
+    SERVE_VENV,
+    _wait_healthy,
+    free_port,
+    start_server,
+    stop_server,
+)
+
+PROMPT = "Question: what is it?\nAnswer:"
+
+
+def make_adapters(base: Path, root: Path, count: int) -> list[str]:
+    """`count` rank-8 q_proj/v_proj adapters with random (non-zero) weights, saved by PEFT."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    names = []
+    for i in range(count):
+        torch.manual_seed(i)
+        model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
+        config = LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        get_peft_model(model, config).save_pretrained(root / f"a{i:02d}")
+        names.append(f"a{i:02d}")
+    return names
+
+
+def start_vllm_server(base: Path, root: Path, names: list[str], log: Path):
+    port = free_port()
+    command = [
+        str(SERVE_VENV / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(base), "--host", "127.0.0.1", "--port", str(port),
+        "--enable-lora", "--max-lora-rank", "16", "--gpu-memory-utilization", "0.1",
+        "--max-loras", str(len(names)), "--max-cpu-loras", str(len(names)),
+        "--served-model-name", "base",
+        "--lora-modules", *[f"{n}={root / n}" for n in names],
+    ]  # fmt: skip
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=os.environ | {"HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, url, 300, log)
+    except BaseException:
+        stop_server(process)
+        raise
+    return process, url
+
+
+async def load(url: str, models, users: int, seconds: float, tokens: int, base_name: str):
+    """Closed-loop users for `seconds`; returns (generated tokens, requests, latencies)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    generated = 0
+    deadline = time.perf_counter() + seconds
+
+    async def user(i: int, session) -> None:
+        nonlocal generated
+        j = 0
+        while time.perf_counter() < deadline:
+            model = models(i, j) or base_name
+            body = {
+                "model": model,
+                "prompt": PROMPT,
+                "max_tokens": tokens,
+                "temperature": 0,
+                "ignore_eos": True,
+            }
+            started = time.perf_counter()
+            async with session.post(f"{url}/v1/completions", json=body) as answer:
+                payload = await answer.json()
+                if answer.status != 200:
+                    raise RuntimeError(f"{url} answered {answer.status}: {payload}")
+            latencies.append(time.perf_counter() - started)
+            generated += payload["usage"]["completion_tokens"]
+            j += 1
+
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(user(i, session) for i in range(users)))
+        elapsed = time.perf_counter() - started
+    return generated / elapsed, len(latencies) / elapsed, statistics.median(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--adapters", type=int, default=25)
+    args = parser.parse_args()
+
+    from serving_fixtures import build_tiny_base
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    base = build_tiny_base(work / "base")
+    root = work / "adapters"
+    names = make_adapters(base, root, args.adapters)
+    scenarios = {
+        "base": lambda i, j: None,
+        "one adapter": lambda i, j: names[0],
+        f"{len(names)} adapters round-robin": lambda i, j: names[(i + j) % len(names)],
+    }
+    results = {}
+    for server in ("ours", "vllm"):
+        log = work / f"{server}.log"
+        started = time.perf_counter()
+        if server == "ours":
+            process, url = start_server(base, root, max_loaded_adapters=len(names), log_path=log)
+            base_name = ""
+        else:
+            process, url = start_vllm_server(base, root, names, log)
+            base_name = "base"
+        print(f"{server}: up in {time.perf_counter() - started:.0f} s", flush=True)
+        try:
+            asyncio.run(load(url, scenarios["base"], 2, 3, args.tokens, base_name))  # warm up
+            for name, models in scenarios.items():
+                results[server, name] = asyncio.run(
+                    load(url, models, args.users, args.seconds, args.tokens, base_name)
+                )
+                tps, rps, p50 = results[server, name]
+                print(f"{server:5} {name:28} {tps:8.0f} tok/s {rps:6.1f} req/s "
+                      f"p50 {p50 * 1000:6.0f} ms", flush=True)  # fmt: skip
+        finally:
+            stop_server(process)
+    print(f"\n{args.users} users, {args.tokens} tokens per request, {args.seconds:.0f} s each")
+    print("| scenario | ours tok/s | vLLM tok/s | ours/vLLM | ours p50 ms | vLLM p50 ms |")
+    print("|---|---|---|---|---|---|")
+    for name in scenarios:
+        ours, theirs = results["ours", name], results["vllm", name]
+        print(f"| {name} | {ours[0]:,.0f} | {theirs[0]:,.0f} | {ours[0] / theirs[0]:.2f} | "
+              f"{ours[2] * 1000:.0f} | {theirs[2] * 1000:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

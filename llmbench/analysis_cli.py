@@ -1,0 +1,306 @@
+"""The analysis subcommands — `complexity`, `correlate`, `predict` — and their parsers.
+
+`add_parsers(sub)` registers them on the `llmbench` command's subparsers; each handler is a few
+lines around one library call, importing its stage only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+
+
+def cmd_complexity(args: argparse.Namespace) -> None:
+    from llmbench.complexity import (
+        complexity_path,
+        not_the_study,
+        task_complexity,
+        write_complexity,
+    )
+    from llmbench.console import console
+    from llmbench.correlate import fixture_note
+    from llmbench.prepare import prepared_path
+    from llmbench.tasks import load_cards
+
+    if args.task == "all":
+        names = sorted(load_cards(args.datasets))
+        tasks = [n for n in names if prepared_path(n, args.data).is_file()]
+        if not tasks:
+            raise LLMBenchError(
+                f"{args.data}/prepared: no prepared table for any task; run "
+                "`llmbench prepare` first"
+            )
+    else:
+        names = tasks = [args.task]
+    rows = [
+        task_complexity(t, args.data, args.split, args.datasets, args.workers, progress=True)
+        for t in tasks
+    ]
+    out = complexity_path(args.out or Path(args.data) / "complexity", args.split)
+    write_complexity(rows, out)
+    _print_complexity(rows, args.split)
+    if len(tasks) < len(names):
+        console.print(f"not prepared, skipped: {', '.join(sorted(set(names) - set(tasks)))}")
+    note = fixture_note(not_the_study(rows), len(rows))
+    if note:
+        console.print(f"note: {note}", style="bold", markup=False)
+    console.print(f"written to {out}")
+
+
+def _print_complexity(rows: list[dict], split: str) -> None:
+    from llmbench.console import print_table
+
+    def trio(row: dict, name: str) -> str:
+        return "/".join(f"{row[f'{name}_{s}']:.1f}" for s in ("p95", "mean", "sd"))
+
+    print_table(
+        f"dataset complexity ({split} split; tokens in cl100k_base; input = filled prompt "
+        "template)",
+        (
+            "task",
+            "examples",
+            "input p95/mean/sd",
+            "output p95/mean/sd",
+            "example p95/mean/sd",
+            "ROUGE-L mean/sd",
+            "compressibility mean/sd",
+        ),
+        [
+            (
+                r["task"],
+                r["n_examples"],
+                trio(r, "input_tokens"),
+                trio(r, "output_tokens"),
+                trio(r, "example_tokens"),
+                f"{r['io_rougeL_mean']:.3f}/{r['io_rougeL_sd']:.3f}",
+                f"{r['compressibility_mean']:.3f}/{r['compressibility_sd']:.3f}",
+            )
+            for r in rows
+        ],
+    )
+
+
+def cmd_correlate(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+    from llmbench.correlate import correlate, fixture_note
+
+    complexity = args.complexity or _default_complexity(args.data)
+    result = correlate(args.scores, complexity, args.out)
+    _print_strongest(result)
+    for evaluation in result.predictions:
+        console.print(evaluation.verdict(), markup=False)
+        console.print(f"  {evaluation.carriers()}", markup=False)
+    note = fixture_note(result.not_study, len(result.tasks))
+    if note:
+        console.print(f"note: {note}", style="bold", markup=False)
+    console.print(f"written to {args.out}: {', '.join(p.name for p in result.files)}")
+
+
+def _print_strongest(result) -> None:
+    from llmbench.complexity import HEURISTICS
+    from llmbench.console import print_table
+    from llmbench.correlate import QUALITY
+
+    block = result.pearson.loc[list(QUALITY), list(HEURISTICS)]
+    rows = []
+    for measure, label in QUALITY.items():
+        ranked = block.loc[measure].abs().sort_values(ascending=False, na_position="last")
+        rows.append((label, *(f"{h} {block.at[measure, h]:+.2f}" for h in ranked.index[:3])))
+    print_table(
+        f"strongest Pearson correlations over {len(result.tasks)} tasks "
+        "(all in pearson.csv, figure8.png)",
+        ("quality measure", "1st", "2nd", "3rd"),
+        rows,
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from llmbench.correlate import known_tasks
+    from llmbench.predict import predict_outcomes
+
+    _check_dataset_flags(args)
+    known, not_study = known_tasks(args.scores, args.complexity or _default_complexity(args.work))
+    result = predict_outcomes(_dataset_heuristics(args), known)
+    _print_prediction(result, not_study, args.scores)
+
+
+def _check_dataset_flags(args: argparse.Namespace) -> None:
+    if args.task and (
+        args.data or args.input_columns or args.target_col or args.prompt_template is not None
+    ):
+        raise LLMBenchError(
+            "--task: names a prepared task; expected it without --data, "
+            "--input-columns, --target-col and --prompt-template"
+        )
+    if not args.task and not (args.data and args.input_columns and args.target_col):
+        raise LLMBenchError(
+            "predict: expected --task T, or --data FILE with --input-columns and --target-col"
+        )
+
+
+def _dataset_heuristics(args: argparse.Namespace) -> dict:
+    from llmbench.complexity import joined_template, task_complexity, texts_complexity
+    from llmbench.predict import read_user_dataset
+
+    if args.task:
+        return task_complexity(args.task, args.work, "train", args.datasets, args.workers)
+    columns = [c for group in args.input_columns for c in group]
+    frame = read_user_dataset(Path(args.data), columns, args.target_col)
+    if args.prompt_template is None:
+        names = [f"c{i}" for i in range(len(columns))]  # any column name, safe in a template
+        template = joined_template(names)
+    else:
+        names, template = columns, _checked_template(args.prompt_template, columns)
+    return texts_complexity(
+        Path(args.data).stem,
+        template,
+        names,
+        [frame[c].tolist() for c in columns],
+        frame[args.target_col].tolist(),
+        args.workers,
+    )
+
+
+def _checked_template(template: str, columns: list[str]) -> str:
+    from llmbench.prompts import template_fields
+
+    try:
+        fields = template_fields(template)
+    except ValueError as exc:
+        raise LLMBenchError(
+            f"--prompt-template: {exc}; use {{{{ and }}}} for literal braces"
+        ) from None
+    unknown = [f for f in fields if f not in columns]
+    if unknown:
+        raise LLMBenchError(
+            f"--prompt-template: placeholder(s) {', '.join(unknown)} are not "
+            f"input columns; expected some of {', '.join(columns)}"
+        )
+    return template
+
+
+def _print_prediction(result, not_study: list[str], scores: str) -> None:
+    from llmbench.console import console, print_table
+    from llmbench.correlate import fixture_note
+    from llmbench.predict import RANGE, TARGETS
+
+    print_table(
+        f"{result.name}: predicted outcome of fine-tuning (fitted on {len(result.known_tasks)} "
+        f"known tasks, scores: {'the study' if scores == 'paper' else scores})",
+        ("target", "predicted", f"{RANGE[1] - RANGE[0]}% range (CV errors)", "model"),
+        [
+            (TARGETS[p.target], f"{p.value:.3f}", f"{p.low:.3f} .. {p.high:.3f}", p.model)
+            for p in result.predictions
+        ],
+    )
+    print_table(
+        "most similar known tasks (standardized heuristics)",
+        ("task", "distance", "average fine-tuned score", "average base-model lift"),
+        [(t, f"{d:.2f}", f"{ft:.3f}", f"{lift:+.3f}") for t, d, ft, lift in result.neighbours],
+    )
+    for evaluation in result.evaluations:
+        console.print(evaluation.verdict(), markup=False)
+    study = result.heuristics.get("study_n_train")
+    console.print(
+        f"{result.name}: heuristics from {result.heuristics['n_examples']} training "
+        f"rows{f' (the study had {study})' if study else ''}",
+        markup=False,
+    )
+    note = fixture_note([t for t in not_study if t in result.known_tasks], len(result.known_tasks))
+    if note:
+        console.print(f"note: known tasks' {note}", style="bold", markup=False)
+
+
+def _default_complexity(work_dir: Path) -> Path:
+    from llmbench.complexity import complexity_path
+
+    return complexity_path(Path(work_dir) / "complexity", "train")
+
+
+def add_parsers(sub) -> None:
+    """Register `complexity`, `correlate` and `predict` on the subparsers object `sub`."""
+    from llmbench.paths import DATASETS_DIR
+
+    p = sub.add_parser(
+        "complexity",
+        help="dataset-complexity heuristics of prepared tasks, as CSV",
+        epilog="example: llmbench complexity --task all --data runs",
+    )
+    p.add_argument("--task", required=True, help="a task name, or all (every prepared task)")
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=("train", "validation", "test"),
+        help="which split to measure (default: train, as the study)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("runs"),
+        help="work directory holding prepared/ (default: runs)",
+    )
+    p.add_argument("--out", type=Path, help="folder for <split>.csv (default: <data>/complexity)")
+    _common(p, DATASETS_DIR)
+    p.set_defaults(handler=cmd_complexity)
+
+    p = sub.add_parser(
+        "correlate",
+        help="correlate task quality with complexity heuristics (the study's Figure 8)",
+        epilog="example: llmbench correlate --scores paper --complexity runs/complexity/train.csv",
+    )
+    p.add_argument(
+        "--scores",
+        default="paper",
+        help="scores CSV in the Table 12 layout, or paper for the study's (default)",
+    )
+    p.add_argument(
+        "--complexity",
+        type=Path,
+        help="`llmbench complexity` CSV (default: <data>/complexity/train.csv)",
+    )
+    p.add_argument("--data", type=Path, default=Path("runs"), help="work directory")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/correlate"),
+        help="output folder (default: runs/correlate)",
+    )
+    p.set_defaults(handler=cmd_correlate)
+
+    p = sub.add_parser(
+        "predict",
+        help="should I fine-tune? predicted score and lift for a task or your own dataset",
+        epilog="examples: llmbench predict --task glue_mnli; llmbench predict --data mine.jsonl "
+        "--input-columns question context --target-col answer",
+    )
+    p.add_argument("--task", help="a prepared task")
+    p.add_argument("--data", help="your dataset: a CSV, JSONL or Parquet file")
+    p.add_argument(
+        "--input-columns", nargs="+", action="append", help="with --data: its input columns"
+    )
+    p.add_argument("--target-col", help="with --data: its target column")
+    p.add_argument(
+        "--prompt-template",
+        help="with --data: a template over the input columns, "
+        "e.g. '### Question:\\n{question}\\n### Answer:' (default: columns joined)",
+    )
+    p.add_argument("--scores", default="paper", help="scores to fit on (default: paper)")
+    p.add_argument(
+        "--complexity",
+        type=Path,
+        help="heuristics of the known tasks (default: <work>/complexity/train.csv)",
+    )
+    p.add_argument("--work", type=Path, default=Path("runs"), help="work directory (default: runs)")
+    _common(p, DATASETS_DIR)
+    p.set_defaults(handler=cmd_predict)
+
+
+def _common(p: argparse.ArgumentParser, datasets_dir: Path) -> None:
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: 1 below 50,000 rows, else up to 4 cores)",
+    )
+    p.add_argument("--datasets", type=Path, default=datasets_dir, help="folder of task cards")

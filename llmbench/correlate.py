@@ -1,0 +1,306 @@
+"""`llmbench correlate`: how dataset complexity goes with model quality (the study's Figure 8).
+
+Load a scores table in the study's Table 12 layout (`task`, `<model>_ft`, `<model>_base` per base
+model, `gpt-4`; other columns such as `gpt-3.5-turbo` are carried but unused) → derive the
+quality measures of each task → join the complexity heuristics of the same tasks → Pearson and
+Spearman matrices with p-values → CSVs, a Figure-8-style heatmap, and how well small models on
+the heuristics predict fine-tuning outcomes (see `llmbench.predict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from llmbench.errors import LLMBenchError
+from llmbench.paths import atomic_write_bytes, atomic_write_text
+
+PAPER = "paper"
+PAPER_SCORES = Path(__file__).resolve().parent / "data" / "table12_scores.csv"
+GPT4 = "gpt-4"
+FT, BASE = "_ft", "_base"
+MIN_TASKS = 4
+
+# quality measure -> its label in the figure, in the study's words
+QUALITY = {
+    "gpt4_score": "GPT-4 score",
+    "max_lift_over_gpt4": "max lift over GPT-4",
+    "avg_base_lift": "average base-model lift",
+    "best_base_score": "best base score",
+    "avg_base_score": "average base score",
+    "best_ft_score": "best fine-tuned score",
+    "avg_ft_score": "average fine-tuned score",
+}
+
+
+# --- scores -------------------------------------------------------------------------------------
+
+
+def scores_source(scores: str | Path) -> Path:
+    """The file behind `--scores`: `paper` names the study's Table 12, shipped with llmbench."""
+    return PAPER_SCORES if str(scores) == PAPER else Path(scores)
+
+
+def load_scores(scores: str | Path):
+    """A Table-12-layout scores table, indexed by task, every cell a number; all problems at once.
+
+    Raises LLMBenchError when the file or its `task` or `gpt-4` column is missing, a model has a
+    fine-tuned column but no base column (or the reverse), a task appears twice, or a cell is
+    empty or not a number.
+    """
+    import pandas as pd
+
+    path = scores_source(scores)
+    if not path.is_file():
+        raise LLMBenchError(
+            f"{path}: not found; expected a scores CSV in the Table 12 layout "
+            "(or --scores paper for the study's own)"
+        )
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    problems = _layout_problems(path, list(frame.columns))
+    if problems:
+        raise LLMBenchError(*problems)
+    twice = sorted(set(frame["task"][frame["task"].duplicated()]))
+    if twice:
+        raise LLMBenchError(
+            f"{path}: task(s) {', '.join(twice)} appear twice; expected one row per task"
+        )
+    frame = frame.set_index("task")
+    problems = []
+    for column in score_columns(frame.columns):
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        for task in frame.index[numbers.isna()]:
+            text = frame.at[task, column]
+            what = "is empty" if not text.strip() else f"'{text}' is not a number"
+            problems.append(f"{path}: task {task}, column {column}: {what}; expected a score")
+        frame[column] = numbers
+    if problems:
+        raise LLMBenchError(*problems)
+    return frame[score_columns(frame.columns)].astype(float)
+
+
+def models_of(columns) -> list[str]:
+    """The base models of a scores table: every `<model>_ft` column, in order."""
+    return [c[: -len(FT)] for c in columns if c.endswith(FT)]
+
+
+def score_columns(columns) -> list[str]:
+    models = models_of(columns)
+    return [*(m + FT for m in models), *(m + BASE for m in models), GPT4]
+
+
+def _layout_problems(path: Path, columns: list[str]) -> list[str]:
+    problems = [
+        f"{path}: column '{name}' missing; expected the Table 12 layout (task, "
+        "<model>_ft, <model>_base, ..., gpt-4)"
+        for name in ("task", GPT4)
+        if name not in columns
+    ]
+    ft = set(models_of(columns))
+    base = {c[: -len(BASE)] for c in columns if c.endswith(BASE)}
+    problems += [
+        f"{path}: model {m}: column {m}{BASE} missing; expected its base score beside {m}{FT}"
+        for m in sorted(ft - base)
+    ]
+    problems += [
+        f"{path}: model {m}: column {m}{FT} missing; expected its fine-tuned score beside {m}{BASE}"
+        for m in sorted(base - ft)
+    ]
+    if not ft and not base:
+        problems.append(
+            f"{path}: no <model>_ft / <model>_base columns; expected one pair per base model"
+        )
+    return problems
+
+
+def quality_measures(scores):
+    """Per task: the seven quality measures of QUALITY from its scores.
+
+    Lift over GPT-4 is a fine-tuned score minus GPT-4's; a base-model lift is a model's
+    fine-tuned score minus its own base score; averages and maxima run over the base models.
+    """
+    import pandas as pd
+
+    models = models_of(scores.columns)
+    ft = scores[[m + FT for m in models]].to_numpy()
+    base = scores[[m + BASE for m in models]].to_numpy()
+    gpt4 = scores[GPT4].to_numpy()
+    measures = {
+        "gpt4_score": gpt4,
+        "max_lift_over_gpt4": ft.max(axis=1) - gpt4,
+        "avg_base_lift": (ft - base).mean(axis=1),
+        "best_base_score": base.max(axis=1),
+        "avg_base_score": base.mean(axis=1),
+        "best_ft_score": ft.max(axis=1),
+        "avg_ft_score": ft.mean(axis=1),
+    }
+    return pd.DataFrame(measures, index=scores.index).round(6)
+
+
+def join_tasks(quality, complexity, scores_path: Path, complexity_path: Path):
+    """Quality measures and heuristics side by side for the tasks of the complexity table."""
+    from llmbench.complexity import HEURISTICS
+
+    absent = [t for t in complexity.index if t not in quality.index]
+    if absent:
+        raise LLMBenchError(
+            f"{scores_path}: task(s) {', '.join(absent)} missing; expected a score row for every "
+            f"task of {complexity_path} (or drop those tasks from it)"
+        )
+    if len(complexity) < MIN_TASKS:
+        raise LLMBenchError(
+            f"{complexity_path}: {len(complexity)} task(s); expected at least "
+            f"{MIN_TASKS} to correlate"
+        )
+    return quality.loc[complexity.index].join(complexity[list(HEURISTICS)])
+
+
+# --- correlations -------------------------------------------------------------------------------
+
+
+def correlation_matrix(frame, method: str = "pearson"):
+    """(r, p) DataFrames over every pair of `frame`'s columns: symmetric, unit diagonal.
+
+    Spearman is Pearson on average ranks; p-values are two-sided from Student's t with n - 2
+    degrees of freedom, as scipy.stats reports them. A constant column has no correlation (NaN).
+    """
+    import pandas as pd
+    from scipy import stats
+
+    values = frame.to_numpy(dtype=float)
+    if method == "spearman":
+        values = np.apply_along_axis(stats.rankdata, 0, values)
+    elif method != "pearson":
+        raise ValueError(f"method '{method}': expected pearson or spearman")
+    centred = values - values.mean(axis=0)
+    norms = np.sqrt((centred**2).sum(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (centred.T @ centred) / np.outer(norms, norms)
+    r = np.clip(r, -1.0, 1.0)
+    constant = norms == 0
+    np.fill_diagonal(r, 1.0)
+    r[constant, :] = np.nan
+    r[:, constant] = np.nan
+    dof = len(values) - 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = r * np.sqrt(dof / (1.0 - r**2))
+    p = 2 * stats.t.sf(np.abs(t), dof)
+    p[np.abs(r) == 1.0] = 0.0
+    columns = list(frame.columns)
+    return (
+        pd.DataFrame(r, index=columns, columns=columns),
+        pd.DataFrame(p, index=columns, columns=columns),
+    )
+
+
+def plot_heatmap(r, path: Path, title: str, note: str = "") -> None:
+    """Figure 8's layout: quality measures as rows, heuristics as columns, annotated cells, a
+    diverging colour scale fixed at -1..1."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmbench.complexity import HEURISTICS
+
+    block = r.loc[list(QUALITY), list(HEURISTICS)].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 * len(HEURISTICS) + 3, 0.6 * len(QUALITY) + 3))
+    image = ax.imshow(np.ma.masked_invalid(block), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (row, col), value in np.ndenumerate(block):
+        text = "–" if np.isnan(value) else f"{value:.2f}"
+        ax.text(
+            col,
+            row,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if abs(np.nan_to_num(value)) > 0.6 else "black",
+        )
+    ax.set_xticks(range(len(HEURISTICS)), list(HEURISTICS), rotation=50, ha="right", fontsize=8)
+    ax.set_yticks(range(len(QUALITY)), list(QUALITY.values()), fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+    ax.set_title(title, fontsize=10, loc="left")
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=8, color="darkred", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# --- the stage ----------------------------------------------------------------------------------
+
+
+def known_tasks(scores: str | Path, complexity_path: Path):
+    """(quality measures joined with heuristics per task, tasks whose heuristics are not from
+    the study's training rows) for the tasks of the complexity table."""
+    from llmbench.complexity import not_the_study, read_complexity
+
+    quality = quality_measures(load_scores(scores))
+    complexity = read_complexity(complexity_path)
+    joined = join_tasks(quality, complexity, scores_source(scores), Path(complexity_path))
+    return joined, not_the_study(complexity.reset_index().to_dict("records"))
+
+
+@dataclass
+class CorrelateResult:
+    tasks: list[str]
+    pearson: object
+    spearman: object
+    predictions: list = field(default_factory=list)
+    not_study: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def fixture_note(not_study: list[str], total: int) -> str:
+    """The plain warning when heuristics came from other rows than the study's training sets."""
+    if not not_study:
+        return ""
+    return (
+        f"heuristics of {len(not_study)} of {total} tasks come from other rows than the "
+        "study's training sets (fixtures or subsets): these are not the study's heuristics"
+    )
+
+
+def correlate(scores: str | Path, complexity_path: Path, out_dir: Path) -> CorrelateResult:
+    """Quality vs heuristics: write quality.csv, joined.csv, pearson/spearman (+ _p) CSVs,
+    figure8.png and prediction.csv into `out_dir`."""
+    from llmbench.predict import evaluate_predictors, write_evaluation
+
+    joined, not_study = known_tasks(scores, complexity_path)
+    scores_path = scores_source(scores)
+    quality = joined[list(QUALITY)]
+    pearson, pearson_p = correlation_matrix(joined, "pearson")
+    spearman, spearman_p = correlation_matrix(joined, "spearman")
+    out_dir = Path(out_dir)
+    files = []
+    for name, table in [
+        ("quality", quality),
+        ("joined", joined),
+        ("pearson", pearson),
+        ("pearson_p", pearson_p),
+        ("spearman", spearman),
+        ("spearman_p", spearman_p),
+    ]:
+        files.append(out_dir / f"{name}.csv")
+        atomic_write_text(
+            files[-1],
+            table.round(6).to_csv(index_label="task" if name in ("quality", "joined") else ""),
+        )
+    files.append(out_dir / "figure8.png")
+    plot_heatmap(
+        pearson,
+        files[-1],
+        f"Pearson r: task quality ({scores_path.name}) vs dataset complexity, {len(joined)} tasks",
+        fixture_note(not_study, len(joined)),
+    )
+    predictions = evaluate_predictors(joined)
+    files.append(out_dir / "prediction.csv")
+    write_evaluation(predictions, files[-1])
+    return CorrelateResult(list(joined.index), pearson, spearman, predictions, not_study, files)
