@@ -1,0 +1,565 @@
+"""`llmbench report`: the study's Table 12 and Figure 5 from your evaluation runs (or the study's).
+
+Recipe: read every `<runs>/eval/<model>/<task>/<adapter or base>/scores.json` → one Table 12:
+per (task, model) the best adapter's fine-tuned score and its lift over the base model, GPT-4
+from your own `gpt-4` base runs or else the study's → per model averages, per task the best
+fine-tuned model and its lift over GPT-4 → `table12.md` (with the study's numbers beside yours),
+`table12.csv` (the Table 12 layout `llmbench correlate --scores` reads), `cells.csv` (every
+cell, long form) and `figure5.png`. `--paper` renders the same from the study's shipped scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmbench.errors import LLMBenchError
+from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_bytes, atomic_write_text
+
+# the names of llmbench.correlate's Table 12 layout, kept here so that `llmbench --help` does not
+# import numpy through it
+GPT4 = "gpt-4"
+# the study's OpenAI baselines: a base run of a model with one of these names is a baseline
+BASELINES = ("gpt-3.5-turbo", GPT4)
+FT, BASE = "_ft", "_base"
+STUDY, OURS = "study", "ours"
+FAILED = "⚠"
+SCORES_GLOB = "eval/*/*/*/scores.json"
+RUN_KEYS = {"task": str, "model": str, "score": (int, float), "n": int, "n_failed": int}
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluation run's scores.json: a base run when `adapter` is None."""
+
+    path: Path
+    task: str
+    model: str
+    adapter: str | None
+    score: float
+    n: int
+    n_failed: int
+
+
+def read_run(path: Path) -> Run:
+    """One scores.json; an unreadable file or a missing or mistyped key is a one-line error."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LLMBenchError(
+            f"{path}: not readable as JSON ({exc}); rerun its `llmbench eval`"
+        ) from None
+    if not isinstance(record, dict):
+        raise LLMBenchError(f"{path}: expected a JSON object as `llmbench eval` writes it")
+    wrong = [
+        key
+        for key, kind in RUN_KEYS.items()
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool)
+    ]
+    if "adapter" not in record or not isinstance(record["adapter"], str | None):
+        wrong.append("adapter")
+    if not wrong and not math.isfinite(record["score"]):
+        wrong.append("score")
+    if wrong:
+        raise LLMBenchError(
+            f"{path}: key(s) {', '.join(wrong)} missing or of the wrong type; expected task, "
+            "model, adapter (null for a base run), score, n and n_failed as `llmbench eval` "
+            "writes them"
+        )
+    return Run(
+        Path(path),
+        record["task"],
+        record["model"],
+        record["adapter"],
+        float(record["score"]),
+        record["n"],
+        record["n_failed"],
+    )
+
+
+def collect_runs(runs_dir: Path) -> list[Run]:
+    """Every run under `<runs_dir>/eval/`, in path order; every broken file reported at once."""
+    paths = sorted(Path(runs_dir).glob(SCORES_GLOB))
+    if not paths:
+        raise LLMBenchError(
+            f"{runs_dir}: no {SCORES_GLOB}; expected the work directory of `llmbench eval` "
+            "(or --paper for the study's own table)"
+        )
+    runs, problems = [], []
+    for path in paths:
+        try:
+            runs.append(read_run(path))
+        except LLMBenchError as exc:
+            problems += exc.problems
+    if problems:
+        raise LLMBenchError(*problems)
+    return runs
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Table12:
+    """Scores indexed by task: `ft` and `base` with one column per base model, `baselines` one
+    per BASELINES name; NaN where nothing was run."""
+
+    source: str
+    ft: object
+    base: object
+    baselines: object
+    own_baselines: set = field(default_factory=set)  # (task, baseline) from your own runs
+    adapters: dict = field(default_factory=dict)  # (task, model) -> the best adapter
+    failed: list = field(default_factory=list)  # runs with n_failed > 0
+
+    @property
+    def lift(self):
+        return self.ft - self.base
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.ft.index)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.ft.columns)
+
+    def flagged(self, task: str, model: str) -> bool:
+        return any(r.task == task and r.model == model for r in self.failed)
+
+
+def study_table() -> Table12:
+    """The study's Table 12, from the scores shipped with llmbench."""
+    import pandas as pd
+
+    from llmbench.correlate import PAPER_SCORES, models_of
+
+    frame = pd.read_csv(PAPER_SCORES).set_index("task")
+    models = models_of(frame.columns)
+    return Table12(
+        STUDY,
+        frame[[m + FT for m in models]].set_axis(models, axis=1),
+        frame[[m + BASE for m in models]].set_axis(models, axis=1),
+        frame[list(BASELINES)],
+    )
+
+
+def table_from_runs(runs: list[Run], study: Table12, source: str) -> Table12:
+    """Your Table 12: per (task, model) the best adapter and the base run; the baselines from
+    your own runs where you have them, else the study's for the same task."""
+    import pandas as pd
+
+    ft, base, baselines, adapters = {}, {}, {}, {}
+    problems = []
+    for run in runs:
+        key = (run.task, run.model)
+        if run.model in BASELINES:
+            target = baselines
+            if run.adapter is not None:
+                problems.append(f"{run.path}: {run.model} is a baseline; expected a base run")
+        else:
+            target = base if run.adapter is None else ft
+        if run.adapter is not None and key in ft and ft[key].score >= run.score:
+            continue
+        if run.adapter is None and key in target:
+            problems.append(
+                f"{run.path}: a second base run of {run.model} on {run.task} (the other: "
+                f"{target[key].path}); expected one, remove or move the other"
+            )
+        target[key] = run
+        if run.adapter is not None:
+            adapters[key] = run.adapter
+    if problems:
+        raise LLMBenchError(*problems)
+    if not ft and not base:
+        raise LLMBenchError(
+            f"{source}: only baseline runs ({', '.join(BASELINES)}); expected runs of a base "
+            "model or its adapters to report on"
+        )
+    tasks = _ordered({t for t, _ in [*ft, *base]}, study.tasks)
+    models = _ordered({m for _, m in [*ft, *base]}, study.models)
+    study_baselines = study.baselines.reindex(tasks)
+    own = pd.DataFrame(
+        {b: [_score(baselines, t, b) for t in tasks] for b in BASELINES}, index=tasks
+    )
+    return Table12(
+        source,
+        _frame(ft, tasks, models),
+        _frame(base, tasks, models),
+        own.fillna(study_baselines),
+        {k for k in baselines if k[0] in tasks},
+        adapters,
+        sorted(
+            (r for r in [*ft.values(), *base.values(), *baselines.values()] if _counts(r, tasks)),
+            key=lambda r: r.path,
+        ),
+    )
+
+
+def _counts(run: Run, tasks: list[str]) -> bool:
+    """A run behind a cell of the table whose requests partly failed: it gets flagged."""
+    return run.n_failed > 0 and run.task in tasks
+
+
+def _ordered(names: set[str], study_order: list[str]) -> list[str]:
+    """The study's order first, then names the study does not have, sorted."""
+    return [n for n in study_order if n in names] + sorted(names - set(study_order))
+
+
+def _score(runs: dict, task: str, model: str) -> float:
+    return runs[(task, model)].score if (task, model) in runs else math.nan
+
+
+def _frame(runs: dict, tasks: list[str], models: list[str]):
+    import pandas as pd
+
+    return pd.DataFrame({m: [_score(runs, t, m) for t in tasks] for m in models}, index=tasks)
+
+
+# --- what the table says ------------------------------------------------------------------------
+
+
+def per_task(table: Table12):
+    """Per task: the best fine-tuned model(s), best fine-tuned and base scores, GPT-4, and the
+    best adapter's lift over the best base model and over GPT-4 (Figure 5's two bars)."""
+    import pandas as pd
+
+    best_ft = table.ft.max(axis=1)
+    best_models = [
+        [m for m in table.models if table.ft.at[t, m] == best_ft[t]] for t in table.tasks
+    ]
+    frame = pd.DataFrame(
+        {
+            "best_ft": best_ft,
+            "best_base": table.base.max(axis=1),
+            "gpt4": table.baselines[GPT4],
+        },
+        index=table.tasks,
+    )
+    frame["lift_over_base"] = frame["best_ft"] - frame["best_base"]
+    frame["lift_over_gpt4"] = frame["best_ft"] - frame["gpt4"]
+    frame["best_models"] = best_models
+    return frame
+
+
+def per_model(table: Table12):
+    """Per model: its average fine-tuned score and lift over the tasks it has, and how many."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "avg_ft": table.ft.mean(),
+            "avg_lift": table.lift.mean(),
+            "n_tasks": table.ft.notna().sum(),
+        }
+    )
+
+
+def complete_block(table: Table12) -> tuple[list[str], list[str]]:
+    """The tasks and models of the largest block without gaps that `correlate` can read: every
+    cell has a fine-tuned and a base score and every task a GPT-4 score. Found by dropping, one
+    at a time, the task or model with the largest share of missing cells (a task on a tie)."""
+    tasks = [t for t in table.tasks if not math.isnan(table.baselines.at[t, GPT4])]
+    models = table.models
+    have = table.ft.notna() & table.base.notna()
+    while tasks and models:
+        missing = ~have.loc[tasks, models]
+        if not missing.to_numpy().any():
+            break
+        rows, cols = missing.mean(axis=1), missing.mean(axis=0)
+        if rows.max() >= cols.max():
+            tasks = [t for t in tasks if t != rows.idxmax()]
+        else:
+            models = [m for m in models if m != cols.idxmax()]
+    return (tasks, models) if tasks and models else ([], [])
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    """A score as the CSV holds it: up to 6 decimals, the study's own numbers unchanged."""
+    return "" if math.isnan(value) else repr(round(float(value), 6))
+
+
+def table12_csv(table: Table12) -> str:
+    """The Table 12 layout of `llmbench correlate --scores`: task, <model>_ft..., <model>_base...,
+    the baselines; only the complete block (see complete_block)."""
+    tasks, models = complete_block(table)
+    header = ["task", *(m + FT for m in models), *(m + BASE for m in models), *BASELINES]
+    lines = [",".join(header)]
+    for t in tasks:
+        cells = [table.ft.at[t, m] for m in models] + [table.base.at[t, m] for m in models]
+        cells += [table.baselines.at[t, b] for b in BASELINES]
+        lines.append(",".join([t, *map(_num, cells)]))
+    return "\n".join(lines) + "\n"
+
+
+def cells_csv(table: Table12, study: Table12 | None) -> str:
+    """Every (task, model) cell, long form: yours, the best adapter, failures, the study's."""
+    lines = ["task,model,ft,base,lift,adapter,n_failed,study_ft,study_base,study_lift"]
+    for t in table.tasks:
+        for m in table.models:
+            ft, base = table.ft.at[t, m], table.base.at[t, m]
+            if math.isnan(ft) and math.isnan(base):
+                continue
+            failed = sum(r.n_failed for r in table.failed if (r.task, r.model) == (t, m))
+            theirs = _study_cell(study, t, m)
+            values = [ft, base, ft - base]
+            lines.append(
+                ",".join(
+                    [t, m, *map(_num, values), table.adapters.get((t, m), ""), str(failed)]
+                    + [_num(v) for v in (*theirs, theirs[0] - theirs[1])]
+                )
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _study_cell(study: Table12 | None, task: str, model: str) -> tuple[float, float]:
+    """The study's (fine-tuned, base) score of a cell; NaN where the study has none."""
+    if study is None or task not in study.tasks or model not in study.models:
+        return math.nan, math.nan
+    return study.ft.at[task, model], study.base.at[task, model]
+
+
+def _fmt(value: float, spec: str = ".3f") -> str:
+    return "" if math.isnan(value) else format(value, spec)
+
+
+def _cell(ft: float, lift: float, flagged: bool = False) -> str:
+    """ "ft (+lift)" as the study prints it; ⚠ when a run behind it had failed requests."""
+    if math.isnan(ft):
+        return ""
+    lift_text = "" if math.isnan(lift) else f" ({lift:+.3f})"
+    return f"{ft:.3f}{lift_text}" + (f" {FAILED}" if flagged else "")
+
+
+def _model_cell(table: Table12, task: str, model: str) -> str:
+    """A model's cell of Table 12; "base 0.200" where only the base model was run."""
+    ft, base = table.ft.at[task, model], table.base.at[task, model]
+    flagged = table.flagged(task, model)
+    if math.isnan(ft) and not math.isnan(base):
+        return f"base {base:.3f}" + (f" {FAILED}" if flagged else "")
+    return _cell(ft, ft - base, flagged)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_header(names: list[str]) -> list[str]:
+    return [_md_row(names), _md_row(["---"] * len(names))]
+
+
+def _best_cell(models: list[str], score: float) -> str:
+    tied = f" (+{len(models) - 1} tied)" if len(models) > 1 else ""
+    return f"{models[0]}{tied} {score:.3f}" if models else ""
+
+
+def _gpt4_cell(table: Table12, task: str) -> str:
+    own = (task, GPT4) in table.own_baselines
+    text = _fmt(table.baselines.at[task, GPT4])
+    if own:
+        text += f" ({OURS})" + (f" {FAILED}" if table.flagged(task, GPT4) else "")
+    return text
+
+
+def main_table(table: Table12) -> list[str]:
+    """Table 12 as Markdown lines: a row per task, "ft (+lift)" per model, the best fine-tuned
+    model, GPT-4 and the best adapter's lift over it; a bottom row of averages."""
+    tasks = per_task(table)
+    lines = _md_header(["task", *table.models, "best fine-tuned", "GPT-4", "lift over GPT-4"])
+    for t, row in tasks.iterrows():
+        cells = [_model_cell(table, t, m) for m in table.models]
+        best = _best_cell(row["best_models"], row["best_ft"])
+        lines.append(
+            _md_row([t, *cells, best, _gpt4_cell(table, t), _fmt(row["lift_over_gpt4"], "+.3f")])
+        )
+    averages = [
+        _cell(avg_ft, avg_lift) + (f" [{n} of {len(tasks)} tasks]" if 0 < n < len(tasks) else "")
+        for avg_ft, avg_lift, n in per_model(table).itertuples(index=False)
+    ]
+    gpt4, lift = tasks["gpt4"].mean(), tasks["lift_over_gpt4"].mean()
+    lines.append(_md_row(["**average**", *averages, "", _fmt(gpt4), _fmt(lift, "+.3f")]))
+    return lines
+
+
+def beside_table(table: Table12, study: Table12) -> list[str]:
+    """Where both have a cell: "yours / the study's" fine-tuned score (lift); GPT-4 likewise
+    where you ran your own baseline. Empty when nothing overlaps."""
+    models = [m for m in table.models if m in study.models]
+    rows = []
+    for t in (t for t in table.tasks if t in study.tasks):
+        cells = []
+        for m in models:
+            theirs_ft, theirs_base = _study_cell(study, t, m)
+            cells.append(
+                _pair(
+                    _cell(table.ft.at[t, m], table.lift.at[t, m]),
+                    _cell(theirs_ft, theirs_ft - theirs_base),
+                )
+            )
+        gpt4 = ""
+        if (t, GPT4) in table.own_baselines:
+            gpt4 = _pair(_fmt(table.baselines.at[t, GPT4]), _fmt(study.baselines.at[t, GPT4]))
+        if any(cells) or gpt4:
+            rows.append(_md_row([t, *cells, gpt4]))
+    return [*_md_header(["task", *models, "GPT-4"]), *rows] if rows else []
+
+
+def _pair(ours: str, theirs: str) -> str:
+    return f"{ours} / {theirs}" if ours and theirs else ""
+
+
+def markdown(table: Table12, study: Table12 | None, csv_block: tuple[list, list]) -> str:
+    """The whole table12.md: Table 12, its notes, and (for your runs) the study beside it."""
+    if table.source == STUDY:
+        title = "# Table 12 — the study's scores (LoRA Land), as shipped with llmbench"
+    else:
+        title = f"# Table 12 — your scores ({table.source})"
+    lines = [
+        title,
+        "",
+        "Each cell: the best adapter's fine-tuned score (its lift over the same base model). "
+        "Averages run over the tasks a model has.",
+        "",
+        *main_table(table),
+        "",
+        *_notes(table, csv_block),
+    ]
+    beside = beside_table(table, study) if study is not None else []
+    if beside:
+        lines += ["", "## Yours beside the study", "", "Cells: yours / the study's.", "", *beside]
+    return "\n".join(lines) + "\n"
+
+
+def _notes(table: Table12, csv_block: tuple[list, list]) -> list[str]:
+    notes = []
+    if table.source != STUDY:
+        own = sorted({t for t, b in table.own_baselines if b == GPT4})
+        notes.append(
+            f"- GPT-4: the study's score, except cells marked (ours): your own `gpt-4` base "
+            f"runs ({', '.join(own)})."
+            if own
+            else "- GPT-4: the study's scores (no `gpt-4` base runs of your own)."
+        )
+    for run in table.failed:
+        notes.append(
+            f"- {FAILED} {run.path}: {run.n_failed} of {run.n} requests failed (scored 0)."
+        )
+    tasks, models = csv_block
+    left_out = sorted(set(table.tasks) - set(tasks)) + sorted(set(table.models) - set(models))
+    if left_out:
+        notes.append(
+            "- table12.csv (the layout `llmbench correlate` reads) leaves out, for gaps: "
+            + ", ".join(left_out)
+            + "; cells.csv has every cell."
+        )
+    return notes
+
+
+def plot_figure5(table: Table12, path: Path, title: str) -> None:
+    """Figure 5: per task, the best adapter's lift over the best base model and over GPT-4,
+    tasks sorted by the lift over the base model, largest first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    frame = per_task(table).sort_values("lift_over_base", ascending=False, na_position="last")
+    x = np.arange(len(frame))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(frame) + 2), 5.2))
+    gpt4_label = "over GPT-4" + (" (study's)" if table.source == STUDY else "")
+    if table.source != STUDY and table.own_baselines:
+        gpt4_label = "over GPT-4 (yours where run, else the study's)"
+    ax.bar(x - 0.2, frame["lift_over_base"], 0.4, label="over the best base model", color="#2b6cb0")
+    ax.bar(x + 0.2, frame["lift_over_gpt4"], 0.4, label=gpt4_label, color="#c53030")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, list(frame.index), rotation=55, ha="right", fontsize=8)
+    ax.set_xlim(-0.7, len(frame) - 0.3)
+    ax.set_ylabel("lift of the best fine-tuned adapter")
+    ax.grid(axis="y", linewidth=0.4, alpha=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title, fontsize=10, loc="left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=150)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# --- the stage ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportResult:
+    table: Table12
+    files: list[Path]
+
+
+def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
+    """Table 12 and Figure 5 of your runs under `runs_dir` (None: the study's own), written
+    into `out_dir` as table12.md, table12.csv, cells.csv and figure5.png."""
+    study = study_table()
+    if runs_dir is None:
+        table, beside = study, None
+    else:
+        table, beside = table_from_runs(collect_runs(runs_dir), study, str(runs_dir)), study
+    block = complete_block(table)
+    out_dir = Path(out_dir)
+    files = [out_dir / n for n in ("table12.md", "table12.csv", "cells.csv", "figure5.png")]
+    atomic_write_text(files[0], markdown(table, beside, block))
+    atomic_write_text(files[1], table12_csv(table))
+    atomic_write_text(files[2], cells_csv(table, beside))
+    who = "the study (LoRA Land)" if runs_dir is None else str(runs_dir)
+    plot_figure5(table, files[3], f"Figure 5: lift of the best fine-tuned adapter per task — {who}")
+    return ReportResult(table, files)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from llmbench.console import console
+
+    if args.paper and args.runs is not None:
+        raise LLMBenchError("report: RUNS and --paper both given; expected one or the other")
+    runs = None if args.paper else (args.runs or DEFAULT_WORK_DIR)
+    out = args.out or (DEFAULT_WORK_DIR / "report-paper" if args.paper else runs / "report")
+    result = report(runs, out)
+    table, lifts = result.table, per_task(result.table)["lift_over_gpt4"].dropna()
+    console.print(
+        f"Table 12 of {len(table.tasks)} tasks × {len(table.models)} models: the best adapter "
+        f"beats GPT-4 on {(lifts > 0).sum()} of {len(lifts)} tasks",
+        markup=False,
+    )
+    if table.failed:
+        console.print(f"{len(table.failed)} run(s) with failed requests, flagged {FAILED}")
+    console.print(f"written to {out}: {', '.join(p.name for p in result.files)}", markup=False)
+
+
+def add_parser(sub) -> None:
+    """Register `report` on the `llmbench` command's subparsers object `sub`."""
+    p = sub.add_parser(
+        "report",
+        help="the study's Table 12 and Figure 5 from your evaluation runs (or --paper)",
+        epilog="examples: llmbench report runs --out runs/report; llmbench report --paper",
+    )
+    p.add_argument(
+        "runs", nargs="?", type=Path, help="work directory holding eval/ (default: runs)"
+    )
+    p.add_argument(
+        "--paper", action="store_true", help="render the study's own scores instead of runs"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default: RUNS/report, or runs/report-paper with --paper)",
+    )
+    p.set_defaults(handler=cmd_report)
