@@ -3,14 +3,18 @@
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint
+.PHONY: setup setup-serve demo test lint
 setup:
 	@bash scripts/setup.sh
 
-demo: setup
+# The serving environment (.venv-serve: Python 3.11 with vLLM) that `llmbench serve` runs in.
+setup-serve:
+	@bash scripts/setup-serve.sh
+
+demo: setup setup-serve
 	.venv/bin/llmbench bakeoff
 
-test: setup
+test: setup setup-serve
 	.venv/bin/python -m pytest -q
 
 lint: setup

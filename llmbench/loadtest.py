@@ -160,13 +160,13 @@ class Streamer:
 
     async def _lorax(self, prompt, max_new_tokens, adapter_id, started):
         ttft, tokens = None, 0
-        async for event in self.lorax.generate_stream(
+        async for _event in self.lorax.generate_stream(
             prompt, adapter_id=adapter_id, max_new_tokens=max_new_tokens
         ):
-            if event.token is not None and not event.token.special:
-                tokens += 1
-                if ttft is None:
-                    ttft = time.perf_counter() - started
+            # Every generated token counts, the end-of-sequence one too (as LoRAX counts them).
+            tokens += 1
+            if ttft is None:
+                ttft = time.perf_counter() - started
         return ttft, tokens, {}
 
     async def _openai(self, prompt, max_new_tokens, adapter_id, started):
@@ -182,7 +182,7 @@ class Streamer:
         headers = {k: raw.headers[k] for k in TIMING_HEADERS if k in raw.headers}
         usage_tokens = None
         async for chunk in raw.parse():
-            if chunk.choices and chunk.choices[0].text:
+            if chunk.choices:
                 tokens += 1
                 if ttft is None:
                     ttft = time.perf_counter() - started

@@ -20,3 +20,41 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent (a plain clone): the study's shared files are not here")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """ONE real `llmbench serve` for the whole session: the tiny base, three trained adapters
+    (alpha, beta, gamma: see serving_fixtures), hostile traps beside the adapters root, at most
+    MAX_LOADED_ADAPTERS loaded at once."""
+    from serving_fixtures import (
+        MAX_LOADED_ADAPTERS,
+        build_adapters,
+        build_hostile_layout,
+        build_tiny_base,
+    )
+
+    from llmbench.serving.launch import SERVE_VENV, start_server, stop_server
+
+    if not (SERVE_VENV / "bin" / "python").exists():
+        message = "no serving environment: run `bash scripts/setup-serve.sh` (make test does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    work = tmp_path_factory.mktemp("serving")
+    base = build_tiny_base(work / "base")
+    root = work / "adapters"
+    adapters = build_adapters(base, root)
+    outside = work / "outside_secret"
+    traps = build_hostile_layout(root, outside, adapters["alpha"])
+    log = work / "server.log"
+    # float32 makes greedy decoding independent of how requests are batched (bf16 is not).
+    process, url = start_server(
+        base, root, max_loaded_adapters=MAX_LOADED_ADAPTERS, log_path=log,
+        extra_args=["--dtype", "float32"],
+    )
+    try:
+        yield {"url": url, "base": base, "root": root, "outside": outside, "traps": traps,
+               "log": log}
+    finally:
+        stop_server(process)

@@ -1,0 +1,214 @@
+"""Adapters by name: find an adapter folder safely under the adapters root, keep at most N loaded.
+
+An `adapter_id` names a folder under the root given to `llmbench serve --adapters`: a plain PEFT
+adapter folder (it holds `adapter_config.json`) or a Ludwig training output (the adapter lies in
+`model/model_weights/` of its run), so `--adapters runs/train` serves `tiny/gsm8k`. Names come
+from the network, so every path is resolved and checked to lie inside the root before anything
+in it is opened, and every file vLLM will read is checked the same way (a symlink inside the
+root may point outside it).
+
+Plain Python (no vLLM), so it is tested in the main environment too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ADAPTER_CONFIG = "adapter_config.json"
+# Where the adapter lies inside an adapter_id's folder, in the order tried: a PEFT folder itself,
+# a Ludwig run (`<run>/model/model_weights`), a Ludwig model folder (`model_weights`); last, a
+# Ludwig output folder holding one run (`<out>/<experiment>_<model>/model/model_weights`, the
+# layout of `llmbench train`'s sweep under runs/train/<model>/<task>).
+LUDWIG_WEIGHTS = "model/model_weights"
+ADAPTER_LAYOUTS = (".", LUDWIG_WEIGHTS, "model_weights")
+ADAPTER_SOURCES = ("local", "hub")
+# A hub name is `owner/name`; it is looked up in the local hub cache only (no download here).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class AdapterError(Exception):
+    """A request names an adapter that cannot be served; carries the HTTP status and error type."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+def _outside_root(adapter_id: str) -> AdapterError:
+    return AdapterError(
+        400, "invalid_adapter", f"adapter_id '{adapter_id}' leads outside the adapters root"
+    )
+
+
+def check_adapter_name(adapter_id: str) -> None:
+    """Reject names that could only mean a path outside the root, before touching the disk."""
+    if not adapter_id or "\x00" in adapter_id or "\\" in adapter_id:
+        raise AdapterError(400, "invalid_adapter", f"adapter_id {adapter_id!r} is not a valid name")
+    parts = adapter_id.split("/")
+    if adapter_id.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", adapter_id):
+        raise _outside_root(adapter_id)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def resolve_local_adapter(root: Path, adapter_id: str) -> Path:
+    """The resolved folder holding `adapter_config.json` for `adapter_id` under `root`.
+
+    Raises AdapterError: 400 when the name or any symlink on the way leads outside the root,
+    404 when there is no such adapter. Only `resolve()`/`stat()` touch the disk until every file
+    of the adapter is known to lie inside the root.
+    """
+    check_adapter_name(adapter_id)
+    root = root.resolve(strict=True)
+    candidate = (root / adapter_id).resolve()
+    if not _inside(candidate, root):
+        raise _outside_root(adapter_id)
+    if not candidate.is_dir():
+        raise AdapterError(404, "not_found", f"no adapter '{adapter_id}' in the adapters root")
+    for layout in ADAPTER_LAYOUTS:
+        folder = (candidate / layout).resolve()
+        if not _inside(folder, root):
+            raise _outside_root(adapter_id)
+        if (folder / ADAPTER_CONFIG).exists():
+            _check_files_inside(folder, root, adapter_id)
+            return folder
+    return _ludwig_output_folder(candidate, root, adapter_id)
+
+
+def _ludwig_output_folder(candidate: Path, root: Path, adapter_id: str) -> Path:
+    """A Ludwig output folder holds one run, `<experiment>_<model>/model/model_weights`."""
+    runs = sorted(p.parent for p in candidate.glob(f"*/{LUDWIG_WEIGHTS}/{ADAPTER_CONFIG}"))
+    if len(runs) > 1:
+        names = ", ".join(f"'{adapter_id}/{run.relative_to(candidate).parts[0]}'" for run in runs)
+        raise AdapterError(
+            409,
+            "ambiguous_adapter",
+            f"adapter '{adapter_id}' holds several Ludwig runs; name one of {names}",
+        )
+    if runs:
+        folder = runs[0].resolve()
+        if not _inside(folder, root):
+            raise _outside_root(adapter_id)
+        _check_files_inside(folder, root, adapter_id)
+        return folder
+    raise AdapterError(
+        404,
+        "not_found",
+        f"adapter '{adapter_id}' has no {ADAPTER_CONFIG} (looked in "
+        + ", ".join(f"'{layout}'" for layout in ADAPTER_LAYOUTS)
+        + f" and '*/{LUDWIG_WEIGHTS}')",
+    )
+
+
+def _check_files_inside(folder: Path, root: Path, adapter_id: str) -> None:
+    """vLLM opens files of the adapter folder by name; each, at any depth, must resolve inside."""
+    for parent, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            if not _inside((Path(parent) / name).resolve(), root):
+                raise _outside_root(adapter_id)
+
+
+def resolve_hub_adapter(adapter_id: str) -> Path:
+    """The local hub-cache snapshot of `owner/name` (HF_HUB_OFFLINE is honoured; 404 if absent)."""
+    if not HUB_ID.match(adapter_id) or ".." in adapter_id:
+        raise AdapterError(400, "invalid_adapter", f"'{adapter_id}' is not a hub name (owner/name)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(adapter_id, allow_patterns=["adapter_*", "*.json"]))
+    except Exception as error:  # the hub client raises many types; all mean "not available"
+        raise AdapterError(
+            404, "not_found", f"hub adapter '{adapter_id}' is not available: {type(error).__name__}"
+        ) from None
+    if not (folder / ADAPTER_CONFIG).exists():
+        raise AdapterError(404, "not_found", f"hub adapter '{adapter_id}' has no {ADAPTER_CONFIG}")
+    return folder
+
+
+def resolve_adapter(root: Path, adapter_id: str, adapter_source: str | None) -> Path:
+    """Dispatch on LoRAX's `adapter_source` (default local); other sources are refused."""
+    source = adapter_source or "local"
+    if source == "local":
+        return resolve_local_adapter(root, adapter_id)
+    if source == "hub":
+        return resolve_hub_adapter(adapter_id)
+    raise AdapterError(
+        400,
+        "validation",
+        f"adapter_source '{source}' is not supported here; use one of {', '.join(ADAPTER_SOURCES)}",
+    )
+
+
+@dataclass
+class LoadedAdapter:
+    """An adapter the engine holds: its engine id (vLLM's lora_int_id), folder and users."""
+
+    adapter_id: str
+    int_id: int
+    path: Path
+    in_use: int = 0
+
+
+@dataclass
+class AdapterCache:
+    """At most `capacity` adapters loaded; the least recently used idle one is evicted.
+
+    `load(name, int_id, path)` and `unload(int_id)` are the engine's coroutines. An adapter in use
+    by a running request is never evicted; when every loaded adapter is busy, a request for
+    another one waits until one is released. The bound is strict: the engine's spare LoRA slot
+    (see engine.py) stays empty only if no more than `capacity` adapters are ever loaded.
+    """
+
+    capacity: int
+    load: Callable[[str, int, Path], Awaitable[None]]
+    unload: Callable[[int], Awaitable[None]]
+    loaded: OrderedDict[str, LoadedAdapter] = field(default_factory=OrderedDict)
+    loads: int = 0
+    evictions: int = 0
+    _next_id: int = 1
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def acquire(self, adapter_id: str, path: Path) -> LoadedAdapter:
+        """The loaded adapter for `adapter_id` (loading it if needed), marked in use."""
+        async with self._changed:
+            adapter = self.loaded.get(adapter_id)
+            if adapter is not None and adapter.path != path and adapter.in_use == 0:
+                # The folder behind the name changed (e.g. a symlink was repointed): reload.
+                await self._evict(adapter)
+                adapter = None
+            while adapter is None and len(self.loaded) >= self.capacity:
+                idle = next((a for a in self.loaded.values() if a.in_use == 0), None)
+                if idle is not None:
+                    await self._evict(idle)
+                else:
+                    await self._changed.wait()
+                    adapter = self.loaded.get(adapter_id)  # another request may have loaded it
+            if adapter is None:
+                adapter = LoadedAdapter(adapter_id, self._next_id, path)
+                self._next_id += 1
+                await self.load(adapter_id, adapter.int_id, path)
+                self.loads += 1
+                self.loaded[adapter_id] = adapter
+            self.loaded.move_to_end(adapter_id)
+            adapter.in_use += 1
+            return adapter
+
+    async def release(self, adapter: LoadedAdapter) -> None:
+        """Mark one use of `adapter` finished, waking requests that wait for a free place."""
+        async with self._changed:
+            adapter.in_use -= 1
+            self._changed.notify_all()
+
+    async def _evict(self, adapter: LoadedAdapter) -> None:
+        del self.loaded[adapter.adapter_id]
+        self.evictions += 1
+        await self.unload(adapter.int_id)

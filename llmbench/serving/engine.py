@@ -1,0 +1,360 @@
+"""vLLM's engine behind the server: one base model, LoRA adapters by name, generation as events.
+
+Runs in the serving environment (Python 3.11 with vLLM). `ServingEngine.generate` validates a
+prompt against the context, picks the adapter (loading it on first use, evicting the least
+recently used beyond `--max-loaded-adapters`) and yields one `Step` per generated token, then the
+`Finish`; requests for different adapters go to the same engine and are batched together.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmbench.serving.adapters import AdapterCache, AdapterError, LoadedAdapter, resolve_adapter
+
+# On a CPU, vLLM reads gpu_memory_utilization as the fraction of RAM reserved for the KV cache;
+# 0.1 leaves room for everything else on a small machine (VLLM_CPU_KVCACHE_SPACE overrides it).
+KV_CACHE_FRACTION = 0.1
+DEFAULT_MAX_LORA_RANK = 16
+# vLLM marks base-model tokens with LoRA slot -1. Its GPU kernels skip them, but its CPU ops
+# (vllm/lora/ops/torch_ops, vLLM 0.32) index the stacked weights with -1, i.e. the LAST slot, so
+# base requests batched beside adapters got that adapter's delta (seen here; upstream fix
+# proposed in vllm-project/vllm#48421). The last slot is kept empty (zeros) by allowing one more
+# slot than adapters are ever loaded (AdapterCache's bound is strict), so -1 adds nothing.
+SPARE_LORA_SLOTS = 1
+
+
+class RequestError(Exception):
+    """A request the server refuses or could not finish: HTTP status, LoRAX error type, message."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+@dataclass
+class Token:
+    id: int
+    text: str
+    logprob: float | None
+    special: bool
+
+
+@dataclass
+class Step:
+    """One generated token (LoRAX streams one event per token)."""
+
+    token: Token
+
+
+@dataclass
+class Finish:
+    """The end of a generation: LoRAX's finish reason, the counts and the timings (seconds)."""
+
+    finish_reason: str  # "length", "eos_token" or "stop_sequence"
+    generated_text: str
+    tokens: list[Token]
+    prefill: list[Token]
+    prompt_tokens: int
+    seed: int | None
+    queue_time: float
+    time_to_first_token: float
+    total_time: float
+
+    @property
+    def generated_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def inference_time(self) -> float:
+        return max(self.total_time - self.queue_time, 0.0)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a request wants back besides the text (each costs the engine something)."""
+
+    stream: bool = False  # a Step per token as it comes (else all at the end, fewer wake-ups)
+    logprobs: bool = False  # each generated token's logprob (LoRAX details and stream events)
+    prompt_logprobs: bool = False  # each prompt token's logprob (LoRAX decoder_input_details)
+    include_stop: bool = True  # LoRAX keeps a matched stop sequence in the text; OpenAI does not
+
+
+@dataclass
+class Counters:
+    """What /metrics reports, counted once here."""
+
+    requests: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    truncated_prompts: int = 0
+    in_flight: int = 0
+    request_seconds: float = 0.0
+    queue_seconds: float = 0.0
+    by_adapter: dict[str, int] = field(default_factory=dict)
+
+
+class ServingEngine:
+    """vLLM's AsyncLLM with LoRA enabled, and the adapters it serves from `adapters_root`."""
+
+    def __init__(self, engine: Any, base_model: str, adapters_root: Path, max_loaded_adapters: int):
+        self.engine = engine
+        self.base_model = base_model
+        self.adapters_root = adapters_root
+        self.tokenizer = engine.get_tokenizer()
+        self.max_model_len = engine.model_config.max_model_len
+        self.dtype = str(engine.model_config.dtype)
+        self.counters = Counters()
+        self.adapters = AdapterCache(max_loaded_adapters, self._load_lora, self._unload_lora)
+        self._special_ids = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+
+    @classmethod
+    def start(
+        cls,
+        base_model: str,
+        adapters_root: Path,
+        max_loaded_adapters: int,
+        *,
+        max_lora_rank: int = DEFAULT_MAX_LORA_RANK,
+        max_model_len: int | None = None,
+        dtype: str = "auto",
+    ) -> ServingEngine:
+        """Build vLLM's engine (about a minute on a CPU); call inside a running event loop."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=base_model,
+            enable_lora=True,
+            # Every loaded adapter may sit in one batch (vLLM's default max_loras is 1), plus
+            # SPARE_LORA_SLOTS that stay empty: see its comment.
+            max_loras=max_loaded_adapters + SPARE_LORA_SLOTS,
+            max_cpu_loras=max_loaded_adapters + SPARE_LORA_SLOTS,
+            max_lora_rank=max_lora_rank,
+            max_model_len=max_model_len,
+            dtype=dtype,
+            gpu_memory_utilization=KV_CACHE_FRACTION,
+            disable_log_stats=False,
+        )
+        engine = AsyncLLM.from_engine_args(args)
+        return cls(engine, base_model, adapters_root, max_loaded_adapters)
+
+    async def _load_lora(self, adapter_id: str, int_id: int, path: Path) -> None:
+        from vllm.lora.request import LoRARequest
+
+        try:
+            await self.engine.add_lora(LoRARequest(adapter_id, int_id, str(path)))
+        except Exception as error:  # vLLM wraps the worker's error in a plain Exception
+            raise AdapterError(
+                400, "invalid_adapter", f"adapter '{adapter_id}' could not be loaded: {error}"
+            ) from None
+
+    async def _unload_lora(self, int_id: int) -> None:
+        await self.engine.remove_lora(int_id)
+
+    def is_base(self, name: str | None) -> bool:
+        """Whether an OpenAI `model` (or LoRAX adapter_id) means the base model."""
+        return not name or name in (self.base_model, Path(self.base_model).name)
+
+    def count_tokens(self, text: str) -> list[int]:
+        return list(self.tokenizer(text)["input_ids"])
+
+    def prompt_ids(self, prompt: str, max_new_tokens: int | None, truncate: int | None = None):
+        """The prompt's token ids and the max new tokens, or a 422 when they exceed the context.
+
+        `truncate` (LoRAX's parameter) keeps only the last N prompt tokens; it is counted in
+        /metrics. Without it nothing is cut: an over-long prompt is refused, never shortened.
+        """
+        ids = self.count_tokens(prompt)
+        if truncate is not None and len(ids) > truncate:
+            ids = ids[-truncate:]
+            self.counters.truncated_prompts += 1
+        room = self.max_model_len - len(ids)
+        wanted = max_new_tokens if max_new_tokens is not None else min(20, room)
+        if room <= 0 or wanted > room:
+            raise RequestError(
+                422,
+                "validation",
+                f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
+                f"{self.max_model_len}. Given: {len(ids)} `inputs` tokens and "
+                f"{max_new_tokens or wanted} `max_new_tokens`",
+            )
+        return ids, wanted
+
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        options: dict[str, Any],
+        *,
+        adapter_id: str | None,
+        adapter_source: str | None = None,
+        output: Output = Output(),
+    ) -> AsyncIterator[Step | Finish]:
+        """Yield a Step per generated token, then a Finish; errors are RequestError.
+
+        Without `output.stream` the Steps all come at the end, just before the Finish.
+        """
+        adapter = await self._acquire(adapter_id, adapter_source)
+        started = time.perf_counter()
+        self.counters.requests += 1
+        self.counters.in_flight += 1
+        name = adapter.adapter_id if adapter else ""
+        self.counters.by_adapter[name] = self.counters.by_adapter.get(name, 0) + 1
+        try:
+            async for event in self._run(prompt_ids, options, adapter, output, started):
+                yield event
+        finally:
+            self.counters.in_flight -= 1
+            self.counters.request_seconds += time.perf_counter() - started
+            if adapter is not None:
+                await self.adapters.release(adapter)
+
+    async def _acquire(self, adapter_id: str | None, source: str | None) -> LoadedAdapter | None:
+        if self.is_base(adapter_id):
+            return None
+        try:
+            path = resolve_adapter(self.adapters_root, adapter_id, source)
+            return await self.adapters.acquire(adapter_id, path)
+        except AdapterError as error:
+            raise RequestError(error.status, error.error_type, str(error)) from None
+
+    def fail(self, error_type: str) -> None:
+        self.counters.failures[error_type] = self.counters.failures.get(error_type, 0) + 1
+
+    async def _run(
+        self, prompt_ids, options, adapter, output: Output, started: float
+    ) -> AsyncIterator[Step | Finish]:
+        from vllm import SamplingParams
+        from vllm.lora.request import LoRARequest
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            **options,
+            logprobs=0 if output.logprobs else None,  # 0: the sampled token's own
+            prompt_logprobs=0 if output.prompt_logprobs else None,
+            include_stop_str_in_output=output.include_stop,
+            output_kind=RequestOutputKind.DELTA if output.stream else RequestOutputKind.FINAL_ONLY,
+        )
+        lora = (
+            LoRARequest(adapter.adapter_id, adapter.int_id, str(adapter.path)) if adapter else None
+        )
+        tokens: list[Token] = []
+        prefill: list[Token] = []
+        text, first_token_at, queue_time = "", None, 0.0
+        outputs = self.engine.generate(
+            {"prompt_token_ids": prompt_ids},
+            params,
+            f"llmbench-{uuid.uuid4().hex}",
+            lora_request=lora,
+        )
+        try:
+            async for out in outputs:
+                if first_token_at is None:
+                    first_token_at = _first_token_latency(out, time.perf_counter() - started)
+                    queue_time = _queue_time(out)
+                if output.prompt_logprobs and out.prompt_logprobs:
+                    prefill = self._prefill(prompt_ids, out.prompt_logprobs)
+                completion = out.outputs[0]
+                for token in self._tokens(completion):
+                    tokens.append(token)
+                    yield Step(token)
+                text += completion.text
+                if out.finished:
+                    break
+        except Exception as error:  # the engine's failure is the request's, not the server's
+            self.fail("generation")
+            raise RequestError(
+                424, "generation", f"Request failed during generation: {error}"
+            ) from None
+        finally:
+            # A client gone mid-stream closes this generator; closing vLLM's aborts the request.
+            await outputs.aclose()
+        self.counters.generated_tokens += len(tokens)
+        self.counters.prompt_tokens += len(prompt_ids)
+        self.counters.queue_seconds += queue_time
+        yield Finish(
+            finish_reason=_finish_reason(completion),
+            generated_text=text,
+            tokens=tokens,
+            prefill=prefill,
+            prompt_tokens=len(prompt_ids),
+            seed=options.get("seed"),
+            queue_time=queue_time,
+            time_to_first_token=first_token_at or 0.0,
+            total_time=time.perf_counter() - started,
+        )
+
+    def _tokens(self, completion) -> list[Token]:
+        """This step's new tokens; a single token carries the step's text delta exactly."""
+        ids = list(completion.token_ids)
+        logprobs = completion.logprobs or []
+        made = []
+        for i, token_id in enumerate(ids):
+            entry = logprobs[i].get(token_id) if i < len(logprobs) and logprobs[i] else None
+            if len(ids) == 1:
+                text = completion.text
+            else:
+                text = entry.decoded_token if entry and entry.decoded_token else ""
+            special = token_id in self._special_ids
+            made.append(
+                Token(token_id, "" if special else text, entry.logprob if entry else None, special)
+            )
+        return made
+
+    def _prefill(self, prompt_ids: list[int], prompt_logprobs) -> list[Token]:
+        prefill = []
+        for token_id, entry in zip(prompt_ids, prompt_logprobs, strict=True):
+            chosen = entry.get(token_id) if entry else None
+            text = (
+                chosen.decoded_token
+                if chosen and chosen.decoded_token is not None
+                else (self.tokenizer.decode([token_id]))
+            )
+            prefill.append(Token(token_id, text, chosen.logprob if chosen else None, False))
+        return prefill
+
+    async def healthy(self) -> bool:
+        try:
+            await self.engine.check_health()
+        except Exception:  # any failure of the engine process means "not healthy"
+            return False
+        return True
+
+    async def warm_up(self) -> None:
+        """One short base-model request, so the first user request does not pay for compilation."""
+        ids, _ = self.prompt_ids("warm up", 2)
+        options = {"max_tokens": 2, "temperature": 0.0}
+        async for _ in self._run(ids, options, None, Output(stream=True), time.perf_counter()):
+            pass
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+def _first_token_latency(out, measured: float) -> float:
+    """Seconds to the first token: vLLM's own count when it keeps stats, else `measured`."""
+    latency = getattr(getattr(out, "metrics", None), "first_token_latency", 0.0)
+    return latency if latency else measured
+
+
+def _queue_time(out) -> float:
+    """Seconds the request waited in vLLM's scheduler (0 when the engine keeps no stats)."""
+    stats = getattr(out, "metrics", None)
+    queued, scheduled = getattr(stats, "queued_ts", 0.0), getattr(stats, "scheduled_ts", 0.0)
+    return max(scheduled - queued, 0.0) if queued and scheduled else 0.0
+
+
+def _finish_reason(completion) -> str:
+    """vLLM's finish reason in LoRAX's words."""
+    if completion.finish_reason == "length":
+        return "length"
+    if isinstance(completion.stop_reason, str):
+        return "stop_sequence"
+    return "eos_token"

