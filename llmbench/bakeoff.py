@@ -1,64 +1,250 @@
-"""`llmbench bakeoff`: the study end to end on one command, each stage skipped when done.
+"""`llmbench bakeoff`: the study end to end, one resumable stage after another.
 
-Stages so far: build the tiny model -> prepare each task -> render its Ludwig config -> train a
-4-bit LoRA adapter. Serving, evaluation, complexity, correlation and the report plug in after
-training as they land.
+prepare -> train (the resumable sweep, rendering configs as needed) -> serve (starts
+`llmbench serve` unless an endpoint is given) -> evaluate each base model and adapter ->
+complexity -> correlate (when enough tasks) -> report. Every stage skips what is already done:
+prepared tables are kept, trained jobs are skipped, evaluations resume from their responses.
 
-The embedded default (no arguments) runs the `tiny` model on tasks prepared from the shipped
-fixtures, for a few training steps: it shows the pipeline working on a laptop CPU in minutes,
-not model quality.
+The default config (llmbench/data/bakeoff.yaml) is the embedded default: the tiny model on
+three tasks prepared from the shipped fixtures, a few training steps, all on a laptop CPU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
-from llmbench.models import get_model
+from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR
+from llmbench.validation import read_yaml
 
-DEFAULT_TASKS = ("gsm8k",)
+MIN_TASKS_TO_CORRELATE = 5
+CONFIG_KEYS = {
+    "models": list,
+    "tasks": list,
+    "source": str,
+    "sources": dict,
+    "endpoint": (str, type(None)),
+    "max_loaded_adapters": int,
+    "max_parallel": int,
+    "eval_limit": (int, type(None)),
+    "eval_concurrency": int,
+}
 
 
 @dataclass
-class TaskOutcome:
+class BakeoffConfig:
+    models: list[str]
+    tasks: list[str]
+    source: str = "fixture"
+    sources: dict = field(default_factory=dict)
+    endpoint: str | None = None
+    max_loaded_adapters: int = 4
+    max_parallel: int = 1
+    eval_limit: int | None = None
+    eval_concurrency: int = 4
+
+
+@dataclass
+class TaskScore:
+    model: str
     task: str
-    rows: dict[str, int]
-    config: Path
-    adapter: Path
-    first_loss: float
-    last_loss: float
+    metric: str
+    base: float
+    adapter: float
+    n: int
+    failed: int
+
+    @property
+    def lift(self) -> float:
+        return self.adapter - self.base
+
+
+@dataclass
+class BakeoffResult:
+    scores: list[TaskScore]
+    report_dir: Path
+    correlate_dir: Path | None
+    notes: list[str]
+    servers_started: int = 0
+
+
+def load_config(path: Path | None) -> BakeoffConfig:
+    """The bake-off config (the embedded default when `path` is None), every problem listed."""
+    source = path or resources.files("llmbench").joinpath("data/bakeoff.yaml")
+    document = read_yaml(Path(str(source)))
+    if not isinstance(document, dict):
+        raise LLMBenchError(f"{source}: expected a mapping of bake-off settings")
+    problems = [
+        f"{source}: {key}: unknown key; allowed: {', '.join(CONFIG_KEYS)}"
+        for key in document
+        if key not in CONFIG_KEYS
+    ]
+    problems += [
+        f"{source}: {key}: expected {getattr(kind, '__name__', 'a value of another type')}"
+        f", got {type(document[key]).__name__}"
+        for key, kind in CONFIG_KEYS.items()
+        if key in document and not isinstance(document[key], kind)
+    ]
+    if document.get("source", "fixture") not in ("fixture", "upstream"):
+        problems.append(f"{source}: source: expected fixture or upstream")
+    for key in ("models", "tasks"):
+        if not document.get(key):
+            problems.append(f"{source}: {key}: expected a non-empty list")
+    if problems:
+        raise LLMBenchError(*problems)
+    return BakeoffConfig(**document)
 
 
 def run_bakeoff(
-    runs: Path = DEFAULT_WORK_DIR, model: str = "tiny", tasks: tuple[str, ...] = DEFAULT_TASKS
-) -> list[TaskOutcome]:
-    """Run every stage for `model` x `tasks` under `runs`, skipping what is already there."""
-    from llmbench.prepare import fixture_source, prepare_task, prepared_path, read_prepared
-    from llmbench.render import render_configs
-    from llmbench.tasks import get_card
-    from llmbench.tiny import ensure_tiny_model
-    from llmbench.training import finished_adapter, run_directory, train, training_losses
-
+    config: BakeoffConfig, runs: Path = DEFAULT_WORK_DIR, progress: bool = True
+) -> BakeoffResult:
+    """Every stage for config.models x config.tasks under `runs`."""
     runs = Path(runs)
-    base = get_model(model)
-    if base.local_path:
-        ensure_tiny_model(runs / base.local_path)
-    outcomes = []
-    for task in tasks:
-        if not prepared_path(task, runs).is_file():
-            prepare_task(task, source=fixture_source(get_card(task)), out_dir=runs, progress=False)
-        table = read_prepared(task, runs)
-        rows = {
-            name: int((table.iloc[:, -1] == code).sum())
-            for code, name in enumerate(("train", "validation", "test"))
-        }
-        (config,) = render_configs([model], [task], out_dir=runs / "configs", work_dir=runs)
-        output = runs / "train" / model / task
-        run_dir = run_directory(output)
-        adapter = finished_adapter(run_dir) or train(
-            config.path, prepared_path(task, runs), output, resume=run_dir.is_dir()
+    _check_names(config)
+    prepare_stage(config, runs)
+    train_stage(config, runs)
+    notes: list[str] = []
+    with Endpoints(config, runs) as endpoints:
+        scores = [
+            evaluate_stage(config, runs, model, task, endpoints, progress)
+            for model in config.models
+            for task in config.tasks
+        ]
+    complexity = complexity_stage(config, runs)
+    correlate_dir = correlate_stage(config, runs, complexity, notes)
+    from llmbench.report import report
+
+    report_dir = runs / "report"
+    report(runs, report_dir)
+    return BakeoffResult(scores, report_dir, correlate_dir, notes, len(endpoints.processes))
+
+
+def _check_names(config: BakeoffConfig) -> None:
+    from llmbench.models import get_model
+    from llmbench.tasks import get_card
+
+    for model in config.models:
+        get_model(model)
+    for task in config.tasks:
+        get_card(task)
+
+
+def prepare_stage(config: BakeoffConfig, runs: Path) -> None:
+    from llmbench.prepare import fixture_source, prepare_task, prepared_path
+    from llmbench.tasks import get_card
+
+    for task in config.tasks:
+        if prepared_path(task, runs).is_file():
+            continue
+        source = config.sources.get(task)
+        if source is None and config.source == "fixture":
+            source = fixture_source(get_card(task))
+        prepare_task(task, source=Path(source) if source else None, out_dir=runs, progress=False)
+
+
+def train_stage(config: BakeoffConfig, runs: Path) -> None:
+    from llmbench.sweep import FAILED, plan_jobs, run_sweep
+
+    jobs = plan_jobs(config.models, config.tasks, runs)
+    manifest = run_sweep(jobs, runs, max_parallel=config.max_parallel)
+    failed = [j.key for j in jobs if manifest.jobs[j.key].state == FAILED]
+    if failed:
+        raise LLMBenchError(
+            f"training failed for {', '.join(failed)}; see {manifest.path} and "
+            "each job's train.log, then rerun (done jobs are kept)"
         )
-        losses = training_losses(run_dir)
-        outcomes.append(TaskOutcome(task, rows, config.path, adapter, losses[0], losses[-1]))
-    return outcomes
+
+
+class Endpoints:
+    """Model name -> endpoint: the configured one, or a `llmbench serve` started on first need
+    (a rerun with every evaluation complete starts no server) and stopped on exit."""
+
+    def __init__(self, config: BakeoffConfig, runs: Path):
+        self.config, self.runs = config, runs
+        self.urls: dict[str, str] = {}
+        self.processes: list = []
+
+    def url(self, name: str) -> str:
+        if self.config.endpoint:
+            return self.config.endpoint
+        if name not in self.urls:
+            from llmbench.models import get_model
+            from llmbench.serving.launch import start_server
+
+            model = get_model(name)
+            base = (self.runs / model.local_path).resolve() if model.local_path else model.hub_id
+            process, self.urls[name] = start_server(
+                base,
+                (self.runs / "train").resolve(),
+                max_loaded_adapters=self.config.max_loaded_adapters,
+                log_path=self.runs / f"serve-{name}.log",
+            )
+            self.processes.append(process)
+        return self.urls[name]
+
+    def __enter__(self) -> Endpoints:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from llmbench.serving.launch import stop_server
+
+        for process in self.processes:
+            stop_server(process)
+
+
+def evaluate_stage(
+    config: BakeoffConfig, runs: Path, model: str, task: str, endpoints: Endpoints, progress: bool
+) -> TaskScore:
+    from llmbench.evaluate import EvalSettings, evaluate, pending_examples
+
+    results = []
+    for adapter_id in (None, f"{model}/{task}"):
+        settings = EvalSettings(
+            task=task,
+            endpoint="",
+            model=model,
+            adapter_id=adapter_id,
+            limit=config.eval_limit,
+            concurrency=config.eval_concurrency,
+        )
+        if pending_examples(settings, runs):
+            settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
+        results.append(evaluate(settings, runs, progress=progress))
+    base, adapter = results
+    return TaskScore(
+        model,
+        task,
+        base.metric,
+        base.score,
+        adapter.score,
+        base.n,
+        base.n_failed + adapter.n_failed,
+    )
+
+
+def complexity_stage(config: BakeoffConfig, runs: Path) -> Path:
+    from llmbench.complexity import complexity_path, task_complexity, write_complexity
+
+    rows = [task_complexity(task, runs) for task in config.tasks]
+    path = complexity_path(runs / "complexity", "train")
+    write_complexity(rows, path)
+    return path
+
+
+def correlate_stage(
+    config: BakeoffConfig, runs: Path, complexity: Path, notes: list[str]
+) -> Path | None:
+    """The study's scores against these tasks' heuristics, when there are enough tasks."""
+    if len(config.tasks) < MIN_TASKS_TO_CORRELATE:
+        notes.append(
+            f"correlate skipped: it needs at least {MIN_TASKS_TO_CORRELATE} tasks and "
+            f"this bake-off has {len(config.tasks)}; run `llmbench correlate` on more"
+        )
+        return None
+    from llmbench.correlate import correlate
+
+    out = runs / "correlate"
+    correlate("paper", complexity, out)
+    return out

@@ -383,19 +383,33 @@ def cmd_loadtest(args: argparse.Namespace) -> None:
 
 
 def cmd_bakeoff(args: argparse.Namespace) -> None:
-    from llmbench.bakeoff import DEFAULT_TASKS, run_bakeoff
-    from llmbench.console import print_table
+    from llmbench.bakeoff import load_config, run_bakeoff
+    from llmbench.console import console, print_table
 
-    tasks = tuple(_names(args.tasks) or DEFAULT_TASKS)
-    outcomes = run_bakeoff(Path(args.runs), model=args.model, tasks=tasks)
+    config = load_config(Path(args.config) if args.config else None)
+    result = run_bakeoff(config, Path(args.runs))
     print_table(
-        f"bake-off: {args.model} ({args.runs})",
-        ("task", "train rows", "loss first -> last", "adapter"),
+        f"bake-off ({args.runs})",
+        ("model", "task", "metric", "n", "base", "adapter", "lift", "failed"),
         [
-            (o.task, o.rows["train"], f"{o.first_loss:.3f} -> {o.last_loss:.3f}", o.adapter)
-            for o in outcomes
+            (
+                s.model,
+                s.task,
+                s.metric,
+                s.n,
+                f"{s.base:.3f}",
+                f"{s.adapter:.3f}",
+                f"{s.lift:+.3f}",
+                s.failed,
+            )
+            for s in result.scores
         ],
     )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(f"report: {result.report_dir}/table12.md, {result.report_dir}/figure5.png")
+    if "tiny" in config.models:
+        console.print("The tiny model's scores show the pipeline working, not model quality.")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -634,14 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bakeoff",
-        help="the study end to end (the embedded default: tiny model)",
-        epilog="example: llmbench bakeoff --runs runs",
+        help="the study end to end: prepare, train, serve, evaluate, complexity, report",
+        epilog="example: llmbench bakeoff --config my-bakeoff.yaml --runs runs",
     )
+    p.add_argument("--config", help="bake-off settings (default: the embedded tiny default)")
     p.add_argument("--runs", default="runs", help="work directory (default: runs)")
-    p.add_argument("--model", default="tiny", help="base model (default: tiny)")
-    p.add_argument(
-        "--tasks", nargs="+", action="append", help="tasks (default: the embedded default's)"
-    )
     p.set_defaults(handler=cmd_bakeoff)
 
     p = sub.add_parser(
@@ -673,10 +684,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_serve)
 
     from llmbench.analysis_cli import add_parsers
+    from llmbench.app.cli import add_parser as add_app_parser
     from llmbench.report import add_parser as add_report_parser
 
     add_parsers(sub)
     add_report_parser(sub)
+    add_app_parser(sub)
     return parser
 
 

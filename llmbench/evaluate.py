@@ -222,6 +222,16 @@ def check_reachable(settings: EvalSettings) -> None:
         ) from None
 
 
+def pending_examples(
+    settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR, out_dir: Path | None = None
+) -> int:
+    """How many eval examples have no recorded response yet (0: a rerun sends nothing)."""
+    examples, _ = load_examples(settings, work_dir)
+    out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
+    done = read_responses(out / RESPONSES)
+    return sum(1 for e in examples if e.id not in done)
+
+
 def evaluate(
     settings: EvalSettings,
     work_dir: Path = DEFAULT_WORK_DIR,

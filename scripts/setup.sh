@@ -55,5 +55,13 @@ pip_install -e ".[test,lint]"
 # lorax-client pins huggingface-hub<1.0 and an old certifi that transformers 5 cannot live
 # with; its code needs only requests, aiohttp and pydantic, which setup.cfg declares.
 pip_install --no-deps "lorax-client==0.6.3"
+# Debian's Chromium for the web app's browser tests (Playwright drives it; the browser is never
+# downloaded by Playwright). Needs root, as on the team's machines and CI.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's chromium (for the browser tests)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >>"$LOG" 2>&1; then
+    echo "warning: could not install chromium (see $LOG); the browser tests will not run" >&2
+  fi
+fi
 fingerprint > "$STAMP"
 echo "llmbench environment ready: $VENV ($("$VENV/bin/python" --version))"

@@ -1,0 +1,58 @@
+"""`llmbench app`: serve the LoRA Land page for an endpoint, its base model and adapters."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from llmbench.app.catalog import build_catalog
+    from llmbench.app.web import create_app
+    from llmbench.console import console
+
+    catalog = build_catalog(
+        args.endpoint,
+        args.base_model,
+        adapters_dir=Path(args.adapters) if args.adapters else None,
+        adapter_map=Path(args.adapter_map) if args.adapter_map else None,
+        results=Path(args.results) if args.results else None,
+    )
+    console.print(
+        f"LoRA Land: {len(catalog.adapters)} adapter(s) on {catalog.base.name} via "
+        f"{catalog.endpoint}; open http://{args.host}:{args.port}/  (Ctrl-C stops it)"
+    )
+    uvicorn.run(create_app(catalog), host=args.host, port=args.port, log_level="warning")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "app",
+        help="the LoRA Land web page: each adapter beside its base model, answers streamed",
+        epilog="example: llmbench app --endpoint http://127.0.0.1:8080 --base-model tiny "
+        "--adapters runs/train --results runs",
+    )
+    p.add_argument("--endpoint", required=True, help="the LoRAX-compatible server's URL")
+    p.add_argument(
+        "--base-model",
+        required=True,
+        help="the served base model: a registry name (its prompt markup), its hub id, or a "
+        "local model folder (its tokenizer then counts tokens exactly)",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--adapters",
+        help="the adapters root the server serves: <task>/ folders, or <model>/<task>/ as "
+        "`llmbench train` writes runs/train",
+    )
+    which.add_argument("--adapter-map", help="a YAML or JSON file: task -> adapter id")
+    p.add_argument(
+        "--results",
+        help="work directory with `llmbench eval` scores and prepared data (default: the "
+        "study's scores, examples from each task's fixture)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="default: 7860")
+    p.set_defaults(handler=cmd_app)

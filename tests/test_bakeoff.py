@@ -1,0 +1,57 @@
+"""The bake-off on the embedded default, end to end, and its resumption."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from llmbench.bakeoff import load_config, run_bakeoff
+from llmbench.errors import LLMBenchError
+from llmbench.serving.launch import SERVE_VENV
+
+
+def test_the_embedded_default_is_the_tiny_model_on_fixture_tasks():
+    config = load_config(None)
+    assert config.models == ["tiny"] and config.source == "fixture" and config.endpoint is None
+    assert 2 <= len(config.tasks) <= 3
+
+
+def test_a_broken_config_lists_every_problem(tmp_path):
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text("models: tiny\ntasks: []\nsorce: fixture\n")
+    with pytest.raises(LLMBenchError) as caught:
+        load_config(path)
+    problems = caught.value.problems
+    assert any("sorce: unknown key" in p for p in problems)
+    assert any("models: expected list" in p for p in problems)
+    assert any("tasks: expected a non-empty list" in p for p in problems)
+
+
+@pytest.mark.slow
+def test_the_default_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
+    if not (SERVE_VENV / "bin" / "python").exists():
+        pytest.skip("no serving environment: run `bash scripts/setup-serve.sh`")
+    config = load_config(None)
+    result = run_bakeoff(config, tmp_path, progress=False)
+    assert [(s.model, s.task) for s in result.scores] == [("tiny", t) for t in config.tasks]
+    for score in result.scores:
+        assert score.failed == 0 and score.n > 0
+        assert 0.0 <= score.base <= 1.0 and 0.0 <= score.adapter <= 1.0
+    table = (result.report_dir / "table12.md").read_text()
+    assert all(task in table for task in config.tasks)
+    with Image.open(result.report_dir / "figure5.png") as image:
+        image.verify()
+    manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
+    assert {job["state"] for job in manifest["jobs"].values()} == {"done"}
+    responses = sorted(tmp_path.glob("eval/tiny/*/*/responses.jsonl"))
+    assert len(responses) == 2 * len(config.tasks)
+    before = {path: path.read_bytes() for path in responses}
+
+    again = run_bakeoff(config, tmp_path, progress=False)
+    manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
+    assert {job["attempts"] for job in manifest["jobs"].values()} == {1}
+    assert {path: path.read_bytes() for path in responses} == before
+    assert (result.servers_started, again.servers_started) == (1, 0)
+    assert [s.adapter for s in again.scores] == [s.adapter for s in result.scores]
