@@ -18,13 +18,13 @@ from llmbench.errors import LLMBenchError
 HF_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".jsonl.gz", ".csv.gz")
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a text file (gzip when it ends in .gz) as strict UTF-8; a missing file is an error."""
+def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    """Open a text file (gzip when it ends in .gz), decoding strictly; a missing file is named."""
     path = Path(path)
     if not path.is_file():
         raise LLMBenchError(f"{path}: file not found; expected the upstream file here")
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
 
 
 def _decode_error(path: Path, line: int, exc: UnicodeDecodeError) -> LLMBenchError:
@@ -59,10 +59,11 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int
 
 
 def read_csv(
-    path: Path, required: tuple[str, ...] = (), delimiter: str = ","
+    path: Path, required: tuple[str, ...] = (), delimiter: str = ",", encoding: str = "utf-8"
 ) -> Iterator[tuple[int, dict]]:
-    """(line number, row dict) for each CSV record; the header must name every `required` column."""
-    with open_text(path) as handle:
+    """(line number, row dict) for each CSV record; the header must name every `required` column
+    and every record must have as many fields as the header."""
+    with open_text(path, encoding) as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         try:
             header = reader.fieldnames or []
@@ -73,9 +74,10 @@ def read_csv(
                     f"{', '.join(header) or 'nothing'}"
                 )
             for row in reader:
-                if None in row:
+                if None in row or None in row.values():
+                    count = "more" if None in row else "fewer"
                     raise LLMBenchError(
-                        f"{path}: line {reader.line_num}: more fields than the header's "
+                        f"{path}: line {reader.line_num}: {count} fields than the header's "
                         f"{len(header)}"
                     )
                 yield reader.line_num, row

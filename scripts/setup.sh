@@ -3,30 +3,16 @@
 # extras, and lorax-client. Idempotent: a second run with nothing changed does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 VENV=.venv
 STAMP="$VENV/.llmbench-setup"
 
-find_python312() {
-  local candidate version
-  for candidate in python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do
-    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-      command -v "$candidate"; return 0
-    fi
-  done
-  # pyenv keeps versions it does not activate; ask it for the newest 3.12.
-  if command -v pyenv >/dev/null 2>&1; then
-    version=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$' | sort -V | tail -n 1 || true)
-    if [ -n "$version" ] && [ -x "$(pyenv root)/versions/$version/bin/python3.12" ]; then
-      echo "$(pyenv root)/versions/$version/bin/python3.12"; return 0
-    fi
-  fi
-  return 1
-}
 
 # What the environment is made from; when none of it changed, there is nothing to do.
 fingerprint() {
-  cat setup.cfg pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
+  cat setup.cfg pyproject.toml scripts/setup.sh scripts/lib.sh | sha256sum | cut -d' ' -f1
 }
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ]; then
@@ -34,7 +20,7 @@ if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fing
   exit 0
 fi
 
-PYTHON=$(find_python312) || { echo "error: Python 3.12 not found (looked for python3.12 on PATH and in pyenv); install it first" >&2; exit 2; }
+PYTHON=$(find_python 3.12) || { echo "error: Python 3.12 not found (looked for python3.12 on PATH and in pyenv); install it first" >&2; exit 2; }
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"

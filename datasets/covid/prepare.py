@@ -13,11 +13,11 @@ for dropping rows given, so no subset can be reproduced.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.upstream import read_csv
 
 ENCODING = "latin-1"
 REQUIRED = ("OriginalTweet", "Sentiment")
@@ -27,7 +27,7 @@ SENTIMENTS = ("Extremely Negative", "Negative", "Neutral", "Positive", "Extremel
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     for split, file_name in card.source["splits"].items():
         path = Path(source) / file_name
-        for line, row in read_latin1_csv(path, REQUIRED):
+        for line, row in read_csv(path, REQUIRED, encoding=ENCODING):
             label = row["Sentiment"].strip()
             if label not in SENTIMENTS:
                 raise LLMBenchError(
@@ -35,29 +35,3 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
                     f"of {', '.join(SENTIMENTS)}"
                 )
             yield split, {"tweet": row["OriginalTweet"], "sentiment": label}
-
-
-def read_latin1_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
-    """(line number, row) of a Latin-1 CSV file whose header names every `required` column."""
-    if not path.is_file():
-        raise LLMBenchError(f"{path}: file not found; expected the upstream file here")
-    with open(path, encoding=ENCODING, newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise LLMBenchError(
-                    f"{path}: missing column(s) {', '.join(missing)}; header has "
-                    f"{', '.join(header) or 'nothing'}"
-                )
-            for row in reader:
-                if None in row or None in row.values():
-                    count = "more" if None in row else "fewer"
-                    raise LLMBenchError(
-                        f"{path}: line {reader.line_num}: {count} fields than the header's "
-                        f"{len(header)}"
-                    )
-                yield reader.line_num, row
-        except csv.Error as exc:
-            raise LLMBenchError(f"{path}: line {reader.line_num}: broken CSV ({exc})") from None
