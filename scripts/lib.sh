@@ -18,3 +18,14 @@ find_python() {
   fi
   return 1
 }
+
+# pip_install VENV ARGS...: pip install into VENV with its output in VENV/setup.log, shown (less
+# the registry's noise) only when the install fails.
+pip_install() {
+  local venv=$1; shift
+  if ! "$venv/bin/python" -m pip install --quiet "$@" >>"$venv/setup.log" 2>&1; then
+    grep -v "is ignored: it is neither" "$venv/setup.log" | tail -n 40 >&2
+    echo "error: pip install $* failed; full log in $venv/setup.log" >&2
+    exit 1
+  fi
+}

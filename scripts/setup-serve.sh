@@ -42,8 +42,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 REQUIREMENT=$(vllm_requirement)
 echo "installing $REQUIREMENT into $VENV (a few minutes the first time)"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet "$REQUIREMENT" fastapi uvicorn
+: > "$VENV/setup.log"
+pip_install "$VENV" --upgrade pip
+pip_install "$VENV" "$REQUIREMENT" fastapi uvicorn
 "$VENV/bin/python" -m pip uninstall --quiet --yes $UNWANTED 2>/dev/null || true
 "$VENV/bin/python" -c 'import vllm, fastapi, uvicorn' \
   || { echo "error: vLLM does not import in $VENV; see the messages above" >&2; exit 1; }

@@ -27,20 +27,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 LOG="$VENV/setup.log"
 : > "$LOG"
-pip_install() {
-  # pip's output goes to the log; it is shown only when an install fails.
-  if ! "$VENV/bin/python" -m pip install --quiet "$@" >>"$LOG" 2>&1; then
-    grep -v "is ignored: it is neither" "$LOG" | tail -n 40 >&2
-    echo "error: pip install $* failed; full log in $LOG" >&2
-    exit 1
-  fi
-}
 echo "installing llmbench and its dependencies into $VENV (a few minutes the first time)"
-pip_install --upgrade pip
-pip_install -e ".[test,lint]"
+pip_install "$VENV" --upgrade pip
+pip_install "$VENV" -e ".[test,lint]"
 # lorax-client pins huggingface-hub<1.0 and an old certifi that transformers 5 cannot live
 # with; its code needs only requests, aiohttp and pydantic, which setup.cfg declares.
-pip_install --no-deps "lorax-client==0.6.3"
+pip_install "$VENV" --no-deps "lorax-client==0.6.3"
 # Debian's Chromium for the web app's browser tests (Playwright drives it; the browser is never
 # downloaded by Playwright). Needs root, as on the team's machines and CI.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
