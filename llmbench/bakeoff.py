@@ -19,7 +19,7 @@ from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR
 from llmbench.validation import read_yaml
 
-MIN_TASKS_TO_CORRELATE = 5
+MIN_TASKS_TO_CORRELATE = 4  # correlate refuses fewer
 CONFIG_KEYS = {
     "models": list,
     "tasks": list,

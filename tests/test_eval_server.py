@@ -169,3 +169,28 @@ def test_an_adapter_the_server_refuses_exits_2_and_keeps_responses(served, work,
     assert status == 2 and len(errors) == 1
     assert "refused adapter 'no-such-adapter'" in errors[0]
     assert (out / RESPONSES).read_text() == kept
+
+
+def test_eval_grid_runs_base_and_adapter_per_pair(served, work, capsys):
+    status = main(
+        [
+            "eval-grid",
+            "--models",
+            "tiny",
+            "--tasks",
+            "gsm8k",
+            "--endpoint",
+            served["url"],
+            "--adapter-id-format",
+            "alpha",
+            "--limit",
+            "3",
+            "--data",
+            str(work),
+        ]
+    )
+    assert status == 0
+    for leaf in ("base", "alpha"):
+        scores = json.loads((work / "eval" / "tiny" / "gsm8k" / leaf / "scores.json").read_text())
+        assert scores["n"] == 3 and scores["n_failed"] == 0
+    assert "(base)" in capsys.readouterr().out

@@ -85,3 +85,35 @@ def test_malformed_settings_exit_2(argv, message, capsys):
 def test_an_unreachable_endpoint_exits_2(capsys):
     status = main(["loadtest", "--endpoint", "http://127.0.0.1:9", "--health-timeout", "1"])
     assert status == 2 and "not healthy within 1 s" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_64_streaming_clients_for_60_seconds_leave_the_server_healthy(served, tmp_path):
+    import requests
+
+    settings = LoadSettings(
+        endpoint=served["url"],
+        users=(64,),
+        adapter_counts=(3,),
+        adapter_ids=ADAPTERS,
+        duration=60.0,
+        ramp=1.0,
+        input_words=(10, 30),
+        max_new_tokens=(8, 16),
+        think_time=0.0,
+        timeout=60,
+        seed=11,
+    )
+    (row,) = run_loadtest(settings, tmp_path)
+    recorded = json.loads((tmp_path / "requests.json").read_text())["requests"]
+    assert row["requests"] == len(recorded) > 64
+    assert row["error_rate"] == 0.0, {r["error"] for r in recorded if r["error"]}
+    # No dropped stream: every request streamed its tokens to the end.
+    assert all(r["tokens"] >= 1 and r["ttft"] is not None for r in recorded)
+    assert requests.get(served["url"] + "/health", timeout=10).status_code == 200
+    answer = requests.post(
+        served["url"] + "/generate",
+        timeout=30,
+        json={"inputs": "Hello", "parameters": {"adapter_id": "alpha", "max_new_tokens": 8}},
+    )
+    assert answer.status_code == 200
