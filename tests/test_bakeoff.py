@@ -55,3 +55,19 @@ def test_the_default_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path
     assert {path: path.read_bytes() for path in responses} == before
     assert (result.servers_started, again.servers_started) == (1, 0)
     assert [s.adapter for s in again.scores] == [s.adapter for s in result.scores]
+
+
+def test_with_four_or_more_tasks_the_bakeoff_correlates_them(tmp_path):
+    from llmbench.bakeoff import BakeoffConfig, complexity_stage, correlate_stage, prepare_stage
+
+    config = BakeoffConfig(models=["tiny"], tasks=["glue_sst2", "boolq", "conllpp", "gsm8k"])
+    prepare_stage(config, tmp_path)
+    notes: list[str] = []
+    out = correlate_stage(config, tmp_path, complexity_stage(config, tmp_path), notes)
+    assert out == tmp_path / "correlate" and not notes
+    assert (out / "pearson.csv").is_file() and (out / "figure8.png").is_file()
+    with Image.open(out / "figure8.png") as image:
+        image.verify()
+    config.tasks = config.tasks[:3]
+    assert correlate_stage(config, tmp_path, tmp_path / "unused.csv", notes) is None
+    assert "needs at least 4 tasks" in notes[0]
