@@ -34,7 +34,12 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
         )
     folder.mkdir(parents=True, exist_ok=True)
     kind = card.source["kind"]
-    if kind == "hf":
+    from llmbench.prepare import task_module
+
+    custom = getattr(task_module(card.name, card.folder.parent), "fetch", None)
+    if custom is not None:  # a task whose upstream does not fit the default layout
+        custom(card, folder)
+    elif kind == "hf":
         _fetch_hf(card, folder)
     elif kind == "kaggle":
         _fetch_kaggle(card, folder)
@@ -48,13 +53,23 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
     return folder
 
 
-def _fetch_hf(card: TaskCard, folder: Path) -> None:
+def save_hf_split(dataset_id: str, config: str | None, split: str, path: Path) -> None:
+    """One split of a Hugging Face dataset, saved as Parquet at `path`."""
     from datasets import load_dataset
 
-    names = {n for spec in card.source["splits"].values() for n in spec.split("+")}
-    for name in sorted(names):
-        dataset = load_dataset(card.source["id"], card.source.get("config"), split=name)
-        dataset.to_parquet(str(folder / f"{name}.parquet"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    load_dataset(dataset_id, config, split=split).to_parquet(str(path))
+
+
+def upstream_split_names(card: TaskCard) -> list[str]:
+    """Every upstream split the card reads ('a+b' names two)."""
+    return sorted({n for spec in card.source["splits"].values() for n in spec.split("+")})
+
+
+def _fetch_hf(card: TaskCard, folder: Path) -> None:
+    for name in upstream_split_names(card):
+        save_hf_split(card.source["id"], card.source.get("config"), name,
+                      folder / f"{name}.parquet")
 
 
 def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
@@ -71,13 +86,21 @@ def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
     ident = card.source["id"]
     if ident.startswith("c/"):
         api.competition_download_files(ident.removeprefix("c/"), path=str(folder), quiet=True)
-        for archive in folder.glob("*.zip"):
-            import zipfile
-
-            with zipfile.ZipFile(archive) as handle:
-                handle.extractall(folder)
     else:
         api.dataset_download_files(ident, path=str(folder), unzip=True, quiet=True)
+    unzip_all(folder)
+
+
+def unzip_all(folder: Path) -> None:
+    """Extract every zip under `folder`, and the zips inside those (Kaggle nests them)."""
+    import zipfile
+
+    done: set[Path] = set()
+    while pending := sorted(set(folder.rglob("*.zip")) - done):
+        for archive in pending:
+            with zipfile.ZipFile(archive) as handle:
+                handle.extractall(archive.parent)
+            done.add(archive)
 
 
 def _fetch_github(card: TaskCard, folder: Path) -> None:

@@ -80,3 +80,12 @@ def answer_letter(key, labels: list[str], path: Path, number: int) -> str:
             f"{', '.join(labels)}"
         )
     return MMLU.LETTERS[labels.index(key)]
+
+
+def fetch(card, folder: Path) -> None:
+    """Online: each ARC config's splits into `<folder>/<config>/<split>.parquet`."""
+    from llmbench.fetch import save_hf_split, upstream_split_names
+
+    for config in card.source["config"].split("+"):
+        for split in upstream_split_names(card):
+            save_hf_split(card.source["id"], config, split, folder / config / f"{split}.parquet")

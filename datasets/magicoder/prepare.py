@@ -65,3 +65,21 @@ def _check_text(record: dict, keys: tuple[str, ...], path: Path, number: int) ->
     for key in keys:
         if not isinstance(record[key], str) or not record[key].strip():
             raise LLMBenchError(f"{path}: {unit} {number}: {key} is empty; expected text")
+
+
+HUMANEVAL_ID = "openai/openai_humaneval"
+
+
+def fetch(card, folder: Path) -> None:
+    """Online: the Magicoder training split as train.parquet, and HumanEval (from its Hugging
+    Face copy, test split) as HumanEval.jsonl in openai/human-eval's own layout."""
+    import json
+
+    from datasets import load_dataset
+    from llmbench.fetch import save_hf_split
+
+    save_hf_split(card.source["id"], card.source.get("config"), card.source["splits"]["train"],
+                  folder / "train.parquet")
+    problems = load_dataset(HUMANEVAL_ID, split="test")
+    lines = [json.dumps({key: problem[key] for key in HUMANEVAL_KEYS}) for problem in problems]
+    (folder / "HumanEval.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
