@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import zipfile
 
-import datasets
 import pytest
 
+import datasets
 from llmbench.errors import LLMBenchError
 from llmbench.fetch import unzip_all
 from llmbench.prepare import fixture_source, prepare_task, read_prepared
