@@ -10,14 +10,21 @@ targets below were worked out by hand from the fixture files.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
 import pytest
+from prepare_helpers import (  # noqa: I001 - tests/ is on sys.path
+    copy_fixture,
+    counts_of,
+    prepare,
+    read_jsonl,
+    rows_of,
+    write_jsonl,
+)
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import fixture_source, prepare_task, prepared_path, read_prepared
+from llmbench.prepare import fixture_source, prepare_task, prepared_path
 from llmbench.tasks import get_card
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -26,7 +33,6 @@ GLUE = ("glue_cola", "glue_mnli", "glue_mrpc", "glue_qnli", "glue_qqp", "glue_ss
         "glue_wnli")
 TASKS = (*GLUE, "boolq", "dbpedia", "mmlu", "arc_combined", "winogrande", "hellaswag",
          "hellaswag_processed")
-SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 
 # Rows each fixture yields. Unlabelled splits (GLUE test, winogrande and hellaswag test) sit in
 # the fixtures as upstream ships them but are not prepared.
@@ -111,34 +117,16 @@ HAND_TARGETS = [
 ]
 
 
-def prepare(task: str, source: Path, out: Path):
-    prepare_task(task, source=source, out_dir=out, progress=False)
-    return read_prepared(task, out)
 
 
-def rows_of(frame, split: str):
-    return frame[frame["split"] == SPLIT_CODE[split]].reset_index(drop=True)
 
 
-def counts_of(frame) -> dict[str, int]:
-    return {name: int((frame["split"] == code).sum()) for name, code in SPLIT_CODE.items()
-            if (frame["split"] == code).any()}
 
 
-def copy_fixture(task: str, tmp_path: Path) -> Path:
-    """A writable copy of the task's fixture to break on purpose."""
-    folder = tmp_path / "source"
-    shutil.copytree(fixture_source(get_card(task)), folder)
-    return folder
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
 
 
 def edit_row(path: Path, number: int, **changes) -> None:

@@ -13,6 +13,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prepare_helpers import (  # noqa: I001 - tests/ is on sys.path
+    copy_fixture,
+    counts_of,
+    prepare,
+    rows_of,
+    write_jsonl,
+)
 
 from llmbench.errors import LLMBenchError
 from llmbench.metrics import humaneval_pass_at_1
@@ -31,34 +38,16 @@ TASKS = ("bc5cdr", "conllpp", "e2e_nlg", "tldr_content_gen", "tldr_headline_gen"
 FIXTURE_COUNTS = {task: {"train": 12, "validation": 4, "test": 4} for task in TASKS}
 for _task in ("tldr_content_gen", "tldr_headline_gen", "magicoder"):
     FIXTURE_COUNTS[_task] = {"train": 16, "test": 4}
-SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 
 
-def prepare(task: str, source: Path, out: Path):
-    prepare_task(task, source=source, out_dir=out, progress=False)
-    return read_prepared(task, out)
 
 
-def rows_of(frame, split: str):
-    return frame[frame["split"] == SPLIT_CODE[split]].reset_index(drop=True)
 
 
-def counts_of(frame) -> dict[str, int]:
-    return {name: int((frame["split"] == code).sum()) for name, code in SPLIT_CODE.items()
-            if (frame["split"] == code).any()}
 
 
-def copy_fixture(task: str, tmp_path: Path) -> Path:
-    """A writable copy of the task's fixture (links resolved) to break on purpose."""
-    folder = tmp_path / "source"
-    shutil.copytree(fixture_source(get_card(task)), folder)
-    return folder
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
 
 
 def write_parquet(path: Path, records: list[dict]) -> None:

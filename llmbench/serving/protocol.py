@@ -82,11 +82,11 @@ class StreamOptions(Strict):
     include_usage: bool = False
 
 
-class CompletionRequest(Strict):
-    """POST /v1/completions; `model` names the adapter (empty or the base model's name: base)."""
+class _OpenAIRequest(Strict):
+    """What /v1/completions and /v1/chat/completions share; `model` names the adapter (empty or
+    the base model's name: the base model)."""
 
     model: str = ""
-    prompt: str = Field(min_length=1)
     max_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, gt=0)
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
@@ -102,6 +102,12 @@ class CompletionRequest(Strict):
 
     def stop_list(self) -> list[str]:
         return _stop_list(self.stop)
+
+
+class CompletionRequest(_OpenAIRequest):
+    """POST /v1/completions."""
+
+    prompt: str = Field(min_length=1)
 
 
 class ChatMessage(Strict):
@@ -109,26 +115,10 @@ class ChatMessage(Strict):
     content: str
 
 
-class ChatCompletionRequest(Strict):
-    """POST /v1/chat/completions; `model` as for completions."""
+class ChatCompletionRequest(_OpenAIRequest):
+    """POST /v1/chat/completions."""
 
-    model: str = ""
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, gt=0)
-    temperature: float | None = Field(None, ge=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    n: int | None = Field(None, ge=1, le=1)
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    seed: int | None = Field(None, ge=0)
-    ignore_eos: bool = False  # vLLM's extension of the OpenAI API (LoRAX: ignore_eos_token)
-    adapter_source: str | None = None
-    api_token: str | None = None
-    user: str | None = None
-
-    def stop_list(self) -> list[str]:
-        return _stop_list(self.stop)
 
 
 def _stop_list(stop: str | list[str] | None) -> list[str]:
