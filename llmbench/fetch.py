@@ -2,13 +2,15 @@
 
 Only used when `llmbench prepare` gets no `--source`: Hugging Face datasets through the
 `datasets` library, Kaggle datasets through the Kaggle API (credentials from ~/.kaggle or the
-environment), files of a GitHub repository as its archive. Offline, it says to use `--source`.
+environment), files of a GitHub repository as its archive (LLMBENCH_GITHUB_ARCHIVE names a
+mirror instead: a URL with `{repo}` in it). Offline, it says to use `--source`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -32,7 +34,9 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
             f"task {card.name}: offline, so its upstream ({card.dataset_link}) cannot be fetched; "
             f"give --source PATH (a local copy in the upstream format) or --fixture"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # an earlier fetch stopped half-way: start clean
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     kind = card.source["kind"]
     from llmbench.prepare import task_module
 
@@ -106,8 +110,13 @@ def unzip_all(folder: Path) -> None:
 def _fetch_github(card: TaskCard, folder: Path) -> None:
     import requests
 
-    url = GITHUB_ARCHIVE.format(repo=card.source["id"])
-    response = requests.get(url, timeout=300)
+    url = os.environ.get("LLMBENCH_GITHUB_ARCHIVE", GITHUB_ARCHIVE).format(repo=card.source["id"])
+    try:
+        response = requests.get(url, timeout=300)
+    except requests.RequestException as exc:
+        raise LLMBenchError(
+            f"task {card.name}: {url} unreachable ({type(exc).__name__}); give --source PATH"
+        ) from None
     if response.status_code != 200:
         raise LLMBenchError(
             f"task {card.name}: {url} answered {response.status_code}; give --source PATH"

@@ -1,12 +1,17 @@
 """Fetching upstreams into the layout each task reads, with the hub replaced by local rows.
 
 Only `datasets.load_dataset` is stood in for (it would download); everything after it, from the
-real `datasets.Dataset` to the prepared table, is the code users run.
+real `datasets.Dataset` to the prepared table, is the code users run. GitHub archives are
+fetched for real over HTTP, from a server on loopback standing in for codeload.github.com.
 """
 
 from __future__ import annotations
 
+import http.server
+import io
 import json
+import tarfile
+import threading
 import zipfile
 
 import pytest
@@ -82,3 +87,76 @@ def test_nested_kaggle_zips_are_all_extracted(tmp_path):
         handle.write(inner, "train.csv.zip")
     unzip_all(tmp_path)
     assert (tmp_path / "train.csv").read_text().startswith("id,comment_text,toxic")
+
+
+@pytest.fixture
+def github(monkeypatch, tmp_path):
+    """A loopback server answering GitHub's archive URLs with `archives[repo]` (tar.gz bytes)."""
+    archives: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            repo = self.path.removeprefix("/").removesuffix("/tar.gz/HEAD")
+            body = archives.get(repo)
+            self.send_response(200 if body else 404)
+            self.send_header("content-length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv(
+        "LLMBENCH_GITHUB_ARCHIVE", f"http://127.0.0.1:{server.server_port}/{{repo}}/tar.gz/HEAD"
+    )
+    yield archives
+    server.shutdown()
+
+
+def github_archive(folder, top: str) -> bytes:
+    """`folder` packed as GitHub packs a repository: everything under one `top` folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname=top)
+    return buffer.getvalue()
+
+
+def test_a_github_upstream_is_fetched_over_http_and_prepares_like_the_local_copy(
+    github, tmp_path
+):
+    card = get_card("customer_support")
+    github[card.source["id"]] = github_archive(fixture_source(card), "harper-valley-0a1b2c3")
+    fetched = prepare_task(card.name, out_dir=tmp_path / "fetched", progress=False)
+    local = prepare_task(card.name, source=fixture_source(card), out_dir=tmp_path / "local",
+                         progress=False)  # fmt: skip
+    assert fetched.counts == local.counts
+    assert read_prepared(card.name, tmp_path / "fetched").equals(
+        read_prepared(card.name, tmp_path / "local")
+    )
+
+
+def test_a_missing_github_repository_is_one_line_and_leaves_nothing_prepared(github, tmp_path):
+    with pytest.raises(LLMBenchError, match=r"customer_support: http://127\.0\.0\.1:\d+/.*404"):
+        prepare_task("customer_support", out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "prepared" / "customer_support.parquet").exists()
+    assert not (tmp_path / "upstream" / "customer_support" / ".complete").exists()
+
+
+def test_an_unreachable_github_mirror_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("LLMBENCH_GITHUB_ARCHIVE", "http://127.0.0.1:9/{repo}.tar.gz")
+    with pytest.raises(LLMBenchError, match="customer_support: .* unreachable .*--source PATH"):
+        prepare_task("customer_support", out_dir=tmp_path, progress=False)
+
+
+def test_a_half_finished_fetch_is_started_over(github, tmp_path):
+    card = get_card("customer_support")
+    stale = tmp_path / "upstream" / card.name / "stale" / "data" / "transcript" / "zzz.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("not json")
+    github[card.source["id"]] = github_archive(fixture_source(card), "harper-valley-0a1b2c3")
+    prepare_task(card.name, out_dir=tmp_path, progress=False)
+    assert not stale.exists()
