@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from bench_serve import make_adapters  # noqa: E402
+from bench_serve import keep_off_engine_cores, make_adapters  # noqa: E402
 from serving_fixtures import build_tiny_base  # noqa: E402
 
 from llmbench.loadtest import LoadSettings, run_loadtest  # noqa: E402
@@ -35,7 +35,10 @@ def main() -> None:
     parser.add_argument("--users", default="1,4,16,32")
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--out", default="runs/bench-loadtest")
+    parser.add_argument("--no-pin", action="store_true", help="leave CPU affinity alone")
     args = parser.parse_args()
+    if not args.no_pin:
+        print(keep_off_engine_cores(), flush=True)
     users = tuple(int(u) for u in args.users.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         base = build_tiny_base(Path(tmp) / "base")

@@ -62,6 +62,7 @@ class LoraxBackend:
                 adapter_id=request.adapter_id,
                 max_new_tokens=request.max_new_tokens,
                 do_sample=False,
+                details=False,  # lorax-client asks for per-token details unless told not to
             )
         except (errors.ValidationError, errors.UnprocessableEntityError) as exc:
             raise Rejected(str(exc)) from None
