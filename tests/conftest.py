@@ -48,7 +48,8 @@ def served(tmp_path_factory):
     outside = work / "outside_secret"
     traps = build_hostile_layout(root, outside, adapters["alpha"])
     log = work / "server.log"
-    # float32 makes greedy decoding independent of how requests are batched (bf16 is not).
+    # float32: greedy decoding cannot depend on how requests are batched. bfloat16, the
+    # default, gets its own server and test (test_bf16_batching_changes_only_rounding).
     process, url = start_server(
         base, root, max_loaded_adapters=MAX_LOADED_ADAPTERS, log_path=log,
         extra_args=["--dtype", "float32"],

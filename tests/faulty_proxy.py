@@ -30,6 +30,7 @@ class FaultyProxy:
         self.stall_seconds = stall_seconds
         self.random = random.Random(seed)
         self.counts: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()  # requests, by "METHOD /path"
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -48,6 +49,7 @@ class FaultyProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         fault = self._fault() if request.method == "POST" else "ok"
         self.counts[fault] += 1
+        self.paths[f"{request.method} {request.path}"] += 1
         if fault == "503":
             return web.Response(
                 status=503, text="<html>upstream unavailable</html>", content_type="text/html"

@@ -47,26 +47,40 @@ def ids_in(path: Path) -> list[int]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("backend", ["lorax", "openai"])
-def test_every_example_is_answered_and_scored_once(served, work, backend):
+@pytest.mark.parametrize(
+    ("backend", "chat", "path"),
+    [
+        ("lorax", False, "/"),  # lorax-client posts to the endpoint itself
+        ("openai", False, "/v1/completions"),
+        ("openai", True, "/v1/chat/completions"),  # how GPT-4 baselines are run
+    ],
+)
+def test_every_example_is_answered_and_scored_once(served, work, backend, chat, path):
+    proxy = FaultyProxy(served["url"], p_503=0, p_stall=0, p_cut=0)  # records, never faults
     settings = EvalSettings(
         task="gsm8k",
-        endpoint=served["url"],
+        endpoint=proxy.start(),
         model="tiny",
         adapter_id="alpha",
         backend=backend,
         limit=12,
         concurrency=4,
         max_new_tokens=8,
+        chat=chat,
     )
-    result = evaluate(settings, work, progress=False)
+    try:
+        result = evaluate(settings, work, progress=False)
+    finally:
+        proxy.stop()
     assert (result.n, result.n_failed) == (12, 0)
+    assert proxy.paths[f"POST {path}"] == 12, proxy.paths
     responses = [json.loads(line) for line in (result.out_dir / RESPONSES).read_text().splitlines()]
     assert sorted(r["id"] for r in responses) == list(range(12))
     # The adapter was taught to answer "alpha alpha": that is what the harness recorded.
     assert all("alpha" in r["output"] for r in responses)
     scores = json.loads((result.out_dir / "scores.json").read_text())
     assert scores["adapter"] == "alpha" and scores["metric"] == "gsm8k_final_number"
+    assert scores["settings"]["chat"] is chat
 
 
 def test_a_rerun_sends_nothing_again(served, work):

@@ -484,3 +484,69 @@ def test_many_clients_across_more_adapters_than_fit_all_get_their_own_answer(ser
     assert [(name, text) for name, text in answers if text != alone[name]] == []
     metrics = requests.get(served["url"] + "/metrics", timeout=10).text
     assert "llmbench_adapters_loaded 2" in metrics
+
+
+# ---- bfloat16, the default dtype: batching changes rounding, never the adapter -----------------
+
+BF16_PROMPTS = TRAIN_PROMPTS[:3]
+# Per-token log-probabilities of the same token, batched or alone, differ by bf16 rounding only;
+# a wrong adapter moves them by whole nats (its chosen tokens' logprobs are near 0 under it).
+BF16_LOGPROB_TOLERANCE = 0.1
+
+
+@pytest.fixture(scope="module")
+def served_bf16(served, tmp_path_factory):
+    """A second server on the same model and adapters, in bfloat16 (`llmbench serve`'s default)."""
+    from llmbench.serving.launch import stop_server
+
+    log = tmp_path_factory.mktemp("bf16") / "server.log"
+    process, url = start_server(
+        served["base"], served["root"], max_loaded_adapters=MAX_LOADED_ADAPTERS, log_path=log,
+        extra_args=["--dtype", "bfloat16"],
+    )  # fmt: skip
+    try:
+        yield {"url": url}
+    finally:
+        stop_server(process)
+
+
+def _tokens(server, adapter_id, prompt) -> tuple[str, list[tuple[int, float]]]:
+    parameters = GREEDY | {"adapter_id": adapter_id, "details": True}
+    answer = _post(server, "/generate", {"inputs": prompt, "parameters": parameters})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    return body["generated_text"], [(t["id"], t["logprob"]) for t in body["details"]["tokens"]]
+
+
+def _compare(alone, together) -> tuple[float, bool]:
+    """(largest logprob difference, whether the greedy paths split) up to where they split.
+
+    Where they split, the two runs picked different tokens: both picks must have had nearly the
+    same log-probability (a near tie that rounding tipped), or a different model answered.
+    """
+    largest = 0.0
+    for (id_a, logprob_a), (id_b, logprob_b) in zip(alone, together, strict=False):
+        largest = max(largest, abs(logprob_a - logprob_b))
+        if id_a != id_b:
+            return largest, True
+    assert len(alone) == len(together)
+    return largest, False
+
+
+@pytest.mark.slow
+def test_bf16_batching_changes_only_rounding(served_bf16):
+    import itertools
+
+    names = [None, "alpha", "beta"]
+    cases = list(itertools.product(names, BF16_PROMPTS))
+    alone = {case: _tokens(served_bf16, *case) for case in cases}
+    with concurrent.futures.ThreadPoolExecutor(len(cases) * 3) as pool:
+        together = list(pool.map(lambda case: (case, _tokens(served_bf16, *case)), cases * 3))
+    splits, largest = 0, 0.0
+    for case, (text, tokens) in together:
+        if case[0] is not None:  # trained to be decisive: the very same text, batched or not
+            assert text == alone[case][0] == ANSWERS[case[0]], case
+        difference, split = _compare(alone[case][1], tokens)
+        largest, splits = max(largest, difference), splits + split
+    assert largest <= BF16_LOGPROB_TOLERANCE, largest
+    print(f"bf16: largest logprob difference {largest:.4f}; {splits}/{len(together)} paths split")
