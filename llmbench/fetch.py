@@ -88,10 +88,17 @@ def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
             "or give --source PATH"
         ) from None
     ident = card.source["id"]
-    if ident.startswith("c/"):
-        api.competition_download_files(ident.removeprefix("c/"), path=str(folder), quiet=True)
-    else:
-        api.dataset_download_files(ident, path=str(folder), unzip=True, quiet=True)
+    try:
+        if ident.startswith("c/"):
+            api.competition_download_files(ident.removeprefix("c/"), path=str(folder), quiet=True)
+        else:
+            api.dataset_download_files(ident, path=str(folder), unzip=True, quiet=True)
+    except Exception as exc:  # requests' HTTPError, the client's own, a broken zip
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise LLMBenchError(
+            f"task {card.name}: Kaggle download of {ident} failed ({reason}); "
+            "give --source PATH"
+        ) from None
     unzip_all(folder)
 
 

@@ -1,8 +1,9 @@
 """Fetching upstreams into the layout each task reads, with the hub replaced by local rows.
 
 Only `datasets.load_dataset` is stood in for (it would download); everything after it, from the
-real `datasets.Dataset` to the prepared table, is the code users run. GitHub archives are
-fetched for real over HTTP, from a server on loopback standing in for codeload.github.com.
+real `datasets.Dataset` to the prepared table, is the code users run. GitHub archives and
+Kaggle downloads go over real HTTP to servers on loopback: one standing in for
+codeload.github.com, one for Kaggle's API (the real Kaggle client, in its local mode).
 """
 
 from __future__ import annotations
@@ -160,3 +161,86 @@ def test_a_half_finished_fetch_is_started_over(github, tmp_path):
     github[card.source["id"]] = github_archive(fixture_source(card), "harper-valley-0a1b2c3")
     prepare_task(card.name, out_dir=tmp_path, progress=False)
     assert not stale.exists()
+
+
+@pytest.fixture
+def kaggle(monkeypatch, tmp_path):
+    """The real Kaggle client against a stand-in of its API on loopback (its own `--local` mode).
+
+    As Kaggle does, a download request is answered with a redirect to a storage URL, which
+    serves the zip; `bundles[slug]` holds each zip's bytes. Records the API calls.
+    """
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    bundles: dict[str, bytes] = {}
+    calls: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            calls.append({"path": self.path, "body": body, "auth": self.headers["authorization"]})
+            slug = body.get("datasetSlug") or body.get("competitionName")
+            self.send_response(302)
+            self.send_header("location", f"/storage/{slug}.zip?signature=0a1b")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            slug = self.path.split("?")[0].removeprefix("/storage/").removesuffix(".zip")
+            data = bundles.get(slug)
+            self.send_response(200 if data else 404)
+            self.send_header("content-type", "application/zip")
+            self.send_header("content-length", str(len(data or b"")))
+            self.end_headers()
+            self.wfile.write(data or b"")
+
+        def log_message(self, *args):
+            pass
+
+    try:  # the client's local mode talks to http://localhost, port 80
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 80), Handler)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on port 80 for the Kaggle stand-in: {exc}")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(KaggleApi, "args", ["--local"])
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle of the user's
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "not-a-real-key")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    yield bundles, calls
+    server.shutdown()
+    server.server_close()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("task", ["covid", "legal", "jigsaw"])
+def test_a_kaggle_upstream_is_fetched_through_the_kaggle_client(kaggle, task, tmp_path):
+    bundles, calls = kaggle
+    card = get_card(task)
+    files = {f.name: f.read_bytes() for f in sorted(fixture_source(card).iterdir())}
+    slug = card.source["id"].split("/")[-1]
+    if card.source["id"].startswith("c/"):  # a competition's bundle holds one zip per file
+        bundles[slug] = zip_of({f"{n}.zip": zip_of({n: data}) for n, data in files.items()})
+    else:
+        bundles[slug] = zip_of(files)
+    fetched = prepare_task(task, out_dir=tmp_path / "fetched", progress=False)
+    local = prepare_task(task, source=fixture_source(card), out_dir=tmp_path / "local",
+                         progress=False)  # fmt: skip
+    assert fetched.counts == local.counts
+    assert read_prepared(task, tmp_path / "fetched").equals(read_prepared(task, tmp_path / "local"))
+    assert len(calls) == 1 and calls[0]["auth"].startswith("Basic ")
+    service = "competitions" if card.source["id"].startswith("c/") else "datasets"
+    assert calls[0]["path"].startswith(f"/api/v1/{service}.")
+
+
+def test_a_kaggle_dataset_the_api_does_not_have_is_one_line(kaggle, tmp_path):
+    with pytest.raises(LLMBenchError, match="task covid: .*404.*--source PATH"):
+        prepare_task("covid", out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "prepared" / "covid.parquet").exists()
