@@ -31,6 +31,7 @@ class FaultyProxy:
         self.random = random.Random(seed)
         self.counts: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()  # requests, by "METHOD /path"
+        self.authorizations: Counter[str] = Counter()  # Authorization headers as received
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -50,6 +51,7 @@ class FaultyProxy:
         fault = self._fault() if request.method == "POST" else "ok"
         self.counts[fault] += 1
         self.paths[f"{request.method} {request.path}"] += 1
+        self.authorizations[request.headers.get("Authorization", "")] += 1
         if fault == "503":
             return web.Response(
                 status=503, text="<html>upstream unavailable</html>", content_type="text/html"

@@ -208,3 +208,29 @@ def test_eval_grid_runs_base_and_adapter_per_pair(served, work, capsys):
         scores = json.loads((work / "eval" / "tiny" / "gsm8k" / leaf / "scores.json").read_text())
         assert scores["n"] == 3 and scores["n_failed"] == 0
     assert "(base)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("backend", "variable"), [("openai", "OPENAI_API_KEY"), ("lorax", "LLMBENCH_API_TOKEN")]
+)
+def test_the_api_key_is_sent_and_never_written(served, work, capsys, monkeypatch, backend,
+                                               variable):  # fmt: skip
+    secret = "sk-llmbench-test-0a1b2c3d4e5f"
+    monkeypatch.setenv(variable, secret)
+    proxy = FaultyProxy(served["url"], p_503=0.3, p_stall=0, p_cut=0, seed=1)  # retries too
+    try:
+        status = main(
+            ["eval", "--task", "gsm8k", "--endpoint", proxy.start(), "--model", "tiny",
+             "--adapter-id", "alpha", "--backend", backend, "--limit", "6",
+             "--data", str(work)]
+        )  # fmt: skip
+    finally:
+        proxy.stop()
+    assert status == 0
+    posts = sum(n for key, n in proxy.paths.items() if key.startswith("POST"))
+    assert proxy.authorizations[f"Bearer {secret}"] == posts > 6  # every attempt carried it
+    written = [p for p in work.rglob("*") if p.is_file()]
+    assert any(p.name == "scores.json" for p in written)
+    assert not [p for p in written if secret.encode() in p.read_bytes()]
+    shown = capsys.readouterr()
+    assert secret not in shown.out + shown.err
