@@ -1,7 +1,7 @@
 """`llmbench report`: the study's Table 12 and Figure 5 from your evaluation runs (or the study's).
 
-Recipe: read every `<runs>/eval/<model>/<task>/<adapter or base>/scores.json` → one Table 12:
-per (task, model) the best adapter's fine-tuned score and its lift over the base model, GPT-4
+Recipe: read every `<runs>/eval/<model>/<task>/<adapter or base>/scores.json` → one Table 12
+(built in `llmbench.table12`): per (task, model) the best adapter's fine-tuned score and its lift over the base model, GPT-4
 from your own `gpt-4` base runs or else the study's → per model averages, per task the best
 fine-tuned model and its lift over GPT-4 → `table12.md` (with the study's numbers beside yours),
 `table12.csv` (the Table 12 layout `llmbench correlate --scores` reads), `cells.csv` (every
@@ -12,274 +12,29 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_bytes, atomic_write_text
+from llmbench.table12 import (
+    BASE,
+    BASELINES,
+    FT,
+    GPT4,
+    OURS,
+    STUDY,
+    Table12,
+    collect_runs,
+    complete_block,
+    per_model,
+    per_task,
+    study_table,
+    table_from_runs,
+)
 
-# the names of llmbench.correlate's Table 12 layout, kept here so that `llmbench --help` does not
-# import numpy through it
-GPT4 = "gpt-4"
-# the study's OpenAI baselines: a base run of a model with one of these names is a baseline
-BASELINES = ("gpt-3.5-turbo", GPT4)
-FT, BASE = "_ft", "_base"
-STUDY, OURS = "study", "ours"
-FAILED = "⚠"
-SCORES_GLOB = "eval/*/*/*/scores.json"
-RUN_KEYS = {"task": str, "model": str, "score": (int, float), "n": int, "n_failed": int}
-
-
-# --- inputs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """One evaluation run's scores.json: a base run when `adapter` is None."""
-
-    path: Path
-    task: str
-    model: str
-    adapter: str | None
-    score: float
-    n: int
-    n_failed: int
-
-
-def read_run(path: Path) -> Run:
-    """One scores.json; an unreadable file or a missing or mistyped key is a one-line error."""
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LLMBenchError(
-            f"{path}: not readable as JSON ({exc}); rerun its `llmbench eval`"
-        ) from None
-    if not isinstance(record, dict):
-        raise LLMBenchError(f"{path}: expected a JSON object as `llmbench eval` writes it")
-    wrong = [
-        key
-        for key, kind in RUN_KEYS.items()
-        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool)
-    ]
-    if "adapter" not in record or not isinstance(record["adapter"], str | None):
-        wrong.append("adapter")
-    if not wrong and not math.isfinite(record["score"]):
-        wrong.append("score")
-    if wrong:
-        raise LLMBenchError(
-            f"{path}: key(s) {', '.join(wrong)} missing or of the wrong type; expected task, "
-            "model, adapter (null for a base run), score, n and n_failed as `llmbench eval` "
-            "writes them"
-        )
-    return Run(
-        Path(path),
-        record["task"],
-        record["model"],
-        record["adapter"],
-        float(record["score"]),
-        record["n"],
-        record["n_failed"],
-    )
-
-
-def collect_runs(runs_dir: Path) -> list[Run]:
-    """Every run under `<runs_dir>/eval/`, in path order; every broken file reported at once."""
-    paths = sorted(Path(runs_dir).glob(SCORES_GLOB))
-    if not paths:
-        raise LLMBenchError(
-            f"{runs_dir}: no {SCORES_GLOB}; expected the work directory of `llmbench eval` "
-            "(or --paper for the study's own table)"
-        )
-    runs, problems = [], []
-    for path in paths:
-        try:
-            runs.append(read_run(path))
-        except LLMBenchError as exc:
-            problems += exc.problems
-    if problems:
-        raise LLMBenchError(*problems)
-    return runs
-
-
-# --- the table ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Table12:
-    """Scores indexed by task: `ft` and `base` with one column per base model, `baselines` one
-    per BASELINES name; NaN where nothing was run."""
-
-    source: str
-    ft: object
-    base: object
-    baselines: object
-    own_baselines: set = field(default_factory=set)  # (task, baseline) from your own runs
-    adapters: dict = field(default_factory=dict)  # (task, model) -> the best adapter
-    failed: list = field(default_factory=list)  # runs with n_failed > 0
-
-    @property
-    def lift(self):
-        return self.ft - self.base
-
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.ft.index)
-
-    @property
-    def models(self) -> list[str]:
-        return list(self.ft.columns)
-
-    def flagged(self, task: str, model: str) -> bool:
-        return any(r.task == task and r.model == model for r in self.failed)
-
-
-def study_table() -> Table12:
-    """The study's Table 12, from the scores shipped with llmbench."""
-    import pandas as pd
-
-    from llmbench.correlate import PAPER_SCORES, models_of
-
-    frame = pd.read_csv(PAPER_SCORES).set_index("task")
-    models = models_of(frame.columns)
-    return Table12(
-        STUDY,
-        frame[[m + FT for m in models]].set_axis(models, axis=1),
-        frame[[m + BASE for m in models]].set_axis(models, axis=1),
-        frame[list(BASELINES)],
-    )
-
-
-def table_from_runs(runs: list[Run], study: Table12, source: str) -> Table12:
-    """Your Table 12: per (task, model) the best adapter and the base run; the baselines from
-    your own runs where you have them, else the study's for the same task."""
-    import pandas as pd
-
-    ft, base, baselines, adapters = {}, {}, {}, {}
-    problems = []
-    for run in runs:
-        key = (run.task, run.model)
-        if run.model in BASELINES:
-            target = baselines
-            if run.adapter is not None:
-                problems.append(f"{run.path}: {run.model} is a baseline; expected a base run")
-        else:
-            target = base if run.adapter is None else ft
-        if run.adapter is not None and key in ft and ft[key].score >= run.score:
-            continue
-        if run.adapter is None and key in target:
-            problems.append(
-                f"{run.path}: a second base run of {run.model} on {run.task} (the other: "
-                f"{target[key].path}); expected one, remove or move the other"
-            )
-        target[key] = run
-        if run.adapter is not None:
-            adapters[key] = run.adapter
-    if problems:
-        raise LLMBenchError(*problems)
-    if not ft and not base:
-        raise LLMBenchError(
-            f"{source}: only baseline runs ({', '.join(BASELINES)}); expected runs of a base "
-            "model or its adapters to report on"
-        )
-    tasks = _ordered({t for t, _ in [*ft, *base]}, study.tasks)
-    models = _ordered({m for _, m in [*ft, *base]}, study.models)
-    study_baselines = study.baselines.reindex(tasks)
-    own = pd.DataFrame(
-        {b: [_score(baselines, t, b) for t in tasks] for b in BASELINES}, index=tasks
-    )
-    return Table12(
-        source,
-        _frame(ft, tasks, models),
-        _frame(base, tasks, models),
-        own.fillna(study_baselines),
-        {k for k in baselines if k[0] in tasks},
-        adapters,
-        sorted(
-            (r for r in [*ft.values(), *base.values(), *baselines.values()] if _counts(r, tasks)),
-            key=lambda r: r.path,
-        ),
-    )
-
-
-def _counts(run: Run, tasks: list[str]) -> bool:
-    """A run behind a cell of the table whose requests partly failed: it gets flagged."""
-    return run.n_failed > 0 and run.task in tasks
-
-
-def _ordered(names: set[str], study_order: list[str]) -> list[str]:
-    """The study's order first, then names the study does not have, sorted."""
-    return [n for n in study_order if n in names] + sorted(names - set(study_order))
-
-
-def _score(runs: dict, task: str, model: str) -> float:
-    return runs[(task, model)].score if (task, model) in runs else math.nan
-
-
-def _frame(runs: dict, tasks: list[str], models: list[str]):
-    import pandas as pd
-
-    return pd.DataFrame({m: [_score(runs, t, m) for t in tasks] for m in models}, index=tasks)
-
-
-# --- what the table says ------------------------------------------------------------------------
-
-
-def per_task(table: Table12):
-    """Per task: the best fine-tuned model(s), best fine-tuned and base scores, GPT-4, and the
-    best adapter's lift over the best base model and over GPT-4 (Figure 5's two bars)."""
-    import pandas as pd
-
-    best_ft = table.ft.max(axis=1)
-    best_models = [
-        [m for m in table.models if table.ft.at[t, m] == best_ft[t]] for t in table.tasks
-    ]
-    frame = pd.DataFrame(
-        {
-            "best_ft": best_ft,
-            "best_base": table.base.max(axis=1),
-            "gpt4": table.baselines[GPT4],
-        },
-        index=table.tasks,
-    )
-    frame["lift_over_base"] = frame["best_ft"] - frame["best_base"]
-    frame["lift_over_gpt4"] = frame["best_ft"] - frame["gpt4"]
-    frame["best_models"] = best_models
-    return frame
-
-
-def per_model(table: Table12):
-    """Per model: its average fine-tuned score and lift over the tasks it has, and how many."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "avg_ft": table.ft.mean(),
-            "avg_lift": table.lift.mean(),
-            "n_tasks": table.ft.notna().sum(),
-        }
-    )
-
-
-def complete_block(table: Table12) -> tuple[list[str], list[str]]:
-    """The tasks and models of the largest block without gaps that `correlate` can read: every
-    cell has a fine-tuned and a base score and every task a GPT-4 score. Found by dropping, one
-    at a time, the task or model with the largest share of missing cells (a task on a tie)."""
-    tasks = [t for t in table.tasks if not math.isnan(table.baselines.at[t, GPT4])]
-    models = table.models
-    have = table.ft.notna() & table.base.notna()
-    while tasks and models:
-        missing = ~have.loc[tasks, models]
-        if not missing.to_numpy().any():
-            break
-        rows, cols = missing.mean(axis=1), missing.mean(axis=0)
-        if rows.max() >= cols.max():
-            tasks = [t for t in tasks if t != rows.idxmax()]
-        else:
-            models = [m for m in models if m != cols.idxmax()]
-    return (tasks, models) if tasks and models else ([], [])
-
+FAILED = "⚠"  # marks a cell whose run had failed requests (scored 0)
 
 # --- outputs ------------------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from llmbench.analysis_cli import add_parsers
 from llmbench.complexity import HEURISTICS
 from llmbench.correlate import PAPER_SCORES, load_scores, quality_measures
 from llmbench.errors import LLMBenchError
-from llmbench.report import add_parser, complete_block, report, study_table
+from llmbench.report import add_parser, report
+from llmbench.table12 import complete_block, study_table
 
 
 def write_run(runs: Path, model: str, task: str, score: float, adapter=None, n=100, failed=0):

@@ -155,7 +155,7 @@ def scores(task: str, adapter_id: str, model: str, results: Path | None) -> dict
 
 
 def _your_score(path: Path) -> dict:
-    from llmbench.report import read_run
+    from llmbench.table12 import read_run
 
     run = read_run(path)
     return {"score": run.score, "source": f"your results ({run.n} examples)", "path": str(path)}
@@ -177,7 +177,7 @@ def _study_scores(task: str, model: str) -> dict:
 
 @functools.cache
 def _study_table():
-    from llmbench.report import study_table
+    from llmbench.table12 import study_table
 
     return study_table()
 
