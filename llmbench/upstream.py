@@ -181,3 +181,40 @@ def _read_parquet(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, 
         for row in batch.to_pylist():
             number += 1
             yield number, row
+
+
+# ---- rows of a local Hugging Face copy, shared by the hub-hosted tasks ----------------------
+
+
+def hf_rows(
+    folder: Path, splits: dict[str, str], required: tuple[str, ...]
+) -> Iterator[tuple[str, Path, int, dict]]:
+    """(our split, file, row number, row) for every row of a local Hugging Face copy.
+
+    `splits` maps our split to the upstream split (card.source["splits"]); `a+b` reads a, then b.
+    Every row must hold the `required` columns.
+    """
+    for split, upstream in splits.items():
+        for part in upstream.split("+"):
+            path = find_split_file(folder, part)
+            for number, row in read_hf_split(folder, part, required):
+                yield split, path, number, row
+
+
+def row_text(row: dict, column: str, path: Path, number: int) -> str:
+    """The row's text in `column`, surrounding whitespace stripped; anything else is an error."""
+    value = row[column]
+    if not isinstance(value, str):
+        raise LLMBenchError(
+            f"{path}: row {number}: {column} is {type(value).__name__}; expected text"
+        )
+    return value.strip()
+
+
+def class_index(value, count: int) -> int | None:
+    """An integer class label in [0, count) (digits in a CSV copy), or None when it is not one."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count:
+        return value
+    return None

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 from llmbench.prepare import task_module
+from llmbench.upstream import hf_rows, row_text
 
 DATASETS = Path(__file__).resolve().parents[1]
-HF = task_module("glue_cola", DATASETS)
 MMLU = task_module("mmlu", DATASETS)
 REQUIRED = ("question", "choices", "answerKey")
 
@@ -34,10 +34,10 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     configs = config_folders(source, card)
     for split, upstream in card.source["splits"].items():
         for folder in configs:
-            for _, path, number, row in HF.hf_rows(folder, {split: upstream}, REQUIRED):
+            for _, path, number, row in hf_rows(folder, {split: upstream}, REQUIRED):
                 options, labels = choice_lists(row["choices"], path, number)
                 yield split, {
-                    "question": HF.text(row, "question", path, number),
+                    "question": row_text(row, "question", path, number),
                     "choices": MMLU.lettered_choices(options),
                     "answer": answer_letter(row["answerKey"], labels, path, number),
                 }

@@ -12,18 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import task_module
+from llmbench.upstream import hf_rows, row_text
 
-HF = task_module("glue_cola", Path(__file__).resolve().parents[1])
 ANSWERS = {"true": "yes", "false": "no"}
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     required = ("question", "answer", "passage")
-    for split, path, number, row in HF.hf_rows(source, card.source["splits"], required):
+    for split, path, number, row in hf_rows(source, card.source["splits"], required):
         yield split, {
-            "passage": HF.text(row, "passage", path, number),
-            "question": HF.text(row, "question", path, number),
+            "passage": row_text(row, "passage", path, number),
+            "question": row_text(row, "question", path, number),
             "answer": yes_no(row["answer"], path, number),
         }
 

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import task_module
+from llmbench.upstream import class_index, hf_rows, row_text
 
-HF = task_module("glue_cola", Path(__file__).resolve().parents[1])
 CLASSES = (
     "Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder",
     "MeanOfTransportation", "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album",
@@ -25,14 +24,14 @@ CLASSES = (
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     required = ("label", "title", "content")
-    for split, path, number, row in HF.hf_rows(source, card.source["splits"], required):
-        index = HF.class_index(row["label"], len(CLASSES))
+    for split, path, number, row in hf_rows(source, card.source["splits"], required):
+        index = class_index(row["label"], len(CLASSES))
         if index is None:
             raise LLMBenchError(
                 f"{path}: row {number}: label {row['label']!r}; expected an integer 0-13"
             )
         yield split, {
-            "title": HF.text(row, "title", path, number),
-            "content": HF.text(row, "content", path, number),
+            "title": row_text(row, "title", path, number),
+            "content": row_text(row, "content", path, number),
             "label": CLASSES[index],
         }

@@ -1,10 +1,9 @@
 """glue_cola: one row per sentence of GLUE CoLA; the target is the integer label as text
 (1 acceptable, 0 unacceptable).
 
-This module also holds what the other Hugging Face classification tasks of the study import
-through `llmbench.prepare.task_module("glue_cola")`: the split loop over a local copy
-(`hf_rows`), the text check (`text`), class-label parsing (`class_index`, `ClassLabel`) and the
-reader of all eight glue_* tasks (`read_glue`).
+This module also holds what the other GLUE tasks import through
+`llmbench.prepare.task_module("glue_cola")`: class labels (`ClassLabel`, `SimilarityScore`) and
+the reader of all eight glue_* tasks (`read_glue`).
 
 Upstream: nyu-mll/glue, one file per split (`<split>.jsonl|.parquet|.csv`) with the task's text
 columns (here `sentence`; the glue_* cards name their input columns exactly as GLUE does),
@@ -26,43 +25,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import find_split_file, read_hf_split
+from llmbench.upstream import class_index, hf_rows, row_text
 
 HIDDEN_LABEL = -1
-
-
-def hf_rows(
-    folder: Path, splits: dict[str, str], required: tuple[str, ...]
-) -> Iterator[tuple[str, Path, int, dict]]:
-    """(our split, file, row number, row) for every row of a local Hugging Face copy.
-
-    `splits` maps our split to the upstream split (card.source["splits"]); `a+b` reads a, then b.
-    Every row must hold the `required` columns.
-    """
-    for split, upstream in splits.items():
-        for part in upstream.split("+"):
-            path = find_split_file(folder, part)
-            for number, row in read_hf_split(folder, part, required):
-                yield split, path, number, row
-
-
-def text(row: dict, column: str, path: Path, number: int) -> str:
-    """The row's text in `column`, surrounding whitespace stripped; anything else is an error."""
-    value = row[column]
-    if not isinstance(value, str):
-        raise LLMBenchError(
-            f"{path}: row {number}: {column} is {type(value).__name__}; expected text"
-        )
-    return value.strip()
-
-
-def class_index(value, count: int) -> int | None:
-    """An integer class label in [0, count) (digits in a CSV copy), or None when it is not one."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count:
-        return value
-    return None
 
 
 class ClassLabel(NamedTuple):
@@ -111,7 +76,7 @@ def read_glue(
             raise LLMBenchError(
                 f"{path}: row {number}: label {row['label']!r}; expected {label.expected}{hint}"
             )
-        inputs = {column: text(row, column, path, number) for column in columns}
+        inputs = {column: row_text(row, column, path, number) for column in columns}
         yield split, {**inputs, card.target_col: target}
 
 

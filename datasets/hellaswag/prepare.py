@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import task_module
+from llmbench.upstream import class_index, hf_rows, row_text
 
-HF = task_module("glue_cola", Path(__file__).resolve().parents[1])
 ENDINGS = 4
 REQUIRED = ("ctx", "endings", "label")
 
@@ -36,7 +35,7 @@ class Example(NamedTuple):
 
 def examples(source: Path, card) -> Iterator[tuple[str, Example]]:
     """(our split, example) for every row of the splits the card maps, in upstream order."""
-    for split, path, number, row in HF.hf_rows(source, card.source["splits"], REQUIRED):
+    for split, path, number, row in hf_rows(source, card.source["splits"], REQUIRED):
         endings = row["endings"]
         if not (
             isinstance(endings, list)
@@ -47,14 +46,14 @@ def examples(source: Path, card) -> Iterator[tuple[str, Example]]:
                 f"{path}: row {number}: endings is {endings!r:.60}; expected a list of "
                 f"{ENDINGS} texts"
             )
-        label = HF.class_index(row["label"], ENDINGS)
+        label = class_index(row["label"], ENDINGS)
         if label is None:
             hint = " (an empty label marks the unlabelled test split)" if row["label"] == "" else ""
             raise LLMBenchError(
                 f"{path}: row {number}: label {row['label']!r}; expected '0' to "
                 f"'{ENDINGS - 1}'{hint}"
             )
-        context = HF.text(row, "ctx", path, number)
+        context = row_text(row, "ctx", path, number)
         yield split, Example(context, [e.strip() for e in endings], label)
 
 

@@ -17,25 +17,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import task_module
+from llmbench.upstream import class_index, hf_rows, row_text
 
-HF = task_module("glue_cola", Path(__file__).resolve().parents[1])
 LETTERS = "ABCDE"
 REQUIRED = ("question", "choices", "answer")
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    for split, path, number, row in HF.hf_rows(source, card.source["splits"], ()):
+    for split, path, number, row in hf_rows(source, card.source["splits"], ()):
         row = unwrapped(row, path, number)
         options = option_texts(row["choices"], "choices", path, number)
-        index = HF.class_index(row["answer"], len(options))
+        index = class_index(row["answer"], len(options))
         if index is None:
             raise LLMBenchError(
                 f"{path}: row {number}: answer {row['answer']!r}; expected an integer 0-"
                 f"{len(options) - 1} (the index of the correct choice)"
             )
         yield split, {
-            "question": HF.text(row, "question", path, number),
+            "question": row_text(row, "question", path, number),
             "choices": lettered_choices(options),
             "answer": LETTERS[index],
         }

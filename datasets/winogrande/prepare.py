@@ -15,19 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import task_module
+from llmbench.upstream import hf_rows, row_text
 
-HF = task_module("glue_cola", Path(__file__).resolve().parents[1])
 ANSWERS = ("1", "2")
 INPUTS = ("sentence", "option1", "option2")
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    for split, path, number, row in HF.hf_rows(source, card.source["splits"], (*INPUTS, "answer")):
+    for split, path, number, row in hf_rows(source, card.source["splits"], (*INPUTS, "answer")):
         answer = str(row["answer"]).strip()
         if answer not in ANSWERS:
             hint = " (an empty answer marks the unlabelled test split)" if answer == "" else ""
             raise LLMBenchError(
                 f"{path}: row {number}: answer {row['answer']!r}; expected '1' or '2'{hint}"
             )
-        yield split, {**{c: HF.text(row, c, path, number) for c in INPUTS}, "answer": answer}
+        yield split, {**{c: row_text(row, c, path, number) for c in INPUTS}, "answer": answer}
