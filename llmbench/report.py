@@ -1,11 +1,12 @@
 """`llmbench report`: the study's Table 12 and Figure 5 from your evaluation runs (or the study's).
 
 Recipe: read every `<runs>/eval/<model>/<task>/<adapter or base>/scores.json` → one Table 12
-(built in `llmbench.table12`): per (task, model) the best adapter's fine-tuned score and its lift over the base model, GPT-4
-from your own `gpt-4` base runs or else the study's → per model averages, per task the best
-fine-tuned model and its lift over GPT-4 → `table12.md` (with the study's numbers beside yours),
-`table12.csv` (the Table 12 layout `llmbench correlate --scores` reads), `cells.csv` (every
-cell, long form) and `figure5.png`. `--paper` renders the same from the study's shipped scores.
+(built by `llmbench.table12`): per (task, model) the best adapter's fine-tuned score and its
+lift over the base model, GPT-4 from your own `gpt-4` base runs or else the study's → per model
+averages, per task the best fine-tuned model and its lift over GPT-4 → `table12.md` (with the
+study's numbers beside yours), `table12.csv` (the Table 12 layout `llmbench correlate --scores`
+reads), `cells.csv` (every cell, long form) and `figure5.png`. `--paper` renders the same from
+the study's shipped scores.
 """
 
 from __future__ import annotations
