@@ -41,28 +41,40 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
     from llmbench.prepare import task_module
 
     custom = getattr(task_module(card.name, card.folder.parent), "fetch", None)
-    if custom is not None:  # a task whose upstream does not fit the default layout
-        custom(card, folder)
-    elif kind == "hf":
-        _fetch_hf(card, folder)
-    elif kind == "kaggle":
-        _fetch_kaggle(card, folder)
-    elif kind == "github":
-        _fetch_github(card, folder)
-    else:
+    fetchers = {"hf": _fetch_hf, "kaggle": _fetch_kaggle, "github": _fetch_github}
+    if custom is None and kind not in fetchers:
         raise LLMBenchError(
             f"task {card.name}: source.kind local has nothing to fetch; give --source"
         )
+    try:  # custom: a task whose upstream does not fit its kind's default layout
+        (custom or fetchers[kind])(card, folder)
+    except LLMBenchError as exc:
+        prefix = f"task {card.name}: "
+        named = (p if p.startswith(prefix) else prefix + p for p in exc.problems)
+        raise LLMBenchError(*named) from None
     (folder / ".complete").write_text("fetched\n")
     return folder
 
 
-def save_hf_split(dataset_id: str, config: str | None, split: str, path: Path) -> None:
-    """One split of a Hugging Face dataset, saved as Parquet at `path`."""
+def load_hf_split(dataset_id: str, config: str | None, split: str):
+    """One split of a Hugging Face dataset (a `datasets.Dataset`); any failure is one line."""
     from datasets import load_dataset
 
+    try:
+        return load_dataset(dataset_id, config, split=split)
+    except Exception as exc:  # the hub client's and datasets' own types, network errors
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        named = dataset_id + (f" ({config})" if config else "")
+        raise LLMBenchError(
+            f"{named}, split {split}: could not be loaded from the Hugging Face hub ({reason}); "
+            "give --source PATH"
+        ) from None
+
+
+def save_hf_split(dataset_id: str, config: str | None, split: str, path: Path) -> None:
+    """One split of a Hugging Face dataset, saved as Parquet at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    load_dataset(dataset_id, config, split=split).to_parquet(str(path))
+    load_hf_split(dataset_id, config, split).to_parquet(str(path))
 
 
 def upstream_split_names(card: TaskCard) -> list[str]:

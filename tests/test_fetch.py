@@ -11,11 +11,15 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
 
 import pytest
+from hub_standin import HubStandIn, write_repo
 
 import datasets
 from llmbench.errors import LLMBenchError
@@ -28,6 +32,29 @@ def jsonl_rows(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def fixture_rows(dataset_id: str, config: str | None, split: str) -> list[dict]:
+    """What the hub would give for one split of the tasks tested here: their fixture rows."""
+    if dataset_id == "openai/openai_humaneval":
+        path = fixture_source(get_card("magicoder")) / "HumanEval.jsonl"
+    elif dataset_id == "ise-uiuc/Magicoder-OSS-Instruct-75K":
+        path = fixture_source(get_card("magicoder")) / "data-oss_instruct-decontaminated.jsonl"
+    elif dataset_id == "allenai/ai2_arc":
+        path = fixture_source(get_card("arc_combined")) / config / f"{split}.jsonl"
+    else:
+        task = {"nyu-mll/glue": "glue_sst2"}[dataset_id]
+        path = fixture_source(get_card(task)) / f"{split}.jsonl"
+    return jsonl_rows(path)
+
+
+# The hub repositories (id: {config: splits}) behind the three hub tasks tested here.
+HUB_REPOS = {
+    "nyu-mll/glue": {"sst2": ("train", "validation")},
+    "allenai/ai2_arc": {c: ("train", "validation", "test") for c in ("ARC-Challenge", "ARC-Easy")},
+    "ise-uiuc/Magicoder-OSS-Instruct-75K": {"default": ("train",)},
+    "openai/openai_humaneval": {"default": ("test",)},
+}
+
+
 @pytest.fixture
 def online(monkeypatch):
     """A hub that serves each task's fixture rows; records what was asked for."""
@@ -35,16 +62,7 @@ def online(monkeypatch):
 
     def load_dataset(dataset_id, config=None, split=None):
         asked.append((dataset_id, config, split))
-        if dataset_id == "openai/openai_humaneval":
-            path = fixture_source(get_card("magicoder")) / "HumanEval.jsonl"
-        elif dataset_id == "ise-uiuc/Magicoder-OSS-Instruct-75K":
-            path = fixture_source(get_card("magicoder")) / "data-oss_instruct-decontaminated.jsonl"
-        elif dataset_id == "allenai/ai2_arc":
-            path = fixture_source(get_card("arc_combined")) / config / f"{split}.jsonl"
-        else:
-            task = {"nyu-mll/glue": "glue_sst2"}[dataset_id]
-            path = fixture_source(get_card(task)) / f"{split}.jsonl"
-        return datasets.Dataset.from_list(jsonl_rows(path))
+        return datasets.Dataset.from_list(fixture_rows(dataset_id, config, split))
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -244,3 +262,53 @@ def test_a_kaggle_dataset_the_api_does_not_have_is_one_line(kaggle, tmp_path):
     with pytest.raises(LLMBenchError, match="task covid: .*404.*--source PATH"):
         prepare_task("covid", out_dir=tmp_path, progress=False)
     assert not (tmp_path / "prepared" / "covid.parquet").exists()
+
+
+def prepare_from_hub(hub: HubStandIn, task: str, tmp_path):
+    """`llmbench prepare --task T` as a user runs it, with the hub at `hub.url`, in a fresh
+    process (huggingface_hub reads its endpoint and offline mode once, at import)."""
+    env = os.environ | {
+        "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1",
+    }  # fmt: skip
+    command = [sys.executable, "-c", "import sys; from llmbench.cli import main; sys.exit(main())",
+               "prepare", "--task", task, "--out", str(tmp_path / "fetched")]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    repos = {
+        repo: write_repo(tmp_path / "hub" / repo, {
+            config: {split: fixture_rows(repo, config, split) for split in splits}
+            for config, splits in configs.items()
+        })
+        for repo, configs in HUB_REPOS.items()
+    }  # fmt: skip
+    standin = HubStandIn(repos)
+    yield standin
+    standin.close()
+
+
+@pytest.mark.parametrize("task", ["glue_sst2", "arc_combined", "magicoder"])
+def test_a_hub_upstream_is_fetched_through_datasets_over_http(hub, task, tmp_path):
+    done = prepare_from_hub(hub, task, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    local = tmp_path / "local"
+    prepare_task(task, source=fixture_source(get_card(task)), out_dir=local, progress=False)
+    assert read_prepared(task, tmp_path / "fetched").equals(read_prepared(task, local))
+    assert any(r.endswith("-00000-of-00001.parquet") and r.startswith("GET /datasets/")
+               for r in hub.requests), hub.requests  # fmt: skip
+
+
+def test_a_dataset_the_hub_does_not_have_is_one_line_and_exit_2(tmp_path):
+    empty = HubStandIn({})
+    try:
+        done = prepare_from_hub(empty, "glue_sst2", tmp_path)
+    finally:
+        empty.close()
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert "task glue_sst2: nyu-mll/glue (sst2), split " in errors[0]
+    assert errors[0].endswith("give --source PATH")
+    assert not (tmp_path / "fetched" / "prepared" / "glue_sst2.parquet").exists()

@@ -75,11 +75,10 @@ def fetch(card, folder: Path) -> None:
     Face copy, test split) as HumanEval.jsonl in openai/human-eval's own layout."""
     import json
 
-    from datasets import load_dataset
-    from llmbench.fetch import save_hf_split
+    from llmbench.fetch import load_hf_split, save_hf_split
 
     save_hf_split(card.source["id"], card.source.get("config"), card.source["splits"]["train"],
                   folder / "train.parquet")
-    problems = load_dataset(HUMANEVAL_ID, split="test")
+    problems = load_hf_split(HUMANEVAL_ID, None, "test")
     lines = [json.dumps({key: problem[key] for key in HUMANEVAL_KEYS}) for problem in problems]
     (folder / "HumanEval.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
