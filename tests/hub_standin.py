@@ -1,8 +1,9 @@
-"""A stand-in for the Hugging Face hub on loopback: dataset repositories served from folders.
+"""A stand-in for the Hugging Face hub on loopback: repositories served from folders.
 
-It answers the calls the real `datasets` and `huggingface_hub` make to load a dataset (set
-HF_ENDPOINT to `url`): a repository's info, its file tree, `paths-info`, and each file by
-`resolve/<revision>/<path>`; everything else is a 404 as the hub gives it. `write_repo` lays a
+It answers the calls the real `datasets` and `huggingface_hub` make to load a dataset or
+download a model repository (set HF_ENDPOINT to `url`): a repository's info, its file tree,
+`paths-info`, and each file by `resolve/<revision>/<path>`; everything else is a 404 as the hub
+gives it. `write_repo` lays a
 repository out as the hub's Parquet export does: `<config>/<split>-00000-of-00001.parquet` and a
 README whose `configs` block says where each config's splits are.
 """
@@ -44,8 +45,11 @@ def _entry(folder: Path, path: Path) -> dict:
 
 
 class HubStandIn:
-    def __init__(self, repos: dict[str, Path]):
-        self.repos = repos
+    """`datasets` maps dataset ids to folders, `models` model ids (e.g. adapters) to folders."""
+
+    def __init__(self, datasets: dict[str, Path], models: dict[str, Path] | None = None):
+        self.repos = {("datasets/", repo): f for repo, f in datasets.items()}
+        self.repos |= {("", repo): f for repo, f in (models or {}).items()}
         self.requests: list[str] = []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -56,8 +60,9 @@ class HubStandIn:
         self.server.server_close()
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes, dict]:
-        for repo, folder in self.repos.items():
-            api, files = f"/api/datasets/{repo}", f"/datasets/{repo}/resolve/"
+        for (kind, repo), folder in self.repos.items():
+            api = f"/api/{kind or 'models/'}{repo}"
+            files = f"/{kind}{repo}/resolve/"
             if path.startswith(files):
                 target = folder / path[len(files):].partition("/")[2]
                 if not target.is_file():

@@ -518,20 +518,32 @@ BF16_PROMPTS = TRAIN_PROMPTS[:3]
 BF16_LOGPROB_TOLERANCE = 0.1
 
 
+HUB_ADAPTER = "team/alpha-on-the-hub"  # alpha's files, published on the stand-in hub
+
+
 @pytest.fixture(scope="module")
 def served_bf16(served, tmp_path_factory):
-    """A second server on the same model and adapters, in bfloat16 (`llmbench serve`'s default)."""
+    """A second server on the same model and adapters, in bfloat16 (`llmbench serve`'s default)
+    and online, to a hub stand-in on loopback that publishes alpha as HUB_ADAPTER."""
+    from hub_standin import HubStandIn
+
     from llmbench.serving.launch import stop_server
 
-    log = tmp_path_factory.mktemp("bf16") / "server.log"
-    process, url = start_server(
-        served["base"], served["root"], max_loaded_adapters=MAX_LOADED_ADAPTERS, log_path=log,
-        extra_args=["--dtype", "bfloat16"],
-    )  # fmt: skip
+    work = tmp_path_factory.mktemp("bf16")
+    hub = HubStandIn({}, {HUB_ADAPTER: served["root"] / "alpha"})
+    online = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(work / "hf-home"),
+              "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
     try:
-        yield {"url": url}
+        process, url = start_server(
+            served["base"], served["root"], max_loaded_adapters=MAX_LOADED_ADAPTERS,
+            log_path=work / "server.log", extra_args=["--dtype", "bfloat16"], env=online,
+        )  # fmt: skip
+        try:
+            yield {"url": url, "hub": hub}
+        finally:
+            stop_server(process)
     finally:
-        stop_server(process)
+        hub.close()
 
 
 def _tokens(server, adapter_id, prompt) -> tuple[str, list[tuple[int, float]]]:
@@ -574,3 +586,21 @@ def test_bf16_batching_changes_only_rounding(served_bf16):
         largest, splits = max(largest, difference), splits + split
     assert largest <= BF16_LOGPROB_TOLERANCE, largest
     print(f"bf16: largest logprob difference {largest:.4f}; {splits}/{len(together)} paths split")
+
+
+@pytest.mark.slow
+def test_a_hub_adapter_is_downloaded_on_first_use_and_answers(served_bf16):
+    hub = served_bf16["hub"]
+    parameters = GREEDY | {"adapter_id": HUB_ADAPTER, "adapter_source": "hub"}
+    for _ in range(2):
+        answer = _post(served_bf16, "/generate", {"inputs": PROMPT, "parameters": parameters})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["generated_text"] == ANSWERS["alpha"]
+        assert answer.headers["x-adapter-id"] == HUB_ADAPTER
+    downloads = [r for r in hub.requests if r.startswith(f"GET /{HUB_ADAPTER}/resolve/")]
+    assert sorted(r.rsplit("/", 1)[1] for r in downloads) == [
+        "adapter_config.json", "adapter_model.safetensors"
+    ]  # fetched once, then served from the cache
+    missing = _post(served_bf16, "/generate", {"inputs": PROMPT, "parameters": GREEDY | {
+        "adapter_id": "team/not-published", "adapter_source": "hub"}})  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["error_type"] == "not_found"

@@ -51,12 +51,15 @@ def start_server(
     log_path: str | Path | None = None,
     timeout_s: float = STARTUP_TIMEOUT_S,
     extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """Start the LoRAX-compatible server; return (process, base URL) once /health answers 200.
 
     `port` 0 picks a free port. The server's output (vLLM's log) goes to `log_path`, or to this
-    process's stdout/stderr when none is given. Raises LLMBenchError, with the log's
-    tail, when the process exits or /health does not answer within `timeout_s`.
+    process's stdout/stderr when none is given. `env` adds to (or overrides) this process's
+    environment for the server, e.g. HF_ENDPOINT or HF_TOKEN for hub adapters. Raises
+    LLMBenchError, with the log's tail, when the process exits or /health does not answer within
+    `timeout_s`.
     """
     check_arguments(base_model, adapters_dir, max_loaded_adapters)
     port = port or free_port(host)
@@ -78,7 +81,7 @@ def start_server(
     ]
     # HF_HUB_OFFLINE and the like pass through: the tests and `make` run offline.
     pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = os.environ | {"PYTHONPATH": pythonpath}
+    env = os.environ | (env or {}) | {"PYTHONPATH": pythonpath}
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child writes to it
     process = subprocess.Popen(
         command,
