@@ -433,6 +433,26 @@ def test_decoder_input_details_give_each_prompt_token(served):
 
 
 @pytest.mark.slow
+def test_sampling_is_seeded_and_top_k_1_is_greedy(served):
+    def sample(seed: int | None, **extra) -> dict:
+        parameters = {"max_new_tokens": 12, "do_sample": True, "temperature": 1.0,
+                      "seed": seed, "details": True, "ignore_eos_token": True, **extra}  # fmt: skip
+        answer = _post(served, "/generate", {"inputs": PROMPT, "parameters": parameters})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first, again = sample(7), sample(7)
+    assert first["generated_text"] == again["generated_text"]
+    assert first["details"]["seed"] == 7
+    # The base model's weights are random, so its next-token distributions are wide: five
+    # seeds drawing 12 tokens each do not all agree unless the seed is ignored.
+    assert len({sample(seed)["generated_text"] for seed in range(1, 6)}) > 1
+    greedy = _post(served, "/generate", {"inputs": PROMPT, "parameters": {
+        "max_new_tokens": 12, "ignore_eos_token": True}}).json()  # fmt: skip
+    assert sample(3, top_k=1)["generated_text"] == greedy["generated_text"]
+
+
+@pytest.mark.slow
 def test_stop_sequences_and_return_full_text(served):
     from lorax import Client
 
