@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -51,6 +52,7 @@ class HubStandIn:
         self.repos = {("datasets/", repo): f for repo, f in datasets.items()}
         self.repos |= {("", repo): f for repo, f in (models or {}).items()}
         self.requests: list[str] = []
+        self.delay_s = 0.0  # how long each file download waits before answering
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -67,6 +69,8 @@ class HubStandIn:
                 target = folder / path[len(files):].partition("/")[2]
                 if not target.is_file():
                     return 404, b'{"error": "Entry not found"}', {"x-error-code": "EntryNotFound"}
+                if method == "GET":
+                    time.sleep(self.delay_s)
                 data = target.read_bytes()
                 etag = f'"{hashlib.sha1(data).hexdigest()}"'
                 return 200, data, {"x-repo-commit": REVISION, "etag": etag}

@@ -539,6 +539,7 @@ BF16_LOGPROB_TOLERANCE = 0.1
 
 
 HUB_ADAPTER = "team/alpha-on-the-hub"  # alpha's files, published on the stand-in hub
+SLOW_HUB_ADAPTER = "team/beta-on-a-slow-hub"  # beta's; the test makes its download slow
 
 
 @pytest.fixture(scope="module")
@@ -550,7 +551,8 @@ def served_bf16(served, tmp_path_factory):
     from llmbench.serving.launch import stop_server
 
     work = tmp_path_factory.mktemp("bf16")
-    hub = HubStandIn({}, {HUB_ADAPTER: served["root"] / "alpha"})
+    hub = HubStandIn({}, {HUB_ADAPTER: served["root"] / "alpha",
+                          SLOW_HUB_ADAPTER: served["root"] / "beta"})  # fmt: skip
     online = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(work / "hf-home"),
               "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
     try:
@@ -624,3 +626,23 @@ def test_a_hub_adapter_is_downloaded_on_first_use_and_answers(served_bf16):
     missing = _post(served_bf16, "/generate", {"inputs": PROMPT, "parameters": GREEDY | {
         "adapter_id": "team/not-published", "adapter_source": "hub"}})  # fmt: skip
     assert missing.status_code == 404 and missing.json()["error_type"] == "not_found"
+
+
+@pytest.mark.slow
+def test_a_slow_hub_download_does_not_hold_up_other_requests(served_bf16):
+    import time
+
+    served_bf16["hub"].delay_s = 3.0  # per file: the download takes 6 s or more
+    hub_body = {"inputs": PROMPT,
+                "parameters": GREEDY | {"adapter_id": SLOW_HUB_ADAPTER, "adapter_source": "hub"}}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        downloading = pool.submit(_post, served_bf16, "/generate", hub_body)
+        time.sleep(1.0)
+        started = time.monotonic()
+        assert _generate(served_bf16, "alpha") == ANSWERS["alpha"]
+        waited = time.monotonic() - started
+        assert not downloading.done()
+        answer = downloading.result()
+    served_bf16["hub"].delay_s = 0.0
+    assert waited < 2.0, f"a local request waited {waited:.1f} s behind a hub download"
+    assert answer.status_code == 200 and answer.json()["generated_text"] == ANSWERS["beta"]
