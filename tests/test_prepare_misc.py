@@ -17,7 +17,7 @@ from llmbench.prepare import (
     read_prepared,
     task_module,
 )
-from llmbench.tasks import get_card
+from llmbench.tasks import get_card, load_cards
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TASKS = ["customer_support", "legal", "reuters", "covid", "jigsaw", "drop"]
@@ -27,10 +27,10 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 FIXTURE_COUNTS = {
     "customer_support": (13, 3, 4),  # 21 calls, one with no task: 20 cut 1245:245:391
     "legal": (22, 2, 1),             # 25 clauses cut 85 / 10 / 5 %
-    "reuters": (12, 0, 4),
-    "covid": (12, 0, 4),
-    "jigsaw": (14, 0, 5),            # 8 test comments, 3 of them unscored (-1)
-    "drop": (12, 4, 0),
+    "reuters": (12, 0, 8),
+    "covid": (12, 0, 8),
+    "jigsaw": (14, 0, 6),            # 9 test comments, 3 of them unscored (-1)
+    "drop": (12, 8, 0),
 }
 
 
@@ -67,6 +67,15 @@ def test_fixture_prepares_into_the_cards_columns_and_counts(task, tmp_path):
     assert list(frame.columns) == [*card.input_columns, card.target_col, card.split_column]
     counts = tuple(int((frame["split"] == code).sum()) for code in (TRAIN, VALIDATION, TEST))
     assert counts == FIXTURE_COUNTS[task]
+
+
+@pytest.mark.parametrize("task", sorted(load_cards()))
+def test_every_fixture_prepares_into_20_rows_or_more_in_every_split_its_card_maps(task, tmp_path):
+    card = get_card(task)
+    result = prepare_task(task, source=fixture_source(card), out_dir=tmp_path, progress=False)
+    counts = result.counts
+    assert sum(counts.values()) >= 20, counts
+    assert set(counts) == set(card.source["splits"]) and all(counts.values()), counts
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -191,7 +200,8 @@ def test_legal_blank_clause_type_is_an_error(tmp_path):
 
 def test_reuters_topics_are_joined_and_empty_lists_read_none(tmp_path):
     frame = prepare("reuters", tmp_path)
-    assert split_texts(frame, "topics", TEST) == ["sugar", "earn", "trade, grain", "none"]
+    assert split_texts(frame, "topics", TEST) == [
+        "sugar", "earn", "trade, grain", "none", "wheat, grain", "earn", "crude", "acq"]
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
     assert train.loc[4, "topics"] == "money-fx, dlr, yen"
     assert train.loc[5, "topics"] == "none"
@@ -228,7 +238,8 @@ def test_covid_reads_the_files_as_latin1(tmp_path):
     assert train.loc[1, "sentiment"] == "Extremely Positive"
     assert "£12 a bottle" in train.loc[3, "tweet"]
     assert split_texts(frame, "sentiment", TEST) == [
-        "Positive", "Negative", "Neutral", "Extremely Positive"]
+        "Positive", "Negative", "Neutral", "Extremely Positive",
+        "Positive", "Extremely Negative", "Neutral", "Negative"]
 
 
 def test_covid_unknown_sentiment_names_file_and_line(tmp_path):
@@ -257,7 +268,7 @@ def test_covid_record_with_extra_fields_is_an_error(tmp_path):
 def test_jigsaw_targets_come_from_toxic_and_unscored_tests_are_left_out(tmp_path):
     frame = prepare("jigsaw", tmp_path)
     assert split_texts(frame, "toxic", TRAIN)[:4] == ["no", "no", "yes", "no"]
-    assert split_texts(frame, "toxic", TEST) == ["no", "yes", "no", "yes", "no"]
+    assert split_texts(frame, "toxic", TEST) == ["no", "yes", "no", "yes", "no", "no"]
     assert "Great photo of the lighthouse!" not in frame["comment_text"].tolist()
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
     assert train.loc[3, "comment_text"] == (
@@ -298,7 +309,8 @@ def test_drop_joins_distinct_spans(tmp_path):
     assert train.loc[1, "answer"] == "Lund, Berg"
     assert train.loc[10, "answer"] == "German, Irish, Polish"
     # validation spans concatenate several annotators' answers: repeats are dropped
-    assert split_texts(frame, "answer", VALIDATION) == ["2", "Ortiz, Kent", "13", "33.0%"]
+    assert split_texts(frame, "answer", VALIDATION) == [
+        "2", "Ortiz, Kent", "13", "33.0%", "450", "container traffic", "2", "Rovers"]
 
 
 def test_drop_empty_spans_are_an_error(tmp_path):
