@@ -45,12 +45,18 @@ class Backend(Protocol):
 
 
 class LoraxBackend:
-    """LoRAX's /generate through lorax-client; greedy decoding."""
+    """LoRAX's /generate through lorax-client; greedy decoding. `adapter_source` (local, hub,
+    s3, pbase) goes with every adapter request when set; unset, the server's default applies
+    (LoRAX: hub, or its --default-adapter-source; `llmbench serve`: local)."""
 
-    def __init__(self, endpoint: str, timeout: float, headers: dict | None = None):
+    def __init__(
+        self, endpoint: str, timeout: float, headers: dict | None = None,
+        adapter_source: str | None = None,
+    ):  # fmt: skip
         from lorax import AsyncClient
 
         self.client = AsyncClient(endpoint.rstrip("/"), headers=headers, timeout=timeout)
+        self.adapter_source = adapter_source
 
     async def generate(self, request: Request) -> str:
         import aiohttp
@@ -60,6 +66,7 @@ class LoraxBackend:
             response = await self.client.generate(
                 request.prompt,
                 adapter_id=request.adapter_id,
+                adapter_source=self.adapter_source if request.adapter_id else None,
                 max_new_tokens=request.max_new_tokens,
                 do_sample=False,
                 details=False,  # lorax-client asks for per-token details unless told not to
@@ -153,10 +160,13 @@ def _openai_message(exc) -> str:
 BACKENDS = ("lorax", "openai")
 
 
-def make_backend(name: str, endpoint: str, timeout: float, model: str, chat: bool = False):
+def make_backend(
+    name: str, endpoint: str, timeout: float, model: str, chat: bool = False,
+    adapter_source: str | None = None,
+):  # fmt: skip
     """A backend by name; `model` is what OpenAI-compatible requests name for the base model."""
     if name == "lorax":
-        return LoraxBackend(endpoint, timeout, headers=auth_headers())
+        return LoraxBackend(endpoint, timeout, auth_headers(), adapter_source)
     if name == "openai":
         return OpenAIBackend(endpoint, timeout, model, chat)
     raise unknown_name("backend", name, BACKENDS)

@@ -278,6 +278,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         timeout=args.timeout,
         max_attempts=args.max_attempts,
         chat=args.chat,
+        adapter_source=args.adapter_source,
     )
     result = evaluate(settings, Path(args.data), Path(args.out) if args.out else None)
     _print_eval([result])
@@ -330,6 +331,7 @@ def cmd_eval_grid(args: argparse.Namespace) -> None:
                     limit=args.limit,
                     concurrency=args.concurrency,
                     timeout=args.timeout,
+                    adapter_source=args.adapter_source,
                 )
                 results.append(evaluate(settings, Path(args.data)))
     _print_eval(results)
@@ -442,6 +444,12 @@ def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--data", default="runs", help="work directory (default: runs)")
+    p.add_argument(
+        "--adapter-source",
+        choices=("local", "hub", "s3", "pbase"),
+        help="lorax backend: where the server finds adapters (default: the server's own; "
+        "real LoRAX defaults to hub, `llmbench serve` to local)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,7 @@ class EvalSettings:
     backoff: float = 0.5  # seconds before the first retry; doubles, capped at backoff_cap
     backoff_cap: float = 8.0
     chat: bool = False
+    adapter_source: str | None = None  # LoRAX's, sent with every request when set (lorax backend)
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,9 @@ async def collect(
     from tqdm import tqdm
 
     backend = make_backend(
-        settings.backend, settings.endpoint, settings.timeout, settings.model, settings.chat
-    )
+        settings.backend, settings.endpoint, settings.timeout, settings.model, settings.chat,
+        adapter_source=settings.adapter_source,
+    )  # fmt: skip
     gate = asyncio.Semaphore(settings.concurrency)
     max_new = settings.max_new_tokens
 

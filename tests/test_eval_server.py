@@ -234,3 +234,18 @@ def test_the_api_key_is_sent_and_never_written(served, work, capsys, monkeypatch
     assert not [p for p in written if secret.encode() in p.read_bytes()]
     shown = capsys.readouterr()
     assert secret not in shown.out + shown.err
+
+
+def test_the_adapter_source_goes_with_every_request(served, work):
+    """`--adapter-source` reaches the server: local finds the adapter as before; s3, which
+    `llmbench serve` does not support, fails every example with the server's reason."""
+    common = ["eval", "--task", "gsm8k", "--endpoint", served["url"], "--model", "tiny",
+              "--adapter-id", "alpha", "--limit", "3", "--data", str(work)]  # fmt: skip
+    assert main([*common, "--adapter-source", "local"]) == 0
+    scores = json.loads((work / "eval" / "tiny" / "gsm8k" / "alpha" / "scores.json").read_text())
+    assert scores["settings"]["adapter_source"] == "local" and scores["n_failed"] == 0
+    out = work / "s3-run"
+    main([*common, "--adapter-source", "s3", "--out", str(out)])
+    assert json.loads((out / "scores.json").read_text())["n_failed"] == 3
+    responses = [json.loads(line) for line in (out / RESPONSES).read_text().splitlines()]
+    assert all("adapter_source 's3' is not supported" in r["error"] for r in responses)
