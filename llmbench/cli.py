@@ -363,6 +363,7 @@ def cmd_loadtest(args: argparse.Namespace) -> None:
         seed=args.seed,
         model=args.model,
         allow_remote=args.allow_remote,
+        adapter_source=args.adapter_source,
     )
     rows = run_loadtest(settings, Path(args.out))
     keys = (
@@ -444,6 +445,10 @@ def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--data", default="runs", help="work directory (default: runs)")
+    _adapter_source_option(p)
+
+
+def _adapter_source_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--adapter-source",
         choices=("local", "hub", "s3", "pbase"),
@@ -648,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="", help="openai backend: the base model's served name")
+    _adapter_source_option(p)
     p.add_argument(
         "--allow-remote", action="store_true", help="allow an endpoint that is not on this machine"
     )

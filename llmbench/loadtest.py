@@ -60,6 +60,7 @@ class LoadSettings:
     seed: int = 0
     model: str = ""  # openai backend: the base model's name on the server
     allow_remote: bool = False
+    adapter_source: str | None = None  # lorax backend: sent with adapter requests when set
 
 
 @dataclass
@@ -161,7 +162,8 @@ class Streamer:
     async def _lorax(self, prompt, max_new_tokens, adapter_id, started):
         ttft, tokens = None, 0
         async for _event in self.lorax.generate_stream(
-            prompt, adapter_id=adapter_id, max_new_tokens=max_new_tokens
+            prompt, adapter_id=adapter_id, max_new_tokens=max_new_tokens,
+            adapter_source=self.settings.adapter_source if adapter_id else None,
         ):
             # Every generated token counts, the end-of-sequence one too (as LoRAX counts them).
             tokens += 1

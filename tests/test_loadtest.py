@@ -63,6 +63,21 @@ def test_a_short_sweep_accounts_for_every_request(served, tmp_path, backend):
     assert (tmp_path / "summary.md").read_text().startswith("| users | adapters |")
 
 
+@pytest.mark.slow
+def test_the_adapter_source_goes_with_every_adapter_request(served, tmp_path):
+    from dataclasses import replace
+
+    from llmbench.errors import LLMBenchError
+
+    settings = replace(short_sweep(served["url"], "lorax"), users=(1,), adapter_counts=(1,),
+                       duration=1.0)  # fmt: skip
+    rows = run_loadtest(replace(settings, adapter_source="local"), tmp_path / "local")
+    assert rows[0]["requests"] > 0 and rows[0]["error_rate"] == 0.0
+    # `llmbench serve` has no s3: the server's refusal shows the source was sent.
+    with pytest.raises(LLMBenchError, match="warm-up for adapter 'alpha' failed.*'s3'"):
+        run_loadtest(replace(settings, adapter_source="s3"), tmp_path / "s3")
+
+
 def test_remote_endpoints_are_refused_before_any_traffic(capsys):
     status = main(["loadtest", "--endpoint", "http://203.0.113.7:8080", "--health-timeout", "1"])
     assert status == 2 and "--allow-remote" in capsys.readouterr().err
