@@ -48,10 +48,8 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
         )
     try:  # custom: a task whose upstream does not fit its kind's default layout
         (custom or fetchers[kind])(card, folder)
-    except LLMBenchError as exc:
-        prefix = f"task {card.name}: "
-        named = (p if p.startswith(prefix) else prefix + p for p in exc.problems)
-        raise LLMBenchError(*named) from None
+    except LLMBenchError as exc:  # the fetchers' errors say what failed; this says for what
+        raise LLMBenchError(*(f"task {card.name}: {p}" for p in exc.problems)) from None
     (folder / ".complete").write_text("fetched\n")
     return folder
 
@@ -63,7 +61,7 @@ def load_hf_split(dataset_id: str, config: str | None, split: str):
     try:
         return load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # the hub client's and datasets' own types, network errors
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = _one_line(exc)[:300]
         named = dataset_id + (f" ({config})" if config else "")
         raise LLMBenchError(
             f"{named}, split {split}: could not be loaded from the Hugging Face hub ({reason}); "
@@ -96,7 +94,7 @@ def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
         api.authenticate()
     except Exception as exc:  # the Kaggle client raises its own types for missing credentials
         raise LLMBenchError(
-            f"task {card.name}: Kaggle API unavailable ({exc}); set KAGGLE_USERNAME/KAGGLE_KEY "
+            f"Kaggle API unavailable ({_one_line(exc)}); set KAGGLE_USERNAME/KAGGLE_KEY "
             "or give --source PATH"
         ) from None
     ident = card.source["id"]
@@ -106,10 +104,8 @@ def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
         else:
             api.dataset_download_files(ident, path=str(folder), unzip=True, quiet=True)
     except Exception as exc:  # requests' HTTPError, the client's own, a broken zip
-        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise LLMBenchError(
-            f"task {card.name}: Kaggle download of {ident} failed ({reason}); "
-            "give --source PATH"
+            f"Kaggle download of {ident} failed ({_one_line(exc)}); give --source PATH"
         ) from None
     unzip_all(folder)
 
@@ -133,12 +129,14 @@ def _fetch_github(card: TaskCard, folder: Path) -> None:
     try:
         response = requests.get(url, timeout=300)
     except requests.RequestException as exc:
-        raise LLMBenchError(
-            f"task {card.name}: {url} unreachable ({type(exc).__name__}); give --source PATH"
-        ) from None
+        reason = type(exc).__name__
+        raise LLMBenchError(f"{url} unreachable ({reason}); give --source PATH") from None
     if response.status_code != 200:
-        raise LLMBenchError(
-            f"task {card.name}: {url} answered {response.status_code}; give --source PATH"
-        )
+        raise LLMBenchError(f"{url} answered {response.status_code}; give --source PATH")
     with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
         archive.extractall(folder, filter="data")
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception's message on one line (its type when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
