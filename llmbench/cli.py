@@ -147,12 +147,12 @@ def cmd_models_list(args: argparse.Namespace) -> None:
     print_table("base models (templates/models.yaml)", columns, rows)
 
 
-def cmd_tiny_model(args: argparse.Namespace) -> None:
+def cmd_build_model(args: argparse.Namespace) -> None:
     from llmbench.console import console
-    from llmbench.tiny import build_tiny_model
+    from llmbench.local_models import build_model
 
-    path = build_tiny_model(Path(args.out))
-    console.print(f"tiny model written to {path}")
+    path = build_model(args.name, Path(args.out or f"runs/models/{args.name}"))
+    console.print(f"{args.name} written to {path}")
 
 
 def cmd_render_configs(args: argparse.Namespace) -> None:
@@ -507,12 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "tiny-model",
-        help="build the offline tiny model and tokenizer",
-        epilog="example: llmbench tiny-model --out runs/models/tiny",
+        "build-model",
+        help="build a local model of the registry offline (tiny, smollm2-135m)",
+        epilog="example: llmbench build-model smollm2-135m --out runs/models/smollm2-135m",
     )
-    p.add_argument("--out", default="runs/models/tiny")
-    p.set_defaults(handler=cmd_tiny_model)
+    p.add_argument("name", help="tiny or smollm2-135m")
+    p.add_argument("--out", help="the folder to write (default runs/models/NAME)")
+    p.set_defaults(handler=cmd_build_model)
 
     p = sub.add_parser(
         "render-configs",

@@ -16,7 +16,7 @@ import jinja2
 import yaml
 
 from llmbench.errors import LLMBenchError, unknown_name
-from llmbench.models import BaseModel, load_registry, study_models
+from llmbench.models import BaseModel, get_model, load_registry, study_models
 from llmbench.paths import (
     CONFIGS_DIR,
     DATASETS_DIR,
@@ -27,7 +27,7 @@ from llmbench.paths import (
 )
 from llmbench.prompts import realized_template
 from llmbench.stats import longest_examples
-from llmbench.tasks import TaskCard, load_cards
+from llmbench.tasks import TaskCard, get_card, load_cards
 
 TEMPLATE_NAME = "ludwig_config.yaml.j2"
 # The study sized every task to fit an A10G with 7B models; no task needs more than this.
@@ -196,6 +196,16 @@ def select(names: list[str] | None, available: dict, kind: str, default: list[st
         if name not in available:
             raise unknown_name(kind, name, available)
     return list(dict.fromkeys(names))
+
+
+def write_rendered(
+    model: str, task: str, out_dir: Path, work_dir: Path, measured: tuple[int, str] | None
+) -> RenderedConfig:
+    """Render one config without Ludwig's check (the sweep's configs for local models) and
+    write it."""
+    rendered = render_one(get_card(task), get_model(model), out_dir, work_dir, measured)
+    atomic_write_text(rendered.path, rendered.text)
+    return rendered
 
 
 def render_configs(

