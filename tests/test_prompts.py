@@ -36,7 +36,10 @@ def awkward_frame(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: [f"{v} ({c})" for v in AWKWARD] for c in columns}, dtype=object)
 
 
-@pytest.mark.parametrize("model_name", [m.name for m in study_models()] + ["tiny", "smollm2-135m"])
+LOCAL_MODELS = ["tiny", "smollm2-135m"]
+
+
+@pytest.mark.parametrize("model_name", [m.name for m in study_models()] + LOCAL_MODELS)
 def test_ludwig_and_realize_prompt_agree_byte_for_byte(model_name):
     model = get_model(model_name)
     for card in load_cards().values():
