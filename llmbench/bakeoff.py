@@ -11,39 +11,36 @@ three tasks prepared from the shipped fixtures, a few training steps, all on a l
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR
-from llmbench.validation import read_yaml
+from llmbench.validation import load_schema, read_yaml, validate_or_raise
 
 MIN_TASKS_TO_CORRELATE = 4  # correlate refuses fewer
-CONFIG_KEYS = {
-    "models": list,
-    "tasks": list,
-    "source": str,
-    "sources": dict,
-    "endpoint": (str, type(None)),
-    "max_loaded_adapters": int,
-    "max_parallel": int,
-    "eval_limit": (int, type(None)),
-    "eval_concurrency": int,
-}
+SCHEMA = "bakeoff"  # llmbench/schemas/bakeoff.schema.json: every key, its type and its default
+
+
+def _default(key: str):
+    """A key's default, from the schema (the one place defaults live)."""
+    value = load_schema(SCHEMA)["properties"][key]["default"]
+    return field(default_factory=lambda: copy.deepcopy(value))
 
 
 @dataclass
 class BakeoffConfig:
     models: list[str]
     tasks: list[str]
-    source: str = "fixture"
-    sources: dict = field(default_factory=dict)
-    endpoint: str | None = None
-    max_loaded_adapters: int = 4
-    max_parallel: int = 1
-    eval_limit: int | None = None
-    eval_concurrency: int = 4
+    source: str = _default("source")
+    sources: dict = _default("sources")
+    endpoint: str | None = _default("endpoint")
+    max_loaded_adapters: int = _default("max_loaded_adapters")
+    max_parallel: int = _default("max_parallel")
+    eval_limit: int | None = _default("eval_limit")
+    eval_concurrency: int = _default("eval_concurrency")
 
 
 @dataclass
@@ -71,29 +68,13 @@ class BakeoffResult:
 
 
 def load_config(path: Path | None) -> BakeoffConfig:
-    """The bake-off config (the embedded default when `path` is None), every problem listed."""
+    """The bake-off config (the embedded default when `path` is None), every problem listed
+    on its own line (file: key: problem), checked against llmbench/schemas/bakeoff.schema.json."""
     source = path or resources.files("llmbench").joinpath("data/bakeoff.yaml")
     document = read_yaml(Path(str(source)))
     if not isinstance(document, dict):
         raise LLMBenchError(f"{source}: expected a mapping of bake-off settings")
-    problems = [
-        f"{source}: {key}: unknown key; allowed: {', '.join(CONFIG_KEYS)}"
-        for key in document
-        if key not in CONFIG_KEYS
-    ]
-    problems += [
-        f"{source}: {key}: expected {getattr(kind, '__name__', 'a value of another type')}"
-        f", got {type(document[key]).__name__}"
-        for key, kind in CONFIG_KEYS.items()
-        if key in document and not isinstance(document[key], kind)
-    ]
-    if document.get("source", "fixture") not in ("fixture", "upstream"):
-        problems.append(f"{source}: source: expected fixture or upstream")
-    for key in ("models", "tasks"):
-        if not document.get(key):
-            problems.append(f"{source}: {key}: expected a non-empty list")
-    if problems:
-        raise LLMBenchError(*problems)
+    validate_or_raise(document, SCHEMA, source)
     return BakeoffConfig(**document)
 
 

@@ -7,6 +7,7 @@ An LLMBenchError is printed on one line per problem, without a traceback, and ex
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,49 @@ EXIT_USAGE = 2
 
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 1 (concurrency, attempts, limits, tokens)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number > 0 (timeouts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    """argparse type: a fraction in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
+def _http_url(text: str) -> str:
+    """argparse type: an http:// or https:// URL with a host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
 
 
 def _names(values: list[list[str]] | None) -> list[str] | None:
@@ -147,12 +191,12 @@ def cmd_models_list(args: argparse.Namespace) -> None:
     print_table("base models (templates/models.yaml)", columns, rows)
 
 
-def cmd_build_model(args: argparse.Namespace) -> None:
+def cmd_tiny_model(args: argparse.Namespace) -> None:
     from llmbench.console import console
-    from llmbench.local_models import build_model
+    from llmbench.tiny import build_tiny_model
 
-    path = build_model(args.name, Path(args.out or f"runs/models/{args.name}"))
-    console.print(f"{args.name} written to {path}")
+    path = build_tiny_model(Path(args.out))
+    console.print(f"tiny model written to {path}")
 
 
 def cmd_render_configs(args: argparse.Namespace) -> None:
@@ -264,7 +308,7 @@ def _train_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from llmbench.evaluate import EvalSettings, evaluate
+    from llmbench.evaluate import EvalSettings, check_failed_share, evaluate
 
     settings = EvalSettings(
         task=args.task,
@@ -280,8 +324,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
         chat=args.chat,
         adapter_source=args.adapter_source,
     )
-    result = evaluate(settings, Path(args.data), Path(args.out) if args.out else None)
+    out = Path(args.out) if args.out else None
+    result = evaluate(settings, Path(args.data), out, **_resume_options(args))
     _print_eval([result])
+    check_failed_share(result, args.max_failed_share)
+
+
+def _resume_options(args: argparse.Namespace) -> dict:
+    return {"retry_failed": not args.no_retry_failed, "restart": args.restart}
 
 
 def _print_eval(results) -> None:
@@ -315,7 +365,7 @@ def _print_eval(results) -> None:
 
 
 def cmd_eval_grid(args: argparse.Namespace) -> None:
-    from llmbench.evaluate import EvalSettings, evaluate
+    from llmbench.evaluate import EvalSettings, check_failed_share, evaluate
 
     results = []
     for model in _names(args.models):
@@ -333,8 +383,16 @@ def cmd_eval_grid(args: argparse.Namespace) -> None:
                     timeout=args.timeout,
                     adapter_source=args.adapter_source,
                 )
-                results.append(evaluate(settings, Path(args.data)))
+                results.append(evaluate(settings, Path(args.data), **_resume_options(args)))
     _print_eval(results)
+    problems = []
+    for result in results:
+        try:
+            check_failed_share(result, args.max_failed_share)
+        except LLMBenchError as exc:
+            problems += exc.problems
+    if problems:
+        raise LLMBenchError(*problems)
 
 
 def cmd_loadtest(args: argparse.Namespace) -> None:
@@ -433,6 +491,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
+    from llmbench.evaluate import DEFAULT_MAX_FAILED_SHARE  # a light module
+
     if with_model:
         p.add_argument(
             "--model",
@@ -441,10 +501,30 @@ def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
             "names, e.g. gpt-4, get the plain completion prompt)",
         )
     p.add_argument("--backend", choices=("lorax", "openai"), default="lorax")
-    p.add_argument("--limit", type=int, help="only the first N eval examples")
-    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--limit", type=_count, help="only the first N eval examples")
+    p.add_argument("--concurrency", type=_count, default=8, help="requests in flight (default 8)")
+    p.add_argument(
+        "--timeout", type=_seconds, default=60.0, help="seconds per request (default 60)"
+    )
     p.add_argument("--data", default="runs", help="work directory (default: runs)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over: move responses.jsonl aside (to responses.previous.jsonl) instead of "
+        "resuming; needed when answer-changing settings differ from the recorded ones",
+    )
+    p.add_argument(
+        "--no-retry-failed",
+        action="store_true",
+        help="keep failed examples as recorded (default: a rerun sends them again)",
+    )
+    p.add_argument(
+        "--max-failed-share",
+        type=_share,
+        default=DEFAULT_MAX_FAILED_SHARE,
+        help=f"exit 2 when more than this share of examples failed (default "
+        f"{DEFAULT_MAX_FAILED_SHARE:g}; 1: never)",
+    )
     _adapter_source_option(p)
 
 
@@ -507,13 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "build-model",
-        help="build a local model of the registry offline (tiny, smollm2-135m)",
-        epilog="example: llmbench build-model smollm2-135m --out runs/models/smollm2-135m",
+        "tiny-model",
+        help="build the offline tiny model and tokenizer",
+        epilog="example: llmbench tiny-model --out runs/models/tiny",
     )
-    p.add_argument("name", help="tiny or smollm2-135m")
-    p.add_argument("--out", help="the folder to write (default runs/models/NAME)")
-    p.set_defaults(handler=cmd_build_model)
+    p.add_argument("--out", default="runs/models/tiny")
+    p.set_defaults(handler=cmd_tiny_model)
 
     p = sub.add_parser(
         "render-configs",
@@ -574,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rendered configs (default: ludwig_configs/; missing ones are rendered into "
         "<runs>/configs)",
     )
-    sweep.add_argument("--max-parallel", type=int, default=1, help="local jobs at once")
+    sweep.add_argument("--max-parallel", type=_count, default=1, help="local jobs at once")
     sweep.add_argument("--ray-address", help="run each job as a task on this Ray cluster")
     sweep.add_argument(
         "--gpus-per-job",
@@ -591,13 +670,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--model tiny --adapter-id tiny/gsm8k",
     )
     p.add_argument("--task", required=True)
-    p.add_argument("--endpoint", required=True, help="a LoRAX or OpenAI-compatible server URL")
+    p.add_argument(
+        "--endpoint",
+        required=True,
+        type=_http_url,
+        help="a LoRAX or OpenAI-compatible server URL (http or https)",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--adapter-id", help="the adapter to evaluate")
     who.add_argument("--base", action="store_true", help="evaluate the base model")
     _eval_options(p)
-    p.add_argument("--max-new-tokens", type=int, help="default: the task card's")
-    p.add_argument("--max-attempts", type=int, default=5, help="tries per example (default 5)")
+    p.add_argument("--max-new-tokens", type=_count, help="default: the task card's")
+    p.add_argument("--max-attempts", type=_count, default=5, help="tries per example (default 5)")
     p.add_argument(
         "--chat",
         action="store_true",
@@ -614,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--models", nargs="+", action="append", required=True)
     p.add_argument("--tasks", nargs="+", action="append", required=True)
-    p.add_argument("--endpoint", required=True)
+    p.add_argument("--endpoint", required=True, type=_http_url)
     p.add_argument(
         "--adapter-id-format",
         default="{model}/{task}",

@@ -6,28 +6,52 @@ backoff -> append each outcome to `responses.jsonl` the moment it arrives -> sco
 with the task's metric (a failed or unreadable response scores 0 and is counted, never dropped)
 -> write `scores.json`, `examples.csv` and print a summary.
 
-A rerun resumes: examples already in responses.jsonl are not sent again. A run killed mid-write
-leaves at most a partial last line, which the next run drops; any other broken line is an
-error, and the file is left as it is.
+A rerun resumes: examples already answered are not sent again; failed ones are (unless
+`retry_failed=False`). Each run that sends anything first appends a settings line, and a rerun
+whose answer-changing settings (`ANSWER_SETTINGS`) differ from the file's is refused, so one
+file never mixes runs; `restart=True` moves the old file aside and starts over. The endpoint is
+recorded but does not count: the same server may come back on another port. Each record also
+carries its prompt's digest, so a changed prepared table or template is refused the same way.
+A run killed mid-write leaves at most a partial last line, which the next run drops; any other
+broken line is an error, and the file is left as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
-import os
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from llmbench.backends import Refused, Rejected, Request, Transient, make_backend
+from llmbench.backends import BACKENDS, Refused, Rejected, Request, Transient, make_backend
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.responses import (
+    ResponseLog,
+    check_same_run,
+    outcome_record,
+    public_endpoint,
+    read_response_file,
+    read_responses,
+    start_over,
+    to_send,
+    write_error,
+)
 
 RESPONSES, SCORES, EXAMPLES = "responses.jsonl", "scores.json", "examples.csv"
+DEFAULT_MAX_FAILED_SHARE = 0.5  # `eval` exits 2 when more than this share of examples failed
+# What decides an answer: the request a server sees, less where it is sent (a server may come
+# back on another port) and how patiently (timeouts, attempts, concurrency). Decoding is greedy.
+ANSWER_SETTINGS = (
+    "task", "model", "adapter_id", "adapter_source", "backend", "chat", "max_new_tokens",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,12 +71,52 @@ class EvalSettings:
     chat: bool = False
     adapter_source: str | None = None  # LoRAX's, sent with every request when set (lorax backend)
 
+    def __post_init__(self) -> None:
+        problems = [
+            f"eval settings: {name}: expected {expected}, got {getattr(self, name)!r}"
+            for name, (valid, expected) in _SETTING_CHECKS.items()
+            if not valid(getattr(self, name))
+        ]
+        if problems:
+            raise LLMBenchError(*problems)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_optional_count(value) -> bool:
+    return value is None or _is_count(value)
+
+
+def _is_seconds(value, low: float = 0.0, inclusive: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return value >= low if inclusive else value > low
+
+
+_SETTING_CHECKS = {
+    "concurrency": (_is_count, "an integer >= 1"),
+    "max_attempts": (_is_count, "an integer >= 1"),
+    "limit": (_is_optional_count, "an integer >= 1, or None for every example"),
+    "max_new_tokens": (_is_optional_count, "an integer >= 1, or None for the card's"),
+    "timeout": (_is_seconds, "a finite number of seconds > 0"),
+    "backoff": (lambda v: _is_seconds(v, inclusive=True), "a finite number of seconds >= 0"),
+    "backoff_cap": (lambda v: _is_seconds(v, inclusive=True), "a finite number of seconds >= 0"),
+    "backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
+}
+
 
 @dataclass(frozen=True)
 class Example:
     id: int
     prompt: str
     target: str
+
+    @property
+    def prompt_sha(self) -> str:
+        """A short digest of the prompt: a record answered for another prompt is detected."""
+        return hashlib.sha256(self.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass
@@ -64,6 +128,7 @@ class EvalResult:
     n_failed: int
     score: float
     failed_ids: list[int] = field(default_factory=list)
+    truncated_ids: list[int] = field(default_factory=list)
 
 
 def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
@@ -73,24 +138,77 @@ def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
 
 
 def load_examples(settings: EvalSettings, work_dir: Path) -> tuple[list[Example], str]:
-    """The task's eval split, prompts realized for the base model; and the metric's name."""
+    """The task's eval split, prompts realized for the base model; and the metric's name.
+
+    Every input must hold a value and every target text: a missing input would otherwise be
+    sent as the text "nan" or "None", and a bad target found only after every request.
+    """
     from llmbench.models import get_model
-    from llmbench.prepare import read_prepared
     from llmbench.prompts import realize_prompt
     from llmbench.tasks import get_card
 
     card = get_card(settings.task)
     model = _markup_model(settings.model, get_model)
-    table = read_prepared(settings.task, work_dir, split=card.split_column_value)
+    table, path = _read_eval_table(card, work_dir)
     if table.empty:
         raise LLMBenchError(f"task {card.name}: the prepared {card.eval_split} split is empty")
     if settings.limit:
         table = table.head(settings.limit)
+    _check_eval_table(table, card, path)
     examples = [
         Example(i, realize_prompt(card, model, row), row[card.target_col])
         for i, row in enumerate(table.to_dict("records"))
     ]
     return examples, card.metric_name
+
+
+def _read_eval_table(card, work_dir: Path):
+    import pyarrow as pa
+
+    from llmbench.prepare import prepared_path, read_prepared
+
+    path = prepared_path(card.name, work_dir)
+    try:
+        return read_prepared(card.name, work_dir, split=card.split_column_value), path
+    except (pa.ArrowException, OSError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise LLMBenchError(
+            f"{path}: not a readable Parquet table ({reason}); "
+            f"run `llmbench prepare --task {card.name}` again"
+        ) from None
+
+
+def _check_eval_table(table, card, path: Path) -> None:
+    """One line per bad column: its first bad row (an example id) and how many more."""
+    fix = f"run `llmbench prepare --task {card.name}` again"
+    missing = [c for c in (*card.input_columns, card.target_col) if c not in table.columns]
+    if missing:
+        raise LLMBenchError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected the task's inputs "
+            f"({', '.join(card.input_columns)}) and target ({card.target_col}); {fix}"
+        )
+    checks = [(c, _is_missing, "holds no value") for c in card.input_columns]
+    checks.append((card.target_col, lambda v: not isinstance(v, str), "is not text"))
+    problems = []
+    for column, bad, what in checks:
+        values = table[column].tolist()  # Python's own types, as prompts and metrics see them
+        rows = [i for i, value in enumerate(values) if bad(value)]
+        if rows:
+            value = values[rows[0]]
+            more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+            problems.append(
+                f"{path}: {column}: {card.eval_split} example {rows[0]}{more} {what} "
+                f"({value!r}, {type(value).__name__}); expected text; {fix}"
+            )
+    if problems:
+        raise LLMBenchError(*problems)
+
+
+def _is_missing(value) -> bool:
+    """None, NaN or pandas' NA: what str() would turn into "None", "nan" or "<NA>"."""
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _markup_model(name: str, get_model):
@@ -102,67 +220,22 @@ def _markup_model(name: str, get_model):
     return next(m for m in load_registry().values() if m.markup_name == "plain")
 
 
-def read_responses(path: Path) -> dict[int, dict]:
-    """Responses already collected, by example id; drops a partial last line (a killed write)."""
-    if not path.is_file():
-        return {}
-    data = path.read_bytes()
-    complete, _, partial = data.rpartition(b"\n")
-    if partial:
-        with open(path, "r+b") as handle:  # cut the torn line so appends start clean
-            handle.truncate(len(complete) + (1 if complete else 0))
-    records: dict[int, dict] = {}
-    for number, line in enumerate(complete.decode("utf-8", "replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            records[int(record["id"])] = record
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise LLMBenchError(
-                f"{path}: line {number}: not a response record; expected JSON with an 'id' "
-                "(move the file aside to start over)"
-            ) from None
-    return records
-
-
-class ResponseLog:
-    """Appends one JSON line per outcome, handed to the OS before the next is written.
-
-    A flush per line is what survives the process being killed (the OS keeps the data); the
-    file is synced to disk once, on close, since a sync per line costs more than the requests.
-    """
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115
-
-    def append(self, record: dict) -> None:
-        self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-
-
 async def _send(
     backend, request: Request, settings: EvalSettings
 ) -> tuple[str | None, str | None, int]:
     """(output, error, attempts): retries transient failures with capped exponential backoff."""
-    delay = settings.backoff
+    delay, error = settings.backoff, "no attempt"
     for attempt in range(1, settings.max_attempts + 1):
         try:
-            return (
-                await asyncio.wait_for(backend.generate(request), settings.timeout),
-                None,
-                attempt,
-            )
+            output = await asyncio.wait_for(backend.generate(request), settings.timeout)
         except (TimeoutError, Transient) as exc:
             error = str(exc) or "timeout"
         except Rejected as exc:
             return None, f"rejected: {exc}", attempt
+        else:
+            if isinstance(output, str):
+                return output, None, attempt
+            error = f"the server answered {type(output).__name__}, not text"
         if attempt < settings.max_attempts:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, settings.backoff_cap)
@@ -189,13 +262,7 @@ async def collect(
                 backend, Request(example.prompt, max_new, settings.adapter_id), settings
             )
             log.append(
-                {
-                    "id": example.id,
-                    "output": output,
-                    "error": error,
-                    "attempts": attempts,
-                    "seconds": round(time.perf_counter() - started, 4),
-                }
+                outcome_record(example, output, error, attempts, time.perf_counter() - started)
             )
             bar.update(1)
 
@@ -206,37 +273,43 @@ async def collect(
         try:
             await asyncio.gather(*tasks)
         except Refused as exc:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             who = f"adapter '{settings.adapter_id}'" if settings.adapter_id else "the base model"
             raise LLMBenchError(f"{settings.endpoint}: refused {who}: {exc}") from None
         finally:
+            for task in tasks:  # after any failure: stop the rest, and collect every outcome
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await backend.close()
 
 
 def check_reachable(settings: EvalSettings) -> None:
-    """Fail fast, with one line, when nothing answers at the endpoint."""
+    """Fail fast, with one line, when the endpoint is not http(s) or nothing answers there."""
     import requests
 
+    if urlsplit(settings.endpoint).scheme not in ("http", "https"):
+        raise LLMBenchError(
+            f"endpoint: expected an http:// or https:// URL, got {settings.endpoint!r}"
+        )
     url = settings.endpoint.rstrip("/") + ("/health" if settings.backend == "lorax" else "")
     try:
         requests.get(url, timeout=min(settings.timeout, 10))
     except requests.RequestException as exc:
         reason = type(exc).__name__
         raise LLMBenchError(
-            f"{settings.endpoint}: unreachable ({reason}); is the server up?"
+            f"{public_endpoint(settings.endpoint)}: unreachable ({reason}); is the server up?"
         ) from None
 
 
 def pending_examples(
-    settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR, out_dir: Path | None = None
+    settings: EvalSettings,
+    work_dir: Path = DEFAULT_WORK_DIR,
+    out_dir: Path | None = None,
+    retry_failed: bool = True,
 ) -> int:
-    """How many eval examples have no recorded response yet (0: a rerun sends nothing)."""
+    """How many eval examples a run would send (0: a rerun sends nothing)."""
     examples, _ = load_examples(settings, work_dir)
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
-    done = read_responses(out / RESPONSES)
-    return sum(1 for e in examples if e.id not in done)
+    return len(to_send(examples, read_responses(out / RESPONSES), retry_failed))
 
 
 def evaluate(
@@ -244,8 +317,15 @@ def evaluate(
     work_dir: Path = DEFAULT_WORK_DIR,
     out_dir: Path | None = None,
     progress: bool = True,
+    *,
+    retry_failed: bool = True,
+    restart: bool = False,
 ) -> EvalResult:
-    """Run (or resume) one evaluation and write its scores."""
+    """Run (or resume) one evaluation and write its scores.
+
+    Resuming sends the examples with no record, and the failed ones unless `retry_failed` is
+    False; responses made with other answer-changing settings are refused unless `restart`.
+    """
     from llmbench.tasks import get_card
 
     examples, metric = load_examples(settings, work_dir)
@@ -253,21 +333,53 @@ def evaluate(
         settings = _with(settings, max_new_tokens=get_card(settings.task).max_new_tokens)
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
     responses_path = out / RESPONSES
-    done = read_responses(responses_path)
-    pending = [e for e in examples if e.id not in done]
+    if restart:
+        start_over(responses_path)
+    found = read_response_file(responses_path)
+    check_same_run(responses_path, found, answer_settings(settings), examples)
+    pending = to_send(examples, found.records, retry_failed)
     if pending:
         check_reachable(settings)
-        log = ResponseLog(responses_path)
-        try:
-            asyncio.run(collect(settings, pending, log, progress))
-        finally:
-            log.close()
-        done = read_responses(responses_path)
-    return score_run(settings, examples, metric, done, out)
+        _collect_into(responses_path, settings, pending, progress)
+        found = read_response_file(responses_path)
+    return score_run(settings, examples, metric, found.records, out)
+
+
+def _collect_into(
+    path: Path, settings: EvalSettings, pending: list[Example], progress: bool
+) -> None:
+    """Append this run's settings line, then every pending example's outcome, to `path`."""
+    line = {
+        **answer_settings(settings),
+        "endpoint": public_endpoint(settings.endpoint),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    log = ResponseLog(path)
+    try:
+        log.append({"settings": line})
+        asyncio.run(collect(settings, pending, log, progress))
+    finally:
+        log.close()
+
+
+def answer_settings(settings: EvalSettings) -> dict:
+    """The settings that decide an answer (ANSWER_SETTINGS), as a settings line holds them."""
+    return {name: getattr(settings, name) for name in ANSWER_SETTINGS}
 
 
 def _with(settings: EvalSettings, **changes) -> EvalSettings:
     return EvalSettings(**{**asdict(settings), **changes})
+
+
+def check_failed_share(result: EvalResult, max_share: float = DEFAULT_MAX_FAILED_SHARE) -> None:
+    """Raise when more than `max_share` of the examples failed (the scores are still written)."""
+    if result.n and result.n_failed / result.n > max_share:
+        who = result.settings.adapter_id or "base"
+        raise LLMBenchError(
+            f"{result.out_dir / SCORES}: {result.n_failed} of {result.n} examples failed "
+            f"({result.settings.task} {who}), more than --max-failed-share {max_share:g}; "
+            f"the errors are in {RESPONSES}, and a rerun retries them"
+        )
 
 
 def score_run(
@@ -281,7 +393,7 @@ def score_run(
     from llmbench.metrics import get_metric
 
     metric = get_metric(metric_name)
-    rows, failed = [], []
+    rows, failed, truncated = [], [], []
     for example in examples:
         record = responses.get(example.id, {"output": None, "error": "no response recorded"})
         output = record.get("output")
@@ -290,6 +402,8 @@ def score_run(
             value = 0.0
         else:
             value = float(metric.score(output, example.target))
+        if record.get("truncated_from_bytes"):
+            truncated.append(example.id)
         rows.append(
             (
                 example.id,
@@ -302,7 +416,7 @@ def score_run(
         )
     n = len(rows)
     score = sum(r[-1] for r in rows) / n
-    result = EvalResult(settings, out, metric_name, n, len(failed), score, failed)
+    result = EvalResult(settings, out, metric_name, n, len(failed), score, failed, truncated)
     _write_outputs(result, rows)
     return result
 
@@ -318,11 +432,19 @@ def _write_outputs(result: EvalResult, rows: list[tuple]) -> None:
         "n_failed": result.n_failed,
         "score": result.score,
         "failed_ids": result.failed_ids,
-        "settings": {k: v for k, v in asdict(settings).items() if k not in {"task", "model"}},
+        "n_truncated": len(result.truncated_ids),
+        "truncated_ids": result.truncated_ids,
+        "settings": {
+            **{k: v for k, v in asdict(settings).items() if k not in {"task", "model"}},
+            "endpoint": public_endpoint(settings.endpoint),
+        },
     }
-    atomic_write_text(result.out_dir / SCORES, json.dumps(summary, indent=2) + "\n")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "prompt", "target", "output", "error", "score"])
     writer.writerows(rows)
-    atomic_write_text(result.out_dir / EXAMPLES, buffer.getvalue())
+    try:
+        atomic_write_text(result.out_dir / SCORES, json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(result.out_dir / EXAMPLES, buffer.getvalue())
+    except OSError as exc:
+        raise write_error(result.out_dir / SCORES, exc) from None

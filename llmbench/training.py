@@ -35,7 +35,9 @@ training finish.
 
 from __future__ import annotations
 
+import csv
 import logging
+import shutil
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
@@ -58,31 +60,116 @@ def train(
     The run goes to `output_dir/<experiment_name>_run/` (Ludwig adds a numeric suffix when that
     exists). With `resume=True` and that directory present, training continues from its latest
     checkpoint instead. 4-bit configs work (see the module docstring for the fix applied).
+    A config Ludwig rejects, or a table without the columns the config names, is one
+    LLMBenchError line; a run that fails before its first checkpoint leaves no run directory
+    behind (one that has a checkpoint is kept, to resume).
     """
     config_path, dataset, output_dir = Path(config_path), Path(dataset), Path(output_dir)
     config = _read_config(config_path)
     if not dataset.is_file():
         raise LLMBenchError(f"{dataset}: dataset file not found")
+    check_dataset_columns(config, config_path, dataset)  # before Ludwig: it takes seconds
+    model = _ludwig_model(config, config_path)
+    run_dir = output_dir / f"{experiment_name}_{MODEL_NAME}"
+    new_run = not run_dir.exists()
+    try:
+        results = model.train(
+            dataset=str(dataset),
+            output_directory=str(output_dir),
+            experiment_name=experiment_name,
+            model_name=MODEL_NAME,
+            model_resume_path=str(run_dir) if resume and run_dir.is_dir() else None,
+            # Ludwig would otherwise cache preprocessed copies beside the dataset.
+            skip_save_processed_input=True,
+        )
+    except Exception as error:
+        if new_run:
+            _remove_unless_checkpointed(run_dir)
+        if isinstance(error, KeyError | TypeError | ValueError):
+            raise LLMBenchError(
+                f"{config_path}: Ludwig could not train on {dataset}: "
+                f"{type(error).__name__}: {_one_line(error)}"
+            ) from error
+        raise
+    return _adapter_dir(Path(results.output_directory))
 
+
+def _ludwig_model(config: dict, config_path: Path):
+    """A LudwigModel for the config; any way Ludwig rejects the config is one line."""
     from ludwig.api import LudwigModel
     from ludwig.error import ConfigValidationError
 
     try:
         # INFO, as `ludwig train` uses: it shows the progress bars and the metrics tables.
-        model = LudwigModel(config, callbacks=[_reload_fix_callback()], logging_level=logging.INFO)
-    except ConfigValidationError as error:
-        raise LLMBenchError(f"{config_path}: invalid Ludwig config: {_one_line(error)}") from error
-    run_dir = output_dir / f"{experiment_name}_{MODEL_NAME}"
-    results = model.train(
-        dataset=str(dataset),
-        output_directory=str(output_dir),
-        experiment_name=experiment_name,
-        model_name=MODEL_NAME,
-        model_resume_path=str(run_dir) if resume and run_dir.is_dir() else None,
-        # Ludwig would otherwise cache preprocessed copies beside the dataset, in the data folder.
-        skip_save_processed_input=True,
-    )
-    return _adapter_dir(Path(results.output_directory))
+        return LudwigModel(config, callbacks=[_reload_fix_callback()], logging_level=logging.INFO)
+    except (ConfigValidationError, KeyError, TypeError, ValueError) as error:
+        reason = _one_line(error)
+        if not isinstance(error, ConfigValidationError):
+            reason = f"{type(error).__name__}: {reason}"
+        raise LLMBenchError(f"{config_path}: invalid Ludwig config: {reason}") from error
+
+
+def _remove_unless_checkpointed(run_dir: Path) -> None:
+    """Remove a run directory this call created, unless it holds a checkpoint to resume from
+    (so a rerun writes the same directory, not `<name>_0`)."""
+    checkpoints = run_dir / "model" / "training_checkpoints"
+    if run_dir.is_dir() and not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def config_columns(config: dict) -> list[str]:
+    """The dataset columns a Ludwig LLM config reads: each feature's column (or name), the
+    prompt template's fields and the fixed split's column."""
+    from llmbench.prompts import template_fields
+
+    columns = []
+    for section in ("input_features", "output_features"):
+        features = config.get(section)
+        for feature in features if isinstance(features, list) else []:
+            if isinstance(feature, dict):
+                columns.append(feature.get("column") or feature.get("name"))
+    template = (config.get("prompt") or {}).get("template")
+    if isinstance(template, str):
+        try:
+            # Ludwig's own fields (__sample__, __task__, __context__) are not columns.
+            columns += [f for f in template_fields(template) if not f.startswith("__")]
+        except ValueError:
+            pass  # a template Ludwig itself must judge
+    split = ((config.get("preprocessing") or {}).get("split")) or {}
+    if split.get("type") == "fixed":
+        columns.append(split.get("column", "split"))
+    return [c for c in dict.fromkeys(columns) if isinstance(c, str)]
+
+
+def check_dataset_columns(config: dict, config_path: Path, dataset: Path) -> None:
+    """Refuse, before training starts, a Parquet or CSV table lacking a column the config reads."""
+    present = _table_columns(dataset)
+    if present is None:
+        return  # another format: Ludwig reads it and judges
+    missing = [c for c in config_columns(config) if c not in present]
+    if missing:
+        raise LLMBenchError(
+            f"{dataset}: missing column(s) {', '.join(missing)} that {config_path} reads; "
+            f"the table has {', '.join(present) or 'no columns'}"
+        )
+
+
+def _table_columns(dataset: Path) -> list[str] | None:
+    """The table's column names (Parquet or CSV), None for other formats."""
+    suffix = dataset.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(dataset).names)
+        if suffix in (".csv", ".tsv"):
+            with dataset.open(encoding="utf-8", newline="") as handle:
+                return next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])
+    except (OSError, ValueError, csv.Error) as error:  # Arrow's errors are ValueErrors too
+        raise LLMBenchError(
+            f"{dataset}: not a readable {suffix[1:]} table ({_one_line(error)})"
+        ) from None
+    return None
 
 
 def apply_4bit_reload_fix(model):
@@ -140,6 +227,11 @@ def _read_config(config_path: Path) -> dict:
         raise LLMBenchError(f"{config_path}: Ludwig config file not found")
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise LLMBenchError(
+            f"{config_path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+            "expected a Ludwig config in YAML"
+        ) from None
     except yaml.YAMLError as error:
         raise LLMBenchError(f"{config_path}: not valid YAML ({_one_line(error)})") from error
     if not isinstance(config, dict):

@@ -58,7 +58,11 @@ def _describe(error: jsonschema.ValidationError, source: Path | str) -> str:
     if error.validator == "required":
         return f"{source}: {key}: {error.message}"
     expected = error.schema.get("description", "")
-    detail = f" (expected {expected})" if expected and error.validator in {"type", "enum"} else ""
+    detail = (
+        f" (expected {expected})"
+        if expected and error.validator in {"type", "enum", "pattern"}
+        else ""
+    )
     return f"{source}: {key}: {error.message}{detail}"
 
 

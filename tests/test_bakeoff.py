@@ -24,9 +24,10 @@ def test_a_broken_config_lists_every_problem(tmp_path):
     with pytest.raises(LLMBenchError) as caught:
         load_config(path)
     problems = caught.value.problems
-    assert any("sorce: unknown key" in p for p in problems)
-    assert any("models: expected list" in p for p in problems)
-    assert any("tasks: expected a non-empty list" in p for p in problems)
+    assert len(problems) == 3
+    assert any("unknown key 'sorce' (did you mean 'source'?)" in p for p in problems)
+    assert any("models: 'tiny' is not of type 'array'" in p for p in problems)
+    assert any("tasks: [] should be non-empty" in p for p in problems)
 
 
 @pytest.mark.slow

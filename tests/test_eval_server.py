@@ -13,8 +13,10 @@ import pytest
 from faulty_proxy import FaultyProxy
 
 from llmbench.cli import main
-from llmbench.evaluate import RESPONSES, EvalSettings, evaluate
+from llmbench.errors import LLMBenchError
+from llmbench.evaluate import RESPONSES, EvalSettings, answer_settings, evaluate
 from llmbench.prepare import prepare_task
+from llmbench.tasks import get_card
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +45,14 @@ def work(tmp_path):
     return tmp_path
 
 
+def records_in(path: Path) -> list[dict]:
+    """responses.jsonl's outcome records, without its settings lines."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if "settings" not in line]
+
+
 def ids_in(path: Path) -> list[int]:
-    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    return [record["id"] for record in records_in(path)]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +82,7 @@ def test_every_example_is_answered_and_scored_once(served, work, backend, chat, 
         proxy.stop()
     assert (result.n, result.n_failed) == (12, 0)
     assert proxy.paths[f"POST {path}"] == 12, proxy.paths
-    responses = [json.loads(line) for line in (result.out_dir / RESPONSES).read_text().splitlines()]
+    responses = records_in(result.out_dir / RESPONSES)
     assert sorted(r["id"] for r in responses) == list(range(12))
     # The adapter was taught to answer "alpha alpha": that is what the harness recorded.
     assert all("alpha" in r["output"] for r in responses)
@@ -162,7 +170,10 @@ def test_killed_mid_run_then_restarted_completes_with_each_example_once(served, 
 def test_an_adapter_the_server_refuses_exits_2_and_keeps_responses(served, work, capsys):
     out = work / "eval" / "tiny" / "gsm8k" / "no-such-adapter"
     out.mkdir(parents=True)
-    kept = '{"id": 0, "output": "#### 2", "error": null, "attempts": 1}\n'
+    made = EvalSettings(task="gsm8k", endpoint="", model="tiny", adapter_id="no-such-adapter",
+                        max_new_tokens=get_card("gsm8k").max_new_tokens)  # fmt: skip
+    kept = json.dumps({"settings": answer_settings(made)}) + "\n"
+    kept += '{"id": 0, "output": "#### 2", "error": null, "attempts": 1}\n'
     (out / RESPONSES).write_text(kept)
     status = main(
         [
@@ -247,5 +258,49 @@ def test_the_adapter_source_goes_with_every_request(served, work):
     out = work / "s3-run"
     main([*common, "--adapter-source", "s3", "--out", str(out)])
     assert json.loads((out / "scores.json").read_text())["n_failed"] == 3
-    responses = [json.loads(line) for line in (out / RESPONSES).read_text().splitlines()]
+    responses = records_in(out / RESPONSES)
     assert all("adapter_source 's3' is not supported" in r["error"] for r in responses)
+
+
+def test_another_adapter_into_the_same_folder_is_refused_then_restarted(served, work):
+    """The issue's mix: alpha's answers scored as beta's. Refused; --restart starts over."""
+    out = work / "mixed"
+    alpha = EvalSettings(task="gsm8k", endpoint=served["url"], model="tiny", adapter_id="alpha",
+                         limit=3, max_new_tokens=8)  # fmt: skip
+    evaluate(alpha, work, out_dir=out, progress=False)
+    beta = EvalSettings(**{**alpha.__dict__, "adapter_id": "beta"})
+    with pytest.raises(LLMBenchError, match="adapter_id 'alpha' there, 'beta' now"):
+        evaluate(beta, work, out_dir=out, progress=False)
+    result = evaluate(beta, work, out_dir=out, progress=False, restart=True)
+    assert result.n == 3 and result.n_failed == 0
+    assert all("beta" in r["output"] for r in records_in(out / RESPONSES))
+    assert all("alpha" in r["output"] for r in records_in(out / "responses.previous.jsonl"))
+    first_line = json.loads((out / RESPONSES).read_text().splitlines()[0])
+    assert first_line["settings"]["adapter_id"] == "beta"
+    assert first_line["settings"]["endpoint"] == served["url"]
+
+
+def test_an_impossible_max_new_tokens_fails_every_example_and_exits_2(served, work, capsys):
+    status = main(
+        ["eval", "--task", "gsm8k", "--endpoint", served["url"], "--model", "tiny",
+         "--adapter-id", "alpha", "--limit", "3", "--max-new-tokens", "1000000",
+         "--data", str(work)]
+    )  # fmt: skip
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert status == 2 and len(errors) == 1 and "3 of 3 examples failed" in errors[0]
+
+
+def test_examples_failed_while_the_server_was_down_are_sent_again(served, work):
+    """The issue's outage: every request failed; a rerun against a healthy server (on another
+    address) answers them all, and each example keeps one, latest, record."""
+    down = FaultyProxy(served["url"], p_503=1.0, p_stall=0, p_cut=0)
+    settings = EvalSettings(task="gsm8k", endpoint=down.start(), model="tiny", adapter_id="alpha",
+                            limit=4, max_new_tokens=8, max_attempts=2, backoff=0.01)  # fmt: skip
+    try:
+        first = evaluate(settings, work, progress=False)
+    finally:
+        down.stop()
+    assert first.n_failed == 4
+    healthy = EvalSettings(**{**settings.__dict__, "endpoint": served["url"]})
+    again = evaluate(healthy, work, progress=False)
+    assert (again.n, again.n_failed) == (4, 0)

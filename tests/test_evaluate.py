@@ -1,4 +1,5 @@
-"""The evaluation harness without a server: resumption, scoring and bad input."""
+"""The evaluation harness without a server: resumption that never mixes runs, output caps,
+scoring and bad input."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import pytest
 
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.evaluate import EvalSettings, load_examples, read_responses, run_dir, score_run
+from llmbench.evaluate import (
+    RESPONSES,
+    EvalSettings,
+    answer_settings,
+    load_examples,
+    pending_examples,
+    read_responses,
+    run_dir,
+    score_run,
+)
 from llmbench.models import get_model
 from llmbench.prepare import fixture_source, prepare_task, read_prepared
 from llmbench.prompts import realize_prompt
@@ -27,6 +37,33 @@ def work(tmp_path):
 
 def settings(**changes) -> EvalSettings:
     return EvalSettings(**{"task": "gsm8k", "endpoint": UNREACHABLE, "model": "tiny", **changes})
+
+
+def record_responses(out, records: list[dict], **changes) -> str:
+    """Write responses.jsonl as a run of adapter tiny/gsm8k with the card's max_new_tokens
+    (unless `changes` say otherwise) leaves it: its settings line, then `records`."""
+    card_tokens = get_card("gsm8k").max_new_tokens
+    made = settings(**{"adapter_id": "tiny/gsm8k", "max_new_tokens": card_tokens, **changes})
+    lines = [{"settings": {**answer_settings(made), "endpoint": made.endpoint}}, *records]
+    out.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (out / RESPONSES).write_text(text)
+    return text
+
+
+def eval_cli(work, *extra: str, adapter: str = "tiny/gsm8k") -> int:
+    return main(
+        ["eval", "--task", "gsm8k", "--endpoint", UNREACHABLE, "--model", "tiny",
+         "--adapter-id", adapter, "--data", str(work), *extra]
+    )  # fmt: skip
+
+
+def answered(*ids: int) -> list[dict]:
+    return [{"id": i, "output": "#### 1", "error": None} for i in ids]
+
+
+def failed(*ids: int) -> list[dict]:
+    return [{"id": i, "output": None, "error": "failed after 5 attempts: 503"} for i in ids]
 
 
 def test_eval_prompts_are_the_training_prompts(work):
@@ -73,9 +110,7 @@ def test_failed_responses_score_zero_and_stay_in_the_denominator(work, tmp_path)
 
 def test_unreachable_endpoint_exits_2_and_keeps_collected_responses(work, capsys):
     out = run_dir(settings(adapter_id="tiny/gsm8k"), work)
-    out.mkdir(parents=True)
-    kept = '{"id": 0, "output": "#### 1", "error": null}\n'
-    (out / "responses.jsonl").write_text(kept)
+    kept = record_responses(out, answered(0))
     status = main(
         [
             "eval",
@@ -131,3 +166,122 @@ def test_an_unprepared_task_says_how_to_prepare_it(tmp_path, capsys):
         ]
     )
     assert status == 2 and "llmbench prepare --task gsm8k" in capsys.readouterr().err
+
+
+def leaf(work, adapter: str = "tiny/gsm8k"):
+    return run_dir(settings(adapter_id=adapter), work)
+
+
+def test_a_rerun_for_another_adapter_into_the_same_folder_is_refused(work, capsys):
+    kept = record_responses(leaf(work), answered(0, 1), adapter_id="alpha")
+    status = eval_cli(work, "--out", str(leaf(work)), adapter="beta")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "made with other settings (adapter_id 'alpha' there, 'beta' now)" in err
+    assert "--restart" in err
+    assert (leaf(work) / RESPONSES).read_text() == kept
+
+
+def test_a_rerun_with_other_max_new_tokens_is_refused(work, capsys):
+    record_responses(leaf(work), answered(0))
+    assert eval_cli(work, "--max-new-tokens", "7") == 2
+    assert "max_new_tokens 384 there, 7 now" in capsys.readouterr().err
+
+
+def test_the_endpoint_may_change_between_runs(work, capsys):
+    """A bake-off starts its server on a new port each time: that is not another run."""
+    out = leaf(work)
+    record_responses(out, answered(*range(6)), endpoint="http://127.0.0.1:41234")
+    assert eval_cli(work) == 0  # everything answered: nothing sent to the new (dead) endpoint
+    assert json.loads((out / "scores.json").read_text())["n"] == 6
+
+
+def test_responses_without_recorded_settings_are_refused(work, capsys):
+    out = leaf(work)
+    out.mkdir(parents=True)
+    (out / RESPONSES).write_text('{"id": 0, "output": "#### 1", "error": null}\n')
+    assert eval_cli(work) == 2
+    assert "record no settings" in capsys.readouterr().err
+
+
+def test_a_response_to_another_prompt_is_refused(work, capsys):
+    """A re-prepared table (or a changed template) would otherwise score old answers."""
+    record_responses(leaf(work), [{**answered(0)[0], "prompt_sha": "0" * 16}])
+    assert eval_cli(work) == 2
+    assert "example 0 (and 0 more) was answered for another prompt" in capsys.readouterr().err
+
+
+def test_restart_moves_the_old_responses_aside_and_starts_over(work, capsys):
+    out = leaf(work)
+    kept = record_responses(out, answered(0, 1), adapter_id="alpha")
+    status = eval_cli(work, "--out", str(out), "--restart", adapter="beta")
+    assert status == 2 and "unreachable" in capsys.readouterr().err  # it went on to send
+    assert (out / "responses.previous.jsonl").read_text() == kept
+    assert not (out / RESPONSES).exists()
+
+
+def test_failed_examples_are_sent_again_by_a_rerun(work, capsys):
+    record_responses(leaf(work), answered(0, 1, 2, 3, 4) + failed(5))
+    assert pending_examples(settings(adapter_id="tiny/gsm8k"), work) == 1
+    assert eval_cli(work) == 2  # it tried to resend example 5
+    assert "unreachable" in capsys.readouterr().err
+
+
+def test_no_retry_failed_keeps_failed_examples_as_recorded(work, capsys):
+    kept = record_responses(leaf(work), answered(0, 1, 2, 3, 4) + failed(5))
+    assert pending_examples(settings(adapter_id="tiny/gsm8k"), work, retry_failed=False) == 0
+    assert eval_cli(work, "--no-retry-failed") == 0
+    assert json.loads((leaf(work) / "scores.json").read_text())["failed_ids"] == [5]
+    assert (leaf(work) / RESPONSES).read_text() == kept
+
+
+def test_a_later_record_for_an_example_replaces_the_earlier(tmp_path):
+    path = tmp_path / RESPONSES
+    path.write_text("".join(json.dumps(r) + "\n" for r in failed(0) + answered(0)))
+    assert read_responses(path)[0]["output"] == "#### 1"
+
+
+def test_more_failed_than_the_allowed_share_exits_2_and_says_how_many(work, capsys):
+    record_responses(leaf(work), answered(0, 1) + failed(2, 3, 4, 5))
+    assert eval_cli(work, "--no-retry-failed") == 2
+    captured = capsys.readouterr()
+    (error,) = captured.err.strip().splitlines()
+    assert "4 of 6 examples failed" in error and "--max-failed-share 0.5" in error
+    assert json.loads((leaf(work) / "scores.json").read_text())["n_failed"] == 4  # still written
+    assert "failed example ids (scored 0): 2, 3, 4, 5" in captured.out
+
+
+def test_a_higher_allowed_share_accepts_the_same_run(work):
+    record_responses(leaf(work), answered(0, 1) + failed(2, 3, 4, 5))
+    assert eval_cli(work, "--no-retry-failed", "--max-failed-share", "0.7") == 0
+
+
+def test_a_long_answer_is_stored_cut_at_the_cap_and_says_from_what_size(work, tmp_path):
+    from llmbench.responses import OUTPUT_CAP_BYTES, outcome_record
+
+    examples, metric = load_examples(settings(), work)
+    huge = "é" * (3 * OUTPUT_CAP_BYTES + 1)  # two bytes each: the cut falls inside none
+    record = outcome_record(examples[0], huge, None, attempts=1, seconds=0.5)
+    stored = record["output"].encode("utf-8")
+    assert len(stored) == OUTPUT_CAP_BYTES and huge.startswith(record["output"])
+    assert record["truncated_from_bytes"] == len(huge.encode("utf-8"))
+    result = score_run(settings(), examples, metric, {0: record}, tmp_path / "out")
+    assert result.truncated_ids == [0]
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["n_truncated"] == 1
+    assert (tmp_path / "out" / "examples.csv").stat().st_size < 2 * OUTPUT_CAP_BYTES
+
+
+def test_an_answer_within_the_cap_is_stored_whole(work):
+    from llmbench.responses import outcome_record
+
+    examples, _ = load_examples(settings(), work)
+    record = outcome_record(examples[0], "#### 72", None, attempts=1, seconds=0.1)
+    assert record["output"] == "#### 72" and "truncated_from_bytes" not in record
+
+
+def test_the_recorded_endpoint_carries_no_credentials():
+    from llmbench.responses import public_endpoint
+
+    assert public_endpoint("https://user:s3cret@lorax.example:8443/v1?key=abc#x") == (
+        "https://lorax.example:8443/v1"
+    )
