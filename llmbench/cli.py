@@ -310,6 +310,8 @@ def _train_sweep(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from llmbench.evaluate import EvalSettings, check_failed_share, evaluate
 
+    _allow_weak_sandbox(args)
+
     settings = EvalSettings(
         task=args.task,
         endpoint=args.endpoint,
@@ -366,6 +368,8 @@ def _print_eval(results) -> None:
 
 def cmd_eval_grid(args: argparse.Namespace) -> None:
     from llmbench.evaluate import EvalSettings, check_failed_share, evaluate
+
+    _allow_weak_sandbox(args)
 
     results = []
     for model in _names(args.models):
@@ -490,6 +494,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def _allow_weak_sandbox(args: argparse.Namespace) -> None:
+    if args.unsafe_weak_sandbox:
+        from llmbench.sandbox import allow_weak_isolation
+
+        allow_weak_isolation()
+
+
 def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
     from llmbench.evaluate import DEFAULT_MAX_FAILED_SHARE  # a light module
 
@@ -507,6 +518,12 @@ def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
         "--timeout", type=_seconds, default=60.0, help="seconds per request (default 60)"
     )
     p.add_argument("--data", default="runs", help="work directory (default: runs)")
+    p.add_argument(
+        "--unsafe-weak-sandbox",
+        action="store_true",
+        help="where the code sandbox cannot make its namespaces, run generated code with "
+        "rlimits only (it can then reach the network and the host; see docs/evaluation.md)",
+    )
     p.add_argument(
         "--restart",
         action="store_true",

@@ -326,9 +326,11 @@ def evaluate(
     Resuming sends the examples with no record, and the failed ones unless `retry_failed` is
     False; responses made with other answer-changing settings are refused unless `restart`.
     """
+    from llmbench.metrics import get_metric
     from llmbench.tasks import get_card
 
     examples, metric = load_examples(settings, work_dir)
+    get_metric(metric).preflight()  # before any request: e.g. a sandbox that cannot isolate
     if settings.max_new_tokens is None:
         settings = _with(settings, max_new_tokens=get_card(settings.task).max_new_tokens)
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)

@@ -31,13 +31,20 @@ class MetricSpec:
     score: Score
     higher_is_better: bool = True
     aggregation: str = "mean"
+    # raises LLMBenchError when the metric cannot run here; called before any request is sent
+    preflight: Callable[[], None] = lambda: None
 
 
 METRICS: dict[str, MetricSpec] = {}
 
 
 def register_metric(
-    name: str, description: str, *, higher_is_better: bool = True, aggregation: str = "mean"
+    name: str,
+    description: str,
+    *,
+    higher_is_better: bool = True,
+    aggregation: str = "mean",
+    preflight: Callable[[], None] = lambda: None,
 ) -> Callable[[Score], Score]:
     """Register the decorated `(generated, target) -> float` function under `name`."""
 
@@ -47,7 +54,9 @@ def register_metric(
                 f"metric '{name}' is registered twice: by {METRICS[name].score.__qualname__} "
                 f"and {score.__qualname__}; rename one of them"
             )
-        METRICS[name] = MetricSpec(name, description, score, higher_is_better, aggregation)
+        METRICS[name] = MetricSpec(
+            name, description, score, higher_is_better, aggregation, preflight
+        )
         return score
 
     return register
@@ -413,9 +422,14 @@ def humaneval_program(generated: str, target: str) -> str:
     "its own process, temporary directory, time, memory, file and process limits, no "
     "network. The target is the problem as humaneval_target(prompt, test, entry_point) "
     "writes it",
+    preflight=lambda: _sandbox().choose_isolation(),
 )
 def humaneval_pass_at_1(generated: str, target: str) -> float:
     """1 when the response passes the HumanEval problem's tests in the sandbox, else 0."""
-    from llmbench.sandbox import run_python
+    return float(_sandbox().run_python(humaneval_program(generated, target)).passed)
 
-    return float(run_python(humaneval_program(generated, target)).passed)
+
+def _sandbox():
+    from llmbench import sandbox  # imported when code is run, not when metrics are listed
+
+    return sandbox
