@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -227,7 +228,7 @@ def test_reuters_missing_split_file_names_the_folder(tmp_path):
 
 # covid --------------------------------------------------------------------------------------
 
-def test_covid_reads_the_files_as_latin1(tmp_path):
+def test_covid_reads_a_windows_1252_file_as_latin1(tmp_path):
     raw = (fixture_source(get_card("covid")) / "Corona_NLP_train.csv").read_bytes()
     assert b"caf\xe9" in raw  # a Latin-1 byte that is not valid UTF-8
     frame = prepare("covid", tmp_path)
@@ -240,6 +241,46 @@ def test_covid_reads_the_files_as_latin1(tmp_path):
     assert split_texts(frame, "sentiment", TEST) == [
         "Positive", "Negative", "Neutral", "Extremely Positive",
         "Positive", "Extremely Negative", "Neutral", "Negative"]
+
+
+def transcoded_covid(tmp_path: Path, encoding: str) -> Path:
+    """The covid fixture with both files re-encoded from Latin-1 to `encoding`."""
+    source = fixture_copy("covid", tmp_path)
+    for path in source.glob("*.csv"):
+        path.write_bytes(path.read_bytes().decode("latin-1").encode(encoding))
+    return source
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8"])
+def test_covid_reads_utf8_with_or_without_a_bom_like_the_latin1_original(encoding, tmp_path):
+    expected = prepare("covid", tmp_path / "latin1")
+    source = transcoded_covid(tmp_path, encoding)
+    frame = prepare("covid", tmp_path / "out", source)
+    assert frame.equals(expected)
+    assert not any(text.startswith("\ufeff") for text in frame["tweet"])
+
+
+# How one tweet's apostrophe reads in three copies of Kaggle's file: Windows-1252 bytes (the
+# original, read as Latin-1), that read saved again as UTF-8 (C1 control U+0092), and UTF-8 once
+# read as Windows-1252 and saved again (the copy with a BOM).
+APOSTROPHE_COPIES = {
+    "windows-1252": b"can\x92t",
+    "utf-8 with C1 control": "can\u0092t".encode(),
+    "utf-8 read as windows-1252": "can\u00c2\u2019t".encode("utf-8-sig"),
+}
+
+
+@pytest.mark.parametrize("copy", sorted(APOSTROPHE_COPIES))
+def test_covid_tweets_carry_no_mojibake_from_any_copy(copy, tmp_path):
+    source = fixture_copy("covid", tmp_path)
+    path = source / "Corona_NLP_test.csv"
+    body = APOSTROPHE_COPIES[copy]
+    bom = b"\xef\xbb\xbf" if body.startswith(b"\xef\xbb\xbf") else b""
+    body = body.removeprefix(bom)
+    path.write_bytes(bom + b"UserName,ScreenName,Location,TweetAt,OriginalTweet,Sentiment\r\n"
+                     b"1,2,Leeds,16-03-2020,We " + body + b" find pasta,Negative\r\n")
+    frame = prepare("covid", tmp_path / "out", source)
+    assert split_texts(frame, "tweet", TEST) == ["We can\u2019t find pasta"]
 
 
 def test_covid_unknown_sentiment_names_file_and_line(tmp_path):
@@ -339,7 +380,6 @@ REAL_COUNTS = {
     "reuters": (13625, 0, 6188),
     "drop": (77400, 9535, 0),
     "legal": (17000, 2000, 1000),
-    "covid": (41157, 0, 3798),     # the study's 37361 train rows cannot be reproduced
     "jigsaw": (159571, 0, 63978),  # the study's 153164 test rows include 89186 unscored
 }
 
@@ -353,3 +393,28 @@ def test_real_upstream_prepares_into_the_expected_counts(task, tmp_path):
     frame = prepare(task, tmp_path, source)
     counts = tuple(int((frame["split"] == code).sum()) for code in (TRAIN, VALIDATION, TEST))
     assert counts == REAL_COUNTS[task]
+
+
+@pytest.mark.shared_data
+def test_real_covid_test_file_gives_3798_tweets_without_mojibake(tmp_path):
+    # ../shared/data/covid holds the test file only (UTF-8 with a BOM, re-saved after download):
+    # the fixture's train file stands in for the train split.
+    real = SHARED_DATA / "covid" / "Corona_NLP_test.csv"
+    if not real.is_file():
+        pytest.skip(f"{real} is absent: no real copy of covid in ../shared/data")
+    source = fixture_copy("covid", tmp_path)
+    (source / "Corona_NLP_test.csv").unlink()
+    (source / "Corona_NLP_test.csv").symlink_to(real)
+    test = prepare("covid", tmp_path / "out", source).query("split == 2").reset_index(drop=True)
+    assert len(test) == 3798
+    assert not test["tweet"].str.contains("[\u00c2\u00c3\u0080-\u009f]").any()
+    with open(real, encoding="utf-8-sig", newline="") as handle:
+        published = list(csv.DictReader(handle))
+    changed = [a != b["OriginalTweet"] for a, b in zip(test["tweet"], published, strict=True)]
+    assert sum(changed) == 899  # the tweets that held 'Â’' and the like
+    # Spot checks: ASCII tweets as published; row 7's 'can\u00c2\u2019t' is read as 'can\u2019t'.
+    for index in (0, 7, 3797):
+        expected = published[index]["OriginalTweet"].replace("\u00c2\u2019", "\u2019")
+        assert test.loc[index, "tweet"] == expected
+        assert test.loc[index, "sentiment"] == published[index]["Sentiment"]
+    assert "can\u2019t" in test.loc[7, "tweet"]
