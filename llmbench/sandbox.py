@@ -138,11 +138,12 @@ def choose_isolation(requested: str | None = None) -> str:
             raise LLMBenchError(f"the sandbox cannot make its namespaces here: {problem}")
     if weak_isolation_allowed():
         return "rlimits"
-    why = f"it cannot make its namespaces here ({problem})" if problem else "weak isolation"
+    why = f"the sandbox cannot make its namespaces here ({problem})" if problem else ""
     raise LLMBenchError(
-        f"refusing to run generated code: {why} would leave it able to reach the network, "
-        f"the host's files and processes; run as root or where user namespaces are enabled, "
-        f"or accept weaker isolation explicitly with {UNSAFE_FLAG} (or {UNSAFE_ENV}=1)"
+        f"refusing to run generated code: {why or 'weak isolation was asked for'}, and weak "
+        "isolation would let it reach the network and the host's files; run as root or where "
+        f"user namespaces are enabled, or allow weak isolation with {UNSAFE_FLAG} "
+        f"(or {UNSAFE_ENV}=1)"
     )
 
 

@@ -390,6 +390,40 @@ def test_the_program_has_no_capabilities_and_no_root_uid():
     assert int(uid) in sandbox.SANDBOX_UIDS and int(effective, 16) == int(bounding, 16) == 0
 
 
+AS_NOBODY = r"""
+import subprocess, sys
+from llmbench import _sandbox_child as child
+child.mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777,size=64m")
+child.expose_python()  # so that nobody can run this Python at all
+check = ("import sys; from llmbench import sandbox; result = sandbox.run_python(sys.argv[1]); "
+         "print(result.isolation, result.output)")
+done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       sys.executable, "-c", check, sys.argv[1]])
+sys.exit(done.returncode)
+"""
+
+
+@needs_throwaway_namespaces
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_a_normal_user_gets_the_same_isolation_through_a_user_namespace():
+    program = attempt(
+        "status = dict(line.split(':\\t') for line in open('/proc/self/status'))\n"
+        "print(status['CapEff'].strip(), len([p for p in os.listdir('/proc') if p.isdigit()]))\n"
+        "open('/etc/pwned', 'w')"
+    )
+    done = subprocess.run(
+        [*THROWAWAY, sys.executable, "-c", AS_NOBODY, program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.stdout.split("\n")[:2] == [
+        "namespaces 0000000000000000 2",
+        "blocked: [Errno 30] Read-only file system: '/etc/pwned'",
+    ], done.stdout + done.stderr
+
+
 # --- refusing weak isolation ------------------------------------------------------------------
 
 
