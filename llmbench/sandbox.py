@@ -21,7 +21,8 @@ LLMBENCH_UNSAFE_WEAK_SANDBOX=1): a new session, rlimits, Python-level sockets re
 its own uid as above (so it cannot signal, read or write what root owns). Weaker: code that
 loads a C library (ctypes) can open sockets; it sees the host's /proc (not other users'
 environments) and can write wherever its uid may (the host's /tmp); as a normal user it runs as
-that user and can touch that user's files and processes.
+that user and can touch that user's files and processes, and where no cgroup can be made a
+child that calls setsid() can outlive the run.
 
 Whole-sandbox memory and process limits: a cgroup holding every process of the run, with
 memory.max (or v1 memory.limit_in_bytes, swap included) = `memory_bytes` and pids.max =
