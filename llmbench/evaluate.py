@@ -7,7 +7,7 @@ with the task's metric (a failed or unreadable response scores 0 and is counted,
 -> write `scores.json`, `examples.csv` and print a summary.
 
 A rerun resumes: examples already answered are not sent again; failed ones are (unless
-`retry_failed=False`). Each run that sends anything first appends a settings line, and a rerun
+`retry_failed=False`). Each run that records anything first appends a settings line, and a rerun
 whose answer-changing settings (`ANSWER_SETTINGS`) differ from the file's is refused, so one
 file never mixes runs; `restart=True` moves the old file aside and starts over. The endpoint is
 recorded but does not count: the same server may come back on another port. Each record also
@@ -350,15 +350,14 @@ def evaluate(
 def _collect_into(
     path: Path, settings: EvalSettings, pending: list[Example], progress: bool
 ) -> None:
-    """Append this run's settings line, then every pending example's outcome, to `path`."""
+    """Append this run's settings line and every pending example's outcome to `path`."""
     line = {
         **answer_settings(settings),
         "endpoint": public_endpoint(settings.endpoint),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    log = ResponseLog(path)
+    log = ResponseLog(path, first_line={"settings": line})
     try:
-        log.append({"settings": line})
         asyncio.run(collect(settings, pending, log, progress))
     finally:
         log.close()

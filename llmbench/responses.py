@@ -1,6 +1,6 @@
 """responses.jsonl: the one file an evaluation appends to, read back, checked and capped.
 
-Its lines are of two kinds. A settings line, `{"settings": {...}}`, opens each run that sends
+Its lines are of two kinds. A settings line, `{"settings": {...}}`, opens each run that records
 anything: the answer-changing settings, the endpoint (without credentials) and the start time.
 A record, `{"id", "prompt_sha", "output", "error", "attempts", "seconds"}`, holds one outcome;
 `output` is null for a failed example, and an answer longer than OUTPUT_CAP_BYTES is cut there,
@@ -89,7 +89,10 @@ def check_same_run(path: Path, found: ResponseFile, now: dict, examples) -> None
     settings lines but no records holds nothing to mix, and is added to."""
     if not found.records:
         return
-    restart = "rerun with --restart to start over (the old file is kept) or choose another --out"
+    restart = (
+        "start over with `llmbench eval --restart` (it keeps the old file as "
+        f"{PREVIOUS_RESPONSES}), or move the folder aside"
+    )
     if not found.runs:
         raise LLMBenchError(
             f"{path}: its responses record no settings (an older llmbench made them); {restart}"
@@ -150,11 +153,13 @@ class ResponseLog:
 
     A flush per line is what survives the process being killed (the OS keeps the data); the
     file is synced to disk once, on close, since a sync per line costs more than the requests.
-    A failed write (a full disk) is an LLMBenchError naming the file.
+    `first_line` (a run's settings line) goes in just before the first record, so a run that
+    records nothing (refused, unreachable, killed early) leaves the file as it was. A failed
+    write (a full disk) is an LLMBenchError naming the file.
     """
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, first_line: dict | None = None):
+        self.path, self.pending = path, [first_line] if first_line else []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115
@@ -162,8 +167,9 @@ class ResponseLog:
             raise write_error(path, exc) from None
 
     def append(self, record: dict) -> None:
+        lines, self.pending = [*self.pending, record], []
         try:
-            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.handle.write("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
             self.handle.flush()
         except OSError as exc:
             raise write_error(self.path, exc) from None

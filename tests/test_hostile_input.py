@@ -161,8 +161,8 @@ def test_eval_refuses_a_recorded_output_that_is_not_text(work, capsys):
 
 @pytest.fixture
 def listening():
-    """Something that answers HTTP on loopback (404 to everything): enough to pass the
-    reachability check, so that eval goes on to write."""
+    """Something that answers HTTP on loopback (501 to everything): eval gets past its
+    reachability check and records a failed example for each request."""
 
     class Quiet(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:
@@ -180,8 +180,11 @@ def test_a_full_disk_during_eval_is_one_line(work, capsys, listening):
     out = run_dir(EvalSettings(task="gsm8k", endpoint="", model="tiny"), work)
     out.mkdir(parents=True)
     (out / RESPONSES).symlink_to("/dev/full")
-    assert main(eval_argv(work, endpoint=listening)) == 2
-    line = one_error_line(capsys)
+    # The stand-in answers 501 to everything: one attempt, a failed example, its record written.
+    assert main(eval_argv(work, "--max-attempts", "1", endpoint=listening)) == 2
+    err = capsys.readouterr().err  # the progress bar shares stderr
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err
     assert "responses.jsonl: cannot write (No space left on device)" in line
 
 
