@@ -8,18 +8,20 @@ Each task's own code lives beside its card in `datasets/<task>/prepare.py` and d
 where the split name is train, validation or test and each row holds the card's input columns
 and target column as text. This module streams those rows into
 `<out>/prepared/<task>.parquet` in bounded batches, checks them, and renames the file into place
-only when the whole table is good, so a failure never leaves half a table behind.
+only when the whole table is good. A failure leaves nothing behind: no half table, no temporary
+file, no folder it made, and an earlier good table as it was. Files get the user's umask.
 
 The prepared table's split column holds Ludwig's fixed-split codes: 0 train, 1 validation, 2 test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ from llmbench.tasks import SPLIT_NAMES, TaskCard, get_card
 SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
 FIXTURE_DIR = "fixture"
 BATCH_ROWS = 8192
+# Seconds before the progress bar first shows: a quick failure prints only its error line.
+PROGRESS_DELAY = 0.5
 
 
 @dataclass
@@ -86,6 +90,7 @@ def prepare_task(
     """Prepare one task from `source` (its upstream, fetched when None) into a Parquet table."""
     card = get_card(task, datasets_dir)
     module = task_module(task, datasets_dir)
+    check_work_dir(Path(out_dir))
     if source is None:
         from llmbench.fetch import fetch_upstream
 
@@ -95,8 +100,65 @@ def prepare_task(
         raise LLMBenchError(f"{source}: not found; expected the task's upstream file or folder")
     rows = module.read_rows(source, card)
     target = prepared_path(task, out_dir)
-    counts = _write_table(card, rows, target, progress)
+    with folders_made_for(target):
+        counts = _write_table(card, rows, target, progress)
     return PrepareResult(task=task, path=target, counts=counts)
+
+
+def check_work_dir(out_dir: Path) -> None:
+    """The work directory is a folder, or can be made as one, before anything is read or fetched."""
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LLMBenchError(
+            f"{existing}: is a file; expected a work directory (--out) or a folder to make it in"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LLMBenchError(
+            f"{existing}: not writable; expected a work directory (--out) llmbench can write in"
+        )
+
+
+@contextlib.contextmanager
+def folders_made_for(path: Path) -> Iterator[None]:
+    """Make `path`'s missing parent folders; when the block fails, remove those left empty."""
+    made = []
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LLMBenchError(
+            f"{path.parent}: cannot be created ({exc.strerror}); expected a folder llmbench "
+            "can write in (--out)"
+        ) from None
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: someone else may have written there meanwhile
+        raise
+
+
+def new_temp_file(target: Path) -> Path:
+    """An empty hidden file beside `target`, created with the user's umask (mkstemp's is 0600,
+    which os.replace would carry over to the finished file)."""
+    while True:
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return temp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise LLMBenchError(
+                f"{temp.parent}: cannot write a file there ({exc.strerror}); expected a folder "
+                "llmbench can write in (--out)"
+            ) from None
 
 
 def _columns(card: TaskCard) -> list[str]:
@@ -108,20 +170,17 @@ def _write_table(
 ) -> dict[str, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     text_columns = [*card.input_columns, card.target_col]
     schema = pa.schema(
         [*(pa.field(c, pa.string()) for c in text_columns), pa.field(card.split_column, pa.int8())]
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    temp = new_temp_file(target)
     counts: Counter[str] = Counter()
     try:
         with (
-            pq.ParquetWriter(tmp_name, schema, compression="zstd") as writer,
-            tqdm(desc=f"prepare {card.name}", unit=" rows", disable=not progress) as bar,
+            pq.ParquetWriter(str(temp), schema, compression="zstd") as writer,
+            _progress(f"prepare {card.name}", progress) as bar,
         ):
             batch: dict[str, list] = {c: [] for c in _columns(card)}
             for split, row in rows:
@@ -131,11 +190,27 @@ def _write_table(
                     bar.update(_flush(writer, schema, batch))
             bar.update(_flush(writer, schema, batch))
         _check_splits(card, counts)
-        os.replace(tmp_name, target)
+        os.replace(temp, target)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     return {name: counts.get(name, 0) for name in SPLIT_CODES if name in card.source["splits"]}
+
+
+@contextlib.contextmanager
+def _progress(desc: str, enabled: bool):
+    """A row counter on a terminal (none in a log: disable=None), shown after PROGRESS_DELAY;
+    on failure it is wiped, so the error line is not preceded by half a bar."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=" rows", disable=None if enabled else True, delay=PROGRESS_DELAY)
+    try:
+        yield bar
+    except BaseException:
+        bar.leave = False
+        raise
+    finally:
+        bar.close()
 
 
 def _add_row(card: TaskCard, batch: dict[str, list], split: str, row: dict) -> None:

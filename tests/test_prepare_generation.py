@@ -448,8 +448,8 @@ def test_a_humaneval_problem_without_tests_is_named(tmp_path):
 def test_a_missing_humaneval_file_is_named(tmp_path):
     source = copy_fixture("magicoder", tmp_path)
     (source / "HumanEval.jsonl").unlink()
-    assert_fails_cleanly("magicoder", source, tmp_path / "out", str(source),
-                         "no file for split 'HumanEval'")
+    assert_fails_cleanly("magicoder", source, tmp_path / "out",
+                         f"{source}: no file HumanEval.jsonl.gz", "or HumanEval.jsonl uncompressed")
 
 
 # --- the real upstream files in ../shared/data ------------------------------------------------

@@ -37,7 +37,7 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
         if split == "train":
             yield from _magicoder_rows(source, upstream_split)
         else:
-            yield from _humaneval_rows(find_split_file(source, upstream_split), split)
+            yield from _humaneval_rows(humaneval_file(source, upstream_split), split)
 
 
 def _magicoder_rows(source: Path, upstream_split: str) -> Iterator[tuple[str, dict]]:
@@ -50,6 +50,17 @@ def _magicoder_rows(source: Path, upstream_split: str) -> Iterator[tuple[str, di
     for number, record in records:
         _check_text(record, TRAIN_KEYS, path, number)
         yield "train", {"problem": record["problem"], "solution": record["solution"]}
+
+
+def humaneval_file(source: Path, name: str) -> Path:
+    """`<name>.jsonl.gz` as openai/human-eval ships it, or `<name>.jsonl` uncompressed."""
+    for candidate in (f"{name}.jsonl.gz", f"{name}.jsonl"):
+        if (Path(source) / candidate).is_file():
+            return Path(source) / candidate
+    raise LLMBenchError(
+        f"{source}: no file {name}.jsonl.gz; expected HumanEval as openai/human-eval ships it "
+        f"({name}.jsonl.gz, or {name}.jsonl uncompressed) beside the Magicoder data"
+    )
 
 
 def _humaneval_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
