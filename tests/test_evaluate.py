@@ -285,3 +285,17 @@ def test_the_recorded_endpoint_carries_no_credentials():
     assert public_endpoint("https://user:s3cret@lorax.example:8443/v1?key=abc#x") == (
         "https://lorax.example:8443/v1"
     )
+
+
+def test_eval_grid_names_every_evaluation_past_the_failed_share(work, capsys):
+    for adapter in (None, "tiny/gsm8k"):
+        record_responses(run_dir(settings(adapter_id=adapter), work), failed(*range(6)),
+                         adapter_id=adapter)  # fmt: skip
+    status = main(
+        ["eval-grid", "--models", "tiny", "--tasks", "gsm8k", "--endpoint", UNREACHABLE,
+         "--data", str(work), "--no-retry-failed"]
+    )  # fmt: skip
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(errors) == 2
+    assert all("6 of 6 examples failed" in line for line in errors)
+    assert "gsm8k base" in errors[0] and "gsm8k tiny/gsm8k" in errors[1]
