@@ -219,7 +219,7 @@ def cmd_render_configs(args: argparse.Namespace) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from llmbench.console import console, print_table
+    from llmbench.console import console, errors, print_table
     from llmbench.prepare import fixture_source, prepare_task
     from llmbench.tasks import get_card, load_cards
 
@@ -232,8 +232,14 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         if args.fixture:
             source = fixture_source(get_card(task, args.datasets))
         result = prepare_task(
-            task, source=source, out_dir=Path(args.out), datasets_dir=Path(args.datasets)
+            task,
+            source=source,
+            out_dir=Path(args.out),
+            datasets_dir=Path(args.datasets),
+            strict=args.strict,
         )
+        for difference in result.differences:
+            errors.print(f"warning: {difference}", markup=False)
         rows.append(
             (
                 task,
@@ -641,6 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--source", help="a local copy of the upstream (file or folder, as published)"
     )
     where.add_argument("--fixture", action="store_true", help="use the task's shipped fixture")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 2, table not written) when a split's row count is not the study's "
+        "(a fixture's counts are recorded, never compared)",
+    )
     p.add_argument("--out", default="runs", help="work directory (default: runs)")
     p.add_argument("--datasets", default=str(DATASETS_DIR), help="folder of task cards")
     p.set_defaults(handler=cmd_prepare)

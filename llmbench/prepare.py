@@ -12,6 +12,9 @@ only when the whole table is good. A failure leaves nothing behind: no half tabl
 file, no folder it made, and an earlier good table as it was. Files get the user's umask.
 
 The prepared table's split column holds Ludwig's fixed-split codes: 0 train, 1 validation, 2 test.
+Beside it, `<task>.manifest.json` records where the rows came from and each split's row count
+next to the study's (the card's split_counts); a count that differs is reported, and under
+`strict` it fails the preparation before the table is replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 import uuid
@@ -44,6 +48,8 @@ class PrepareResult:
     task: str
     path: Path
     counts: dict[str, int] = field(default_factory=dict)
+    # One line per prepared split whose row count is not the study's.
+    differences: list[str] = field(default_factory=list)
 
 
 def task_module(task: str, datasets_dir: Path = DATASETS_DIR) -> ModuleType:
@@ -75,6 +81,11 @@ def prepared_path(task: str, out_dir: Path = DEFAULT_WORK_DIR) -> Path:
     return Path(out_dir) / "prepared" / f"{task}.parquet"
 
 
+def manifest_path(task: str, out_dir: Path = DEFAULT_WORK_DIR) -> Path:
+    """Where `prepare` records the source and row counts of a task's table."""
+    return Path(out_dir) / "prepared" / f"{task}.manifest.json"
+
+
 def fixture_source(card: TaskCard) -> Path:
     """The task's shipped fixture: a small copy in the upstream format, written by the team."""
     return card.folder / FIXTURE_DIR
@@ -86,8 +97,11 @@ def prepare_task(
     out_dir: Path = DEFAULT_WORK_DIR,
     datasets_dir: Path = DATASETS_DIR,
     progress: bool = True,
+    strict: bool = False,
 ) -> PrepareResult:
-    """Prepare one task from `source` (its upstream, fetched when None) into a Parquet table."""
+    """Prepare one task from `source` (its upstream, fetched when None) into a Parquet table and
+    its manifest. With `strict`, a split whose row count is not the study's is an error and the
+    table is not written."""
     card = get_card(task, datasets_dir)
     module = task_module(task, datasets_dir)
     check_work_dir(Path(out_dir))
@@ -100,9 +114,42 @@ def prepare_task(
         raise LLMBenchError(f"{source}: not found; expected the task's upstream file or folder")
     rows = module.read_rows(source, card)
     target = prepared_path(task, out_dir)
+    # A fixture is small by design: its counts are recorded, not held to the study's.
+    compare = source.resolve() != fixture_source(card).resolve()
     with folders_made_for(target):
-        counts = _write_table(card, rows, target, progress)
-    return PrepareResult(task=task, path=target, counts=counts)
+        counts = _write_table(card, rows, target, progress, strict and compare)
+    differences = count_differences(card, counts) if compare else []
+    write_manifest(card, source, counts, manifest_path(task, out_dir))
+    return PrepareResult(task=task, path=target, counts=counts, differences=differences)
+
+
+def count_differences(card: TaskCard, counts: dict[str, int]) -> list[str]:
+    """'webnlg test: 1,779 rows; the study had 5,713' for each prepared split whose row count
+    differs from the card's split_counts (splits the study gives no count for are not compared)."""
+    return [
+        f"{card.name} {split}: {rows:,} rows; the study had {card.split_counts[split]:,}"
+        for split, rows in counts.items()
+        if card.split_counts.get(split) is not None and rows != card.split_counts[split]
+    ]
+
+
+def write_manifest(card: TaskCard, source: Path, counts: dict[str, int], path: Path) -> None:
+    """The manifest beside the table: task, card version, source, and per split our row count
+    next to the study's."""
+    manifest = {
+        "task": card.name,
+        "card_version": card.version,
+        "source": str(Path(source).resolve()),
+        "rows": counts,
+        "study_rows": {split: card.split_counts.get(split) for split in counts},
+    }
+    temp = new_temp_file(path)
+    try:
+        temp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def check_work_dir(out_dir: Path) -> None:
@@ -166,7 +213,7 @@ def _columns(card: TaskCard) -> list[str]:
 
 
 def _write_table(
-    card: TaskCard, rows: Iterator[tuple[str, dict]], target: Path, progress: bool
+    card: TaskCard, rows: Iterator[tuple[str, dict]], target: Path, progress: bool, strict: bool
 ) -> dict[str, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -190,11 +237,16 @@ def _write_table(
                     bar.update(_flush(writer, schema, batch))
             bar.update(_flush(writer, schema, batch))
         _check_splits(card, counts)
+        counted = {n: counts.get(n, 0) for n in SPLIT_CODES if n in card.source["splits"]}
+        if strict and (differences := count_differences(card, counted)):
+            raise LLMBenchError(
+                *(f"{d} (--strict: every count must be the study's)" for d in differences)
+            )
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return {name: counts.get(name, 0) for name in SPLIT_CODES if name in card.source["splits"]}
+    return counted
 
 
 @contextlib.contextmanager

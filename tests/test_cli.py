@@ -99,7 +99,8 @@ def test_prepare_broken_upstream_keeps_the_previous_table(tmp_path, capsys):
         "(Invalid control character at); expected one JSON object"
     )
     assert table.read_bytes() == before
-    assert sorted(p.name for p in table.parent.iterdir()) == ["gsm8k.parquet"]
+    left = sorted(p.name for p in table.parent.iterdir())
+    assert left == ["gsm8k.manifest.json", "gsm8k.parquet"]
 
 
 @pytest.mark.parametrize("argv", [["tasks"], ["render-configs", "--bogus"]])

@@ -162,7 +162,8 @@ def test_a_failure_keeps_the_good_table_and_leaves_no_temporary_file(tmp_path, c
     status, _ = prepare_cli(capsys, "gsm8k", broken_gsm8k(tmp_path), out)
     assert status == 2
     assert table.read_bytes() == good and table.stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in table.parent.iterdir()) == ["gsm8k.parquet"]
+    assert sorted(p.name for p in table.parent.iterdir()) == [
+        "gsm8k.manifest.json", "gsm8k.parquet"]
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
