@@ -95,15 +95,15 @@ def test_preparing_twice_gives_identical_files(task, tmp_path):
 HAND_WORKED = [
     ("conllpp", "train", 3, {
         "sentence": "Norwegian group Statoil said Statoil would expand in Norway and Denmark .",
-        "entities": '{"person": [], "organization": ["Statoil"], "location": ["Norway", '
-                    '"Denmark"], "miscellaneous": ["Norwegian"]}'}),
+        "entities": '{"person": [], "organization": ["Statoil", "Statoil"], "location": '
+                    '["Norway", "Denmark"], "miscellaneous": ["Norwegian"]}'}),
     ("conllpp", "train", 11, {
         "entities": '{"person": [], "organization": [], "location": [], "miscellaneous": []}'}),
     ("conllpp", "test", 2, {
         "entities": '{"person": ["Joseph Otieno"], "organization": ["Kenya Cricket Association '
                     'XI"], "location": ["Kenya"], "miscellaneous": []}'}),
     ("bc5cdr", "train", 9, {
-        "entities": '{"chemical": ["haloperidol", "clozapine", "benztropine"], '
+        "entities": '{"chemical": ["haloperidol", "clozapine", "haloperidol", "benztropine"], '
                     '"disease": ["tardive dyskinesia"]}'}),
     ("bc5cdr", "train", 7, {
         "sentence": "Pretreatment with N - acetylcysteine reduced tubular necrosis .",
@@ -201,7 +201,18 @@ def test_entities_json_reads_an_i_tag_after_o_as_a_new_span_and_keeps_non_ascii(
     tokens = ["Zoë", "Ng", "met", "Zoë", "Ng", "in", "São", "Paulo"]
     tags = ["I-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
     assert entities_json(tokens, tags, keys, str) == \
-        '{"person": ["Zoë Ng"], "location": ["São Paulo"]}'
+        '{"person": ["Zoë Ng", "Zoë Ng"], "location": ["São Paulo"]}'
+
+
+def test_entities_json_lists_a_repeated_entity_once_per_mention_in_order_of_mention():
+    # As the study's processed conllpp file does ("Polish", "Polish", "Polish").
+    entities_json = task_module("conllpp").entities_json
+    keys = {"MISC": "miscellaneous", "LOC": "location"}
+    tokens = ["Polish", "farmers", "in", "Lodz", "and", "Polish", "miners", "near", "Lodz",
+              "back", "Polish", "unions"]
+    tags = ["B-MISC", "O", "O", "B-LOC", "O", "B-MISC", "O", "O", "B-LOC", "O", "B-MISC", "O"]
+    assert entities_json(tokens, tags, keys, str) == \
+        '{"miscellaneous": ["Polish", "Polish", "Polish"], "location": ["Lodz", "Lodz"]}'
 
 
 def test_entities_json_splits_adjacent_b_tags_and_type_changes():
@@ -480,6 +491,18 @@ def test_real_conllpp_targets_are_json_with_the_four_keys(tmp_path):
     frame = prepare("conllpp", shared("conllpp"), tmp_path)
     keys = {tuple(json.loads(text)) for text in frame["entities"]}
     assert keys == {("person", "organization", "location", "miscellaneous")}
+
+
+@pytest.mark.shared_data
+def test_real_conllpp_keeps_repeated_entities_in_the_rows_the_study_has_them(tmp_path):
+    # The study's processed file lists an entity once per mention; 377 of its rows name some
+    # entity more than once (256 train, 70 validation, 51 test).
+    frame = prepare("conllpp", shared("conllpp"), tmp_path)
+    repeats = {}
+    for split in ("train", "validation", "test"):
+        targets = [json.loads(text) for text in rows_of(frame, split)["entities"]]
+        repeats[split] = sum(any(len(set(v)) < len(v) for v in t.values()) for t in targets)
+    assert repeats == {"train": 256, "validation": 70, "test": 51}
 
 
 @pytest.mark.shared_data

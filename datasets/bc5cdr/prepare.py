@@ -1,9 +1,11 @@
 """bc5cdr: one row per sentence; the target lists its chemicals and diseases as a JSON object.
 
 A row: sentence = the sentence's tokens joined by single spaces; entities = compact JSON with
-the keys chemical then disease, each mapped to the list of that type's BIO spans in order of
-first appearance without repeats -- the same convention as conllpp, through conllpp's
-`entities_json` (one function for every NER task).
+the keys chemical then disease, each mapped to the list of that type's BIO spans, one per
+mention in order of mention -- the same convention as conllpp, through conllpp's
+`entities_json` (one function for every NER task). The study's processed bc5cdr file is not
+available to check; its conllpp file keeps repeats, and both tasks' targets come from one
+convention, so bc5cdr keeps them too.
 
 Two upstream layouts are read, told apart by the file names in `source`:
 - the IOB release (cambridgeltl/MTL-Bioinformatics-2016, BC5CDR-IOB): train.tsv, devel.tsv,

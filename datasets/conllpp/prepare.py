@@ -3,9 +3,11 @@
 A row: sentence = the sentence's tokens joined by single spaces; entities = compact JSON
 (`json.dumps(..., ensure_ascii=False)`, default separators) with the keys person (PER),
 organization (ORG), location (LOC), miscellaneous (MISC) in that order, each mapped to the
-list of that type's BIO spans (tokens joined by single spaces) in order of first appearance,
-without repeats; a type with no span maps to []. An I- tag that does not continue a span of
-its own type starts one (the IOB1 reading), so both IOB1 and IOB2 files read the same.
+list of that type's BIO spans (tokens joined by single spaces), one per mention in order of
+mention, so a repeated entity is listed each time, as in the study's processed file
+(deduplicating its lists gives our earlier without-repeats target exactly); a type with no span
+maps to []. An I- tag that does not continue a span of its own type starts one (the IOB1
+reading), so both IOB1 and IOB2 files read the same.
 `entities_json` is the one convention for every NER task (bc5cdr imports it from here).
 
 Two upstream layouts are read, told apart by the file names in `source`:
@@ -83,13 +85,13 @@ def entities_json(
 ) -> str:
     """The NER target: {key: [span, ...]} for every entity type in `keys` (tag type -> key).
 
-    Spans appear in order of first appearance without repeats; `where(i)` names the place of
-    token i for the error raised on a tag that is not O, B-<type> or I-<type>.
+    Spans appear once per mention, in order of mention (an entity named three times is listed
+    three times), as in the study's processed file; `where(i)` names the place of token i for
+    the error raised on a tag that is not O, B-<type> or I-<type>.
     """
     found: dict[str, list[str]] = {key: [] for key in keys.values()}
     for kind, text in bio_spans(tokens, tags, keys, where):
-        if text not in found[keys[kind]]:
-            found[keys[kind]].append(text)
+        found[keys[kind]].append(text)
     return json.dumps(found, ensure_ascii=False)
 
 
