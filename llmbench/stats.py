@@ -121,7 +121,21 @@ def longest_in_model_tokens(
     template = realized_template(card, model)
     prompts = [template.format(**dict(zip(card.input_columns, values, strict=True)))
                for values in table[list(card.input_columns)].itertuples(index=False, name=None)]
-    prompt_lengths = [len(ids) for ids in tokenizer(prompts).input_ids]
+    prompt_ids = tokenizer(prompts).input_ids
+    _check_no_pad_token(tokenizer, prompt_ids, model, task)
+    prompt_lengths = [len(ids) for ids in prompt_ids]
     target_lengths = [len(ids) for ids in tokenizer(table[card.target_col].tolist()).input_ids]
     longest = max(p + t + 1 for p, t in zip(prompt_lengths, target_lengths, strict=True))
     return longest, f"{prepared_path(task, work_dir)}, {model.name}'s tokenizer"
+
+
+def _check_no_pad_token(tokenizer, prompt_ids: list[list[int]], model: BaseModel, task: str):
+    """Ludwig 0.17 takes a training prompt to start after its last pad token (it strips "left
+    padding" up to there), so a pad token inside a prompt silently cuts the prompt."""
+    pad = tokenizer.pad_token_id
+    if pad is not None and any(pad in ids for ids in prompt_ids):
+        raise LLMBenchError(
+            f"{model.name}: its pad token {tokenizer.pad_token!r} occurs in {task}'s realized "
+            "prompts (for example in the chat markup); Ludwig would train on what follows its "
+            "last occurrence only; give the tokenizer a pad token that prompts never hold"
+        )

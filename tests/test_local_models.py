@@ -80,6 +80,38 @@ def test_realized_prompts_are_the_chat_template_byte_for_byte(smollm2_tokenizer)
         assert training == expected, card.name
 
 
+def test_the_pad_token_is_one_no_realized_prompt_holds(smollm2_tokenizer):
+    """Ludwig cuts a training prompt after its last pad token; <|im_end|> closes chat turns."""
+    assert smollm2_tokenizer.pad_token == "<|endoftext|>"
+    model = get_model("smollm2-135m")
+    for card in load_cards().values():
+        prompt = realize_prompt(card, model, {c: "some text" for c in card.input_columns})
+        assert smollm2_tokenizer.pad_token_id not in smollm2_tokenizer(prompt).input_ids
+
+
+def test_a_pad_token_inside_the_prompts_is_refused_before_training(smollm2_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from llmbench.demo_data import demo_source
+    from llmbench.prepare import prepare_task
+    from llmbench.stats import longest_in_model_tokens
+
+    copy = tmp_path / "pad-is-eos"
+    copy.mkdir()
+    for path in smollm2_dir.iterdir():
+        if path.name != "model.safetensors":
+            (copy / path.name).symlink_to(path)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir, local_files_only=True)
+    tokenizer.pad_token = tokenizer.eos_token  # what the GGUF file itself says
+    for name in ("tokenizer_config.json", "tokenizer.json"):
+        (copy / name).unlink()
+    tokenizer.save_pretrained(copy)
+    prepare_task("glue_sst2", source=demo_source("glue_sst2"), out_dir=tmp_path, progress=False)
+    with pytest.raises(LLMBenchError, match="pad token '<\\|im_end\\|>' occurs in glue_sst2"):
+        longest_in_model_tokens("glue_sst2", get_model("smollm2-135m"), copy, tmp_path)
+    assert longest_in_model_tokens("glue_sst2", get_model("smollm2-135m"), smollm2_dir, tmp_path)
+
+
 def test_the_tokenizer_adds_no_bos_so_the_prompt_is_the_whole_input(smollm2_tokenizer):
     ids = smollm2_tokenizer("<|im_start|>user\nhi").input_ids
     assert ids[0] == smollm2_tokenizer.convert_tokens_to_ids("<|im_start|>")
