@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -226,6 +227,97 @@ def test_reuters_missing_split_file_names_the_folder(tmp_path):
     assert_fails_cleanly("reuters", source, tmp_path / "out", str(source), "'test'")
 
 
+# Reuters-21578 SGML, written by the team in the distribution's shape: one article per ModLewis
+# case (train with topics, train without, test brief, test unprocessed, bypassed, not used).
+SGML = """<!DOCTYPE lewis SYSTEM "lewis.dtd">
+<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="1" NEWID="1">
+<DATE> 2-MAR-1987 09:00:00.00</DATE>
+<TOPICS><D>grain</D><D>wheat</D></TOPICS>
+<PLACES><D>canada</D></PLACES>
+<TEXT>&#2;
+<TITLE>PRAIRIE WHEAT &lt;CWB> STOCKS FALL</TITLE>
+<DATELINE>    WINNIPEG, March 2 - </DATELINE><BODY>Wheat stocks on the prairies
+fell 4 pct in February, the board said.
+ Reuter
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="2" NEWID="2">
+<TOPICS></TOPICS>
+<TEXT>&#2;
+<TITLE>HARBOUR CLOSED BY FOG</TITLE>
+<DATELINE>    ROTTERDAM, March 2 - </DATELINE><BODY>The harbour closed for a day.
+ Reuter
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="BYPASS" LEWISSPLIT="TEST" CGISPLIT="TRAINING-SET" OLDID="3" NEWID="3">
+<TOPICS><D>earn</D></TOPICS>
+<TEXT>&#2;
+<TITLE>BYPASSED</TITLE>
+<BODY>Left out.
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="YES" LEWISSPLIT="TEST" CGISPLIT="TRAINING-SET" OLDID="4" NEWID="4">
+<TOPICS><D>money-supply</D></TOPICS>
+<TEXT TYPE="BRIEF">&#2;
+******<TITLE>MONEY SUPPLY ROSE 1.2 BILLION DLRS
+IN LATEST WEEK
+</TITLE>Blah blah blah.
+&#3;
+
+</TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="NOT-USED" CGISPLIT="TRAINING-SET" OLDID="5" NEWID="5">
+<TOPICS></TOPICS>
+<TEXT>&#2;
+<TITLE>NOT USED</TITLE>
+<BODY>Left out.
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="YES" LEWISSPLIT="TEST" CGISPLIT="TRAINING-SET" OLDID="6" NEWID="6">
+<TOPICS><D>money-fx</D></TOPICS>
+<TEXT TYPE="UNPROC">&#2;
+WEEKLY RESERVES TABLE
+  net free reserves.....644 vs....1,337
+&#3;</TEXT>
+</REUTERS>
+"""
+
+
+def sgml_source(tmp_path: Path, text: str = SGML) -> Path:
+    source = tmp_path / "reuters21578"
+    source.mkdir()
+    (source / "reut2-000.sgm").write_text(text, encoding="utf-8")
+    return source
+
+
+def test_reuters_sgml_keeps_the_modlewis_articles_as_the_hub_loader_reads_them(tmp_path):
+    frame = prepare("reuters", tmp_path / "out", sgml_source(tmp_path))
+    rows = frame.to_dict("records")
+    assert rows == [
+        {"title": "PRAIRIE WHEAT &lt;CWB> STOCKS FALL", "text": "Wheat stocks on the prairies\n"
+         "fell 4 pct in February, the board said.\n Reuter\n", "topics": "grain, wheat",
+         "split": TRAIN},
+        {"title": "HARBOUR CLOSED BY FOG", "text": "The harbour closed for a day.\n Reuter\n",
+         "topics": "none", "split": TRAIN},
+        {"title": "MONEY SUPPLY ROSE 1.2 BILLION DLRS IN LATEST WEEK", "text": "",
+         "topics": "money-supply", "split": TEST},
+        {"title": "", "text": "WEEKLY RESERVES TABLE\n  net free reserves.....644 vs....1,337\n",
+         "topics": "money-fx", "split": TEST},
+    ]
+
+
+def test_reuters_sgml_article_left_open_names_the_file_and_line(tmp_path):
+    source = sgml_source(tmp_path, SGML.removesuffix("</REUTERS>\n"))
+    assert_fails_cleanly("reuters", source, tmp_path / "out",
+                         f"{source / 'reut2-000.sgm'}: line 45: article not closed")
+
+
+def test_reuters_sgml_unknown_lewissplit_names_the_file_and_line(tmp_path):
+    source = sgml_source(tmp_path, SGML.replace('LEWISSPLIT="TEST"', 'LEWISSPLIT="DEV"', 1))
+    assert_fails_cleanly("reuters", source, tmp_path / "out",
+                         f"{source / 'reut2-000.sgm'}: line 21: LEWISSPLIT is 'DEV'")
+
+
 # covid --------------------------------------------------------------------------------------
 
 def test_covid_reads_a_windows_1252_file_as_latin1(tmp_path):
@@ -418,3 +510,29 @@ def test_real_covid_test_file_gives_3798_tweets_without_mojibake(tmp_path):
         assert test.loc[index, "tweet"] == expected
         assert test.loc[index, "sentiment"] == published[index]["Sentiment"]
     assert "can\u2019t" in test.loc[7, "tweet"]
+
+
+@pytest.mark.shared_data
+def test_real_reuters_sgml_spot_checks_match_their_articles(tmp_path):
+    source = SHARED_DATA / "reuters"
+    if not source.is_dir():
+        pytest.skip(f"{source} is absent: no real copy of reuters in ../shared/data")
+    frame = prepare("reuters", tmp_path, source)
+    train = frame[frame["split"] == TRAIN].reset_index(drop=True)
+    test = frame[frame["split"] == TEST].reset_index(drop=True)
+    articles = re.findall(r'<REUTERS [^>]*NEWID="(\d+)">(.*?)</REUTERS>',
+                          (source / "reut2-000.sgm").read_text(encoding="utf-8"), re.S)
+    by_id = dict(articles)
+    # The first two train articles are NEWID 1 and 2; NEWID 2 has no topics.
+    for row, newid in ((train.loc[0], "1"), (train.loc[1], "2")):
+        article = by_id[newid]
+        assert f"<TITLE>{row['title']}</TITLE>" in article
+        assert f"<BODY>{row['text']}&#3;</BODY>" in article
+        topics = re.findall(r"<D>(.*?)</D>", article.split("</TOPICS>")[0])
+        assert row["topics"] == (", ".join(topics) or "none")
+    assert train.loc[1, "topics"] == "none"
+    last = (source / "reut2-021.sgm").read_text(encoding="utf-8")
+    final = re.findall(r'<REUTERS TOPICS="(\w+)" LEWISSPLIT="(\w+)"[^>]*>(.*?)</REUTERS>',
+                       last, re.S)
+    topics, lewis, article = [a for a in final if a[1] == "TEST" and a[0] != "BYPASS"][-1]
+    assert f"<TITLE>{test['title'].iloc[-1]}</TITLE>" in article
