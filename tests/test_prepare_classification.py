@@ -345,7 +345,7 @@ def test_hellaswag_processed_cannot_take_an_ending_from_an_unlabelled_row(tmp_pa
 # test skips; it runs as soon as one is added.
 SHARED_COPIES = {task: f"glue/{task.removeprefix('glue_')}" for task in GLUE} | {
     "boolq": "boolq", "dbpedia": "dbpedia_14", "mmlu": "mmlu", "arc_combined": "ai2_arc",
-    "winogrande": "winogrande", "hellaswag": "hellaswag", "hellaswag_processed": "hellaswag",
+    "hellaswag": "hellaswag", "hellaswag_processed": "hellaswag",
 }
 
 
@@ -361,9 +361,38 @@ def study_counts(task: str, splits) -> dict[str, int]:
     return counts
 
 
+def test_winogrande_reads_ai2_release_file_names(tmp_path):
+    source = copy_fixture("winogrande", tmp_path)
+    (source / "train.jsonl").rename(source / "train_debiased.jsonl")
+    (source / "validation.jsonl").rename(source / "dev.jsonl")
+    expected = prepare("winogrande", fixture_source(get_card("winogrande")), tmp_path / "a")
+    assert prepare("winogrande", source, tmp_path / "b").equals(expected)
+
+
+@pytest.mark.shared_data
+def test_real_winogrande_train_debiased_gives_9248_rows_as_published(tmp_path):
+    # ../shared/data/winogrande holds train_debiased.jsonl only: the fixture's validation file,
+    # named as AI2 names it (dev.jsonl), stands in for the test split.
+    real = SHARED_DATA / "winogrande" / "train_debiased.jsonl"
+    if not real.is_file():
+        pytest.skip(f"{real} is absent: no real copy of winogrande in ../shared/data")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train_debiased.jsonl").symlink_to(real)
+    shutil.copy(fixture_source(get_card("winogrande")) / "validation.jsonl", source / "dev.jsonl")
+    train = rows_of(prepare("winogrande", source, tmp_path / "out"), "train")
+    assert len(train) == study_counts("winogrande", ["train"])["train"] == 9248
+    published = read_jsonl(real)
+    for index in (0, 4623, 9247):
+        for column in ("sentence", "option1", "option2", "answer"):
+            assert train.loc[index, column] == published[index][column].strip()
+
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize("task", TASKS)
 def test_real_upstream_gives_the_study_counts(task, tmp_path):
+    if task not in SHARED_COPIES:
+        pytest.skip(f"../shared/data has no full copy of {task} (see its own real-data test)")
     source = SHARED_DATA / SHARED_COPIES[task]
     if not source.is_dir():
         pytest.skip(f"{source} is absent: ../shared/data has no real copy of {task} yet")
