@@ -7,6 +7,7 @@ here into tmp_path), from broken copies, and, where ../shared/data has it, from 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import shutil
@@ -515,19 +516,20 @@ def test_real_bc5cdr_iob_release_gives_its_own_counts(tmp_path):
 
 
 @pytest.mark.shared_data
-def test_real_e2e_dev_and_test_give_one_row_per_reference(tmp_path):
-    # shared/data/e2e_nlg has no trainset.csv, so the fixture's stands in for the train split.
+def test_real_e2e_full_set_gives_the_studys_counts_one_row_per_reference(tmp_path):
     real = shared("e2e_nlg")
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("devset.csv", "testset_w_refs.csv"):
-        (source / name).symlink_to(real / name)
-    shutil.copy(fixture_source(get_card("e2e_nlg")) / "trainset.csv", source / "trainset.csv")
-    frame = prepare("e2e_nlg", source, tmp_path / "out")
-    card = get_card("e2e_nlg")
-    assert counts_of(frame) == {"train": 12, "validation": card.split_counts["validation"],
-                                "test": card.split_counts["test"]}
+    frame = prepare("e2e_nlg", real, tmp_path)
+    assert counts_of(frame) == {"train": 42061, "validation": 4672, "test": 4693}
     assert rows_of(frame, "test")["meaning_representation"].nunique() == 630
+    # Spot checks: rows as published, first, middle and last of each file.
+    for split, name in (("train", "trainset.csv"), ("validation", "devset.csv"),
+                        ("test", "testset_w_refs.csv")):
+        with open(real / name, encoding="utf-8-sig", newline="") as handle:
+            published = list(csv.DictReader(handle))
+        rows = rows_of(frame, split)
+        for index in (0, len(published) // 2, len(published) - 1):
+            assert rows.loc[index, "meaning_representation"] == published[index]["mr"]
+            assert rows.loc[index, "reference"] == published[index]["ref"]
 
 
 @pytest.mark.shared_data
