@@ -191,12 +191,12 @@ def cmd_models_list(args: argparse.Namespace) -> None:
     print_table("base models (templates/models.yaml)", columns, rows)
 
 
-def cmd_tiny_model(args: argparse.Namespace) -> None:
+def cmd_build_model(args: argparse.Namespace) -> None:
     from llmbench.console import console
-    from llmbench.tiny import build_tiny_model
+    from llmbench.local_models import build_model
 
-    path = build_tiny_model(Path(args.out))
-    console.print(f"tiny model written to {path}")
+    path = build_model(args.name, Path(args.out or f"runs/models/{args.name}"))
+    console.print(f"{args.name} written to {path}")
 
 
 def cmd_render_configs(args: argparse.Namespace) -> None:
@@ -610,12 +610,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "tiny-model",
-        help="build the offline tiny model and tokenizer",
-        epilog="example: llmbench tiny-model --out runs/models/tiny",
+        "build-model",
+        help="build a local model of the registry offline (tiny, smollm2-135m)",
+        epilog="example: llmbench build-model smollm2-135m --out runs/models/smollm2-135m",
     )
-    p.add_argument("--out", default="runs/models/tiny")
-    p.set_defaults(handler=cmd_tiny_model)
+    p.add_argument("name", help="tiny or smollm2-135m")
+    p.add_argument("--out", help="the folder to write (default runs/models/NAME)")
+    p.set_defaults(handler=cmd_build_model)
 
     p = sub.add_parser(
         "render-configs",
@@ -639,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "prepare",
         help="turn a task's upstream data into a prepared table",
-        epilog="example: llmbench prepare --task gsm8k --source ../shared/data/gsm8k",
+        epilog="example: llmbench prepare --task glue_sst2 --source datasets/glue_sst2/demo",
     )
     p.add_argument("--task", required=True, help="a task name, or all")
     where = p.add_mutually_exclusive_group()
