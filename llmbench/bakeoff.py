@@ -113,16 +113,31 @@ def _check_names(config: BakeoffConfig) -> None:
 
 
 def prepare_stage(config: BakeoffConfig, runs: Path) -> None:
-    from llmbench.prepare import fixture_source, prepare_task, prepared_path
-    from llmbench.tasks import get_card
+    from llmbench.prepare import prepare_task, prepared_path
 
     for task in config.tasks:
         if prepared_path(task, runs).is_file():
             continue
-        source = config.sources.get(task)
-        if source is None and config.source == "fixture":
-            source = fixture_source(get_card(task))
+        source = config.sources.get(task) or _shipped_source(config.source, task)
         prepare_task(task, source=Path(source) if source else None, out_dir=runs, progress=False)
+
+
+def _shipped_source(kind: str, task: str) -> Path | None:
+    """The copy shipped with llmbench that `source: demo|fixture` names; None for upstream."""
+    from llmbench.demo_data import DEMO_TASKS, demo_source
+    from llmbench.prepare import fixture_source
+    from llmbench.tasks import get_card
+
+    if kind == "fixture":
+        return fixture_source(get_card(task))
+    if kind == "demo":
+        if task not in DEMO_TASKS:
+            raise LLMBenchError(
+                f"bake-off: task {task} has no demo data (source: demo); demo tasks: "
+                f"{', '.join(DEMO_TASKS)}; use source: fixture or upstream, or give sources.{task}"
+            )
+        return demo_source(task)
+    return None
 
 
 def train_stage(config: BakeoffConfig, runs: Path) -> None:

@@ -12,10 +12,28 @@ from llmbench.errors import LLMBenchError
 from llmbench.serving.launch import SERVE_VENV
 
 
-def test_the_embedded_default_is_the_tiny_model_on_fixture_tasks():
+def test_the_embedded_default_is_smollm2_on_the_demo_tasks():
     config = load_config(None)
-    assert config.models == ["tiny"] and config.source == "fixture" and config.endpoint is None
-    assert 2 <= len(config.tasks) <= 3
+    assert config.models == ["smollm2-135m"] and config.source == "demo"
+    assert config.endpoint is None and config.tasks == ["glue_sst2", "boolq", "conllpp"]
+
+
+def tiny_fixture_config(tmp_path):
+    """The default's tasks on the tiny model and the shipped fixtures: the fast end-to-end run
+    (the default itself, on smollm2, is what `make demo` runs and times)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text("models: [tiny]\ntasks: [glue_sst2, boolq, conllpp]\nsource: fixture\n")
+    return load_config(path)
+
+
+def test_a_task_without_demo_data_is_refused_by_name(tmp_path):
+    from llmbench.bakeoff import prepare_stage
+
+    path = tmp_path / "gsm8k.yaml"
+    path.write_text("models: [tiny]\ntasks: [gsm8k]\nsource: demo\n")
+    with pytest.raises(LLMBenchError, match="task gsm8k has no demo data"):
+        prepare_stage(load_config(path), tmp_path / "runs")
+    assert not (tmp_path / "runs" / "prepared").exists()
 
 
 def test_a_broken_config_lists_every_problem(tmp_path):
@@ -31,10 +49,11 @@ def test_a_broken_config_lists_every_problem(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_default_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
+def test_a_tiny_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     if not (SERVE_VENV / "bin" / "python").exists():
         pytest.skip("no serving environment: run `bash scripts/setup-serve.sh`")
-    config = load_config(None)
+    config = tiny_fixture_config(tmp_path)
+    tmp_path = tmp_path / "runs"
     result = run_bakeoff(config, tmp_path, progress=False)
     assert [(s.model, s.task) for s in result.scores] == [("tiny", t) for t in config.tasks]
     for score in result.scores:
@@ -61,7 +80,8 @@ def test_the_default_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path
 def test_with_four_or_more_tasks_the_bakeoff_correlates_them(tmp_path):
     from llmbench.bakeoff import BakeoffConfig, complexity_stage, correlate_stage, prepare_stage
 
-    config = BakeoffConfig(models=["tiny"], tasks=["glue_sst2", "boolq", "conllpp", "gsm8k"])
+    tasks = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
+    config = BakeoffConfig(models=["tiny"], tasks=tasks, source="fixture")
     prepare_stage(config, tmp_path)
     notes: list[str] = []
     out = correlate_stage(config, tmp_path, complexity_stage(config, tmp_path), notes)
