@@ -38,9 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# The README's screenshot; a test run refreshes it only when asked (LLMBENCH_SCREENSHOT=1), so
-# that running the tests leaves the checkout as it was.
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "app.png"
 HTML_ANSWER = " <img src=x onerror=alert(1)>"
 HTML_TASK = "reuters"  # its adapter, trained below, answers with HTML_ANSWER
 ADAPTER_MAP = {"glue_sst2": "alpha", "conllpp": "beta", HTML_TASK: "app_html"}
@@ -309,10 +306,7 @@ def test_pick_an_adapter_use_an_example_and_run_streams_both_answers(page, app_u
     assert "alpha" in adapter_text
     assert page.locator("#out-base").inner_text().strip() != ""
     expect(page.locator("#status-adapter")).to_contain_text("first token")
-    shot = page.screenshot(full_page=True)
-    assert shot.startswith(b"\x89PNG")
-    if os.environ.get("LLMBENCH_SCREENSHOT") == "1":
-        SCREENSHOT.write_bytes(shot)
+    assert page.screenshot(full_page=True).startswith(b"\x89PNG")
     assert all(url.startswith(app_url) for url in page.requested), page.requested
 
 
