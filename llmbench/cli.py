@@ -560,10 +560,18 @@ def _adapter_source_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong, where to look), exit status 2,
+    like every other input error; subcommand parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmbench.paths import CONFIGS_DIR, DATASETS_DIR
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="llmbench",
         description="Fine-tune small open models with 4-bit LoRA, serve many adapters, "
         "and measure them against their base models and GPT-4.",

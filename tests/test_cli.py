@@ -114,3 +114,20 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "llmbench"
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "render-configs" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--task", "glue_sst2", "--endpoint", "http://127.0.0.1:9", "--model", "tiny",
+         "--base", "--concurrency", "0"],
+        ["eval", "--task", "glue_sst2"],
+        ["no-such-command"],
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(argv):
+    out = subprocess.run(
+        [sys.executable, "-m", "llmbench.cli", *argv], capture_output=True, text=True
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: llmbench")
