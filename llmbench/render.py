@@ -38,6 +38,7 @@ STUDY_TRAINER = {
     "train_steps": 40000,
     "eval_steps": 100,
     "steps_per_checkpoint": 1000,
+    "skip_all_evaluation": False,
 }
 
 
