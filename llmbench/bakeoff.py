@@ -5,8 +5,9 @@ prepare -> train (the resumable sweep, rendering configs as needed) -> serve (st
 complexity -> correlate (when enough tasks) -> report. Every stage skips what is already done:
 prepared tables are kept, trained jobs are skipped, evaluations resume from their responses.
 
-The default config (llmbench/data/bakeoff.yaml) is the embedded default: the tiny model on
-three tasks prepared from the shipped fixtures, a few training steps, all on a laptop CPU.
+The default config (llmbench/data/bakeoff.yaml) is the embedded default: smollm2-135m (a real
+instruction-tuned model built offline) on three tasks prepared from the team's generated demo
+rows, a few hundred training steps, all on a laptop CPU.
 """
 
 from __future__ import annotations

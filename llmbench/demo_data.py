@@ -6,9 +6,10 @@ generators written here, from word lists and sentence frames of our own. Each ta
 written in that task's upstream format into `datasets/<task>/demo/`, so `llmbench prepare
 --source datasets/<task>/demo` reads them with the task's own code, as it reads real data.
 
-The eval rows test something the train rows do not give away: sentiment words, people,
-organisations and places in the eval rows are drawn from pools the train rows never use, so an
-adapter has to carry what it learned over to unseen words rather than recall whole rows.
+The eval rows test something the train rows do not give away: sentiment words, restaurants,
+landmarks, people, organisations and places in the eval rows are drawn from pools the train rows
+never use, so an adapter has to carry what it learned over to unseen words rather than recall
+whole rows.
 
 The files are committed; `python -m llmbench.demo_data` regenerates them byte for byte (a test
 holds them to that).
@@ -87,81 +88,80 @@ def sst2_rows(rng: random.Random, part: str, count: int) -> list[dict]:
     return [{**row, "idx": index} for index, row in enumerate(rows)]
 
 
-# --- boolq: a short passage about an invented town or person, and a yes/no question ------------
+# --- e2e_nlg: a restaurant's meaning representation and a description of it ------------------
 
-TOWNS = _pools(
-    ["Marrowby", "Ashcombe", "Keldmouth", "Thornwick", "Elstow", "Brackenfield", "Greyhaven",
-     "Dunmere", "Holloway Cross", "Fenwick", "Lowater", "Redmarsh", "Stonebridge", "Wexcombe",
-     "Pellham", "Corrin Bay", "Oakhurst", "Westerly", "Millbrook", "Quarry End"],
-    ["Harrowgate", "Selkirkby", "Tamsford", "Ivel Green", "Brightlingmoor", "Caddon",
-     "Norwell", "Ravensholt", "Glenfarrow", "Saltmere"],
+RESTAURANTS = _pools(
+    ["The Copper Pot", "Blue Heron", "The Lantern Room", "Saffron House", "The Old Mill",
+     "Green Olive", "The Quay", "Marigold", "The Red Fox", "Harbour Lights", "The Orchard",
+     "Silver Spoon", "The Wheatsheaf", "Cedar Grill", "The Pavilion", "Juniper"],
+    ["The Kingfisher", "Amber Table", "The Tollgate", "Rosewood", "The Boathouse",
+     "Little Fig", "The Granary", "Sable"],
 )
-PEOPLE = _pools(
-    ["Agnes Fairlie", "Tomas Brandt", "Mira Okonjo", "Felix Hartmann", "Lena Sorvino",
-     "Owen Pryce", "Hana Sato", "Ruben Castell", "Ingrid Vos", "Samir Nadeem", "Clara Deveaux",
-     "Jonah Whitlock", "Petra Kolar", "Luis Andrade", "Ayla Demir", "Henrik Lund"],
-    ["Beatrix Moll", "Caspar Ilves", "Dalia Ferro", "Emeka Obi", "Greta Solberg",
-     "Idris Vance", "Nadia Petrescu", "Oscar Lindahl"],
+LANDMARKS = _pools(
+    ["the Town Hall", "the Market Cross", "the Clock Tower", "the Museum", "the Stone Bridge",
+     "the Railway Station", "the Cathedral", "the Old Library"],
+    ["the Lighthouse", "the Botanic Garden", "the Bus Depot", "the Concert Hall"],
 )
-TOWN_FACTS = {
-    "river": (["Esk", "Wyre", "Calder", "Tamar", "Ouse", "Severn", "Lune", "Derwent"],
-              "{town} lies on the river {value}.", "is {town} on the river {value}"),
-    "market": (["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
-               "Its market is held every {value}.", "is the market in {town} held on {value}"),
-    "known": (["wool", "cheese", "cider", "pottery", "lace", "boat building", "glassware"],
-              "The town is best known for its {value}.", "is {town} known for its {value}"),
-    "twin": (["Lyon", "Bergen", "Ghent", "Porto", "Kassel", "Turku", "Lucca"],
-             "Since 1985 it has been twinned with {value}.", "is {town} twinned with {value}"),
-    "station": (["a railway station", "an airport", "a ferry port", "a cathedral",
-                 "a castle", "a university"],
-                "The town has {value} but no theatre.", "does {town} have {value}"),
-}
-PERSON_FACTS = {
-    "job": (["painter", "architect", "chemist", "novelist", "violinist", "engineer", "sculptor"],
-            "{person} is a {value}", "is {person} a {value}"),
-    "born": (["Vienna", "Dublin", "Oslo", "Seville", "Krakow", "Montreal", "Adelaide"],
-             "born in {value}.", "was {person} born in {value}"),
-    "prize": (["the Halden Medal", "the Corvin Prize", "the Aster Award", "the Linden Cup"],
-              "In 2009 {pronoun} won {value}.", "did {person} win {value}"),
-    "lives": (["a farm", "a houseboat", "a lighthouse", "a city flat", "a mountain cabin"],
-              "Today {pronoun} lives in {value} with two dogs.", "does {person} live in {value}"),
-}
+EAT_TYPES = ["pub", "restaurant", "coffee shop"]
+FOODS = ["French", "Italian", "Chinese", "Indian", "Japanese", "English", "Spanish"]
+PRICES = {"cheap": "cheap", "moderate": "moderately priced", "high": "expensive"}
+RATINGS = ["low", "average", "high"]
+AREAS = {"riverside": "by the riverside", "city centre": "in the city centre"}
 
 
-def _facts_passage(rng, facts: dict, names: dict) -> tuple[str, dict]:
-    chosen = {key: rng.choice(values) for key, (values, _, _) in facts.items()}
-    sentences = [text.format(value=chosen[key], **names)
-                 for key, (_, text, _) in facts.items()]
-    return " ".join(sentences), chosen
+def e2e_row(rng: random.Random, part: str) -> dict:
+    """One meaning representation (always name, eatType, food, area; each other attribute
+    about half the time) and a description that states exactly its attributes."""
+    name, eat, food = rng.choice(RESTAURANTS[part]), rng.choice(EAT_TYPES), rng.choice(FOODS)
+    area = rng.choice(sorted(AREAS))
+    price = rng.choice(sorted(PRICES)) if rng.random() < 0.5 else None
+    rating = rng.choice(RATINGS) if rng.random() < 0.5 else None
+    family = rng.choice(["yes", "no"]) if rng.random() < 0.5 else None
+    near = rng.choice(LANDMARKS[part]) if rng.random() < 0.5 else None
+    mr = [f"name[{name}]", f"eatType[{eat}]", f"food[{food}]"]
+    mr += [f"priceRange[{price}]"] if price else []
+    mr += [f"customer rating[{rating}]"] if rating else []
+    mr += [f"area[{area}]"]
+    mr += [f"familyFriendly[{family}]"] if family else []
+    mr += [f"near[{near}]"] if near else []
+    kind = f"{PRICES[price]} {food} {eat}" if price else f"{food} {eat}"
+    where = AREAS[area] + (f" near {near}" if near else "")
+    first = rng.choice([
+        f"{name} is {_a(kind)} {where}.",
+        f"{where[0].upper()}{where[1:]}, {name} is {_a(kind)}.",
+        f"There is {_a(kind)} called {name} {where}.",
+    ])
+    rest = []
+    if rating:
+        rest.append(f"It has {_a(rating)} customer rating.")
+    if family:
+        rest.append("It is family friendly." if family == "yes" else "It is not family friendly.")
+    return {"mr": ", ".join(mr), "ref": " ".join([first, *rest])}
 
 
-def _boolq_question(rng, facts: dict, chosen: dict, names: dict, answer: bool) -> str:
-    key = rng.choice(sorted(facts))
-    values, _, question = facts[key]
-    value = chosen[key] if answer else rng.choice([v for v in values if v != chosen[key]])
-    return question.format(value=value, **names).lower()
+def _a(phrase: str) -> str:
+    return f"{'an' if phrase[0].lower() in 'aeiou' else 'a'} {phrase}"
 
 
-def boolq_rows(rng: random.Random, part: str, count: int) -> list[dict]:
-    rows, seen = [], set()
+def e2e_rows(rng: random.Random, part: str, count: int, seen: set[str]) -> list[dict]:
+    rows = []
     while len(rows) < count:
-        answer = len(rows) % 2 == 0
-        if rng.random() < 0.5:
-            names = {"town": rng.choice(TOWNS[part])}
-            passage, chosen = _facts_passage(rng, TOWN_FACTS, names)
-            facts = TOWN_FACTS
-        else:
-            names = {"person": rng.choice(PEOPLE[part]), "pronoun": rng.choice(["she", "he"])}
-            passage, chosen = _facts_passage(rng, PERSON_FACTS, names)
-            # "X is a painter" and "born in Y." read as one sentence
-            passage = passage.replace(" born in", ", born in", 1)
-            facts = PERSON_FACTS
-        question = _boolq_question(rng, facts, chosen, names, answer)
-        if (passage, question) not in seen:
-            seen.add((passage, question))
-            rows.append({"question": question, "answer": answer, "passage": passage})
-    rng.shuffle(rows)
+        row = e2e_row(rng, part)
+        if row["mr"] not in seen:
+            seen.add(row["mr"])
+            rows.append(row)
     return rows
+
+
+def _csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["mr", "ref"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 # --- conllpp: CoNLL-2003 style sentences with PER, ORG, LOC and MISC tags ----------------------
@@ -281,11 +281,12 @@ def demo_files() -> dict[str, dict[str, str]]:
             "train.jsonl": _jsonl(sst2_rows(rng, "train", TRAIN_ROWS)),
             "validation.jsonl": _jsonl(sst2_rows(rng, "eval", EVAL_ROWS)),
         },
-        "boolq": {
-            "train.jsonl": _jsonl(boolq_rows(rng, "train", TRAIN_ROWS)),
-            "validation.jsonl": _jsonl(boolq_rows(rng, "eval", EVAL_ROWS)),
+        # e2e_nlg and conllpp are scored on their test split; a small dev split is enough
+        "e2e_nlg": {
+            "trainset.csv": _csv(e2e_rows(rng, "train", TRAIN_ROWS, seen)),
+            "devset.csv": _csv(e2e_rows(rng, "eval", 12, seen)),
+            "testset_w_refs.csv": _csv(e2e_rows(rng, "eval", EVAL_ROWS, seen)),
         },
-        # conllpp is scored on its test split; a small dev split keeps Ludwig's evaluation cheap
         "conllpp": {
             "conllpp_train.txt": conll_text(conllpp_sentences(rng, "train", TRAIN_ROWS, seen)),
             "conllpp_dev.txt": conll_text(conllpp_sentences(rng, "eval", 12, seen)),
@@ -294,7 +295,7 @@ def demo_files() -> dict[str, dict[str, str]]:
     }
 
 
-DEMO_TASKS = ("glue_sst2", "boolq", "conllpp")
+DEMO_TASKS = ("glue_sst2", "e2e_nlg", "conllpp")
 
 
 def demo_source(task: str, datasets_dir: Path = DATASETS_DIR) -> Path:

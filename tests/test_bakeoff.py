@@ -15,7 +15,7 @@ from llmbench.serving.launch import SERVE_VENV
 def test_the_embedded_default_is_smollm2_on_the_demo_tasks():
     config = load_config(None)
     assert config.models == ["smollm2-135m"] and config.source == "demo"
-    assert config.endpoint is None and config.tasks == ["glue_sst2", "boolq", "conllpp"]
+    assert config.endpoint is None and config.tasks == ["glue_sst2", "e2e_nlg", "conllpp"]
 
 
 def tiny_fixture_config(tmp_path):

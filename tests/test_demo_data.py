@@ -42,8 +42,8 @@ def test_no_eval_input_appears_in_training(prepared, task):
     assert not train & set(evaluated)
 
 
-@pytest.mark.parametrize("task", ["glue_sst2", "boolq"])
-def test_classification_labels_are_balanced(prepared, task):
+@pytest.mark.parametrize("task", ["glue_sst2"])
+def test_sentiment_labels_are_balanced(prepared, task):
     card = get_card(task)
     table = prepared[task]
     for code in (0, card.split_column_value):
@@ -73,3 +73,13 @@ def test_eval_people_in_the_ner_test_split_are_new(prepared):
         for split in (0, 2)
     }
     assert people[2] and not people[0] & people[2]
+
+
+def test_eval_restaurants_and_landmarks_are_new_and_references_state_the_mr(prepared):
+    table = prepared["e2e_nlg"]
+    names = {split: {mr.split("]")[0] for mr in table[table.split == split].meaning_representation}
+             for split in (0, 2)}
+    assert not names[0] & names[2]
+    for row in table.to_dict("records"):
+        name = row["meaning_representation"].split("]")[0].removeprefix("name[")
+        assert name in row["reference"]
