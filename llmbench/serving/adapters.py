@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ADAPTER_CONFIG = "adapter_config.json"
 # Where the adapter lies inside an adapter_id's folder, in the order tried: a PEFT folder itself,
@@ -212,3 +213,99 @@ class AdapterCache:
         del self.loaded[adapter.adapter_id]
         self.evictions += 1
         await self.unload(adapter.int_id)
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+LORA_PART = re.compile(r"^(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[^.]+)?\.weight$")
+# The bits that are all ones in the exponent of an Inf or NaN, per floating dtype.
+NON_FINITE_EXPONENT = {"F32": ("<u4", 0x7F800000), "F16": ("<u2", 0x7C00), "BF16": ("<u2", 0x7F80)}
+
+
+def base_linear_shapes(config: Any) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of a Llama-style base model's LoRA-targetable linear layers,
+    by module name, from its Hugging Face config; empty for a config of another shape."""
+    try:
+        hidden, heads = config.hidden_size, config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        inner = config.intermediate_size
+    except AttributeError:
+        return {}
+    return {
+        "q_proj": (hidden, heads * head_dim),
+        "k_proj": (hidden, kv_heads * head_dim),
+        "v_proj": (hidden, kv_heads * head_dim),
+        "o_proj": (heads * head_dim, hidden),
+        "gate_proj": (hidden, inner),
+        "up_proj": (hidden, inner),
+        "down_proj": (inner, hidden),
+    }
+
+
+def check_adapter_fits(adapter_id: str, folder: Path, shapes: dict[str, tuple[int, int]]) -> None:
+    """Refuse (400) an adapter whose LoRA weights cannot belong to this base model, or hold a
+    non-finite number, before the engine sees it: vLLM fails such an adapter only half-way
+    through activating it, which leaves its slot in an unknown state for other requests."""
+    path = Path(folder) / ADAPTER_WEIGHTS
+    if not path.is_file():
+        return  # another weights format: vLLM's own checks apply
+    header, data_start = _safetensors_header(adapter_id, path)
+    with open(path, "rb") as handle:
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            _check_shape(adapter_id, name, entry.get("shape", []), shapes)
+            _check_finite(adapter_id, name, entry, handle, data_start)
+
+
+def _safetensors_header(adapter_id: str, path: Path) -> tuple[dict, int]:
+    import json
+    import struct
+
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if not 0 < size <= os.path.getsize(path) - 8:
+            raise _unfit(adapter_id, f"{ADAPTER_WEIGHTS} is not a safetensors file")
+        try:
+            header = json.loads(handle.read(size))
+        except ValueError:
+            raise _unfit(adapter_id, f"{ADAPTER_WEIGHTS} has a broken header") from None
+    if not isinstance(header, dict):
+        raise _unfit(adapter_id, f"{ADAPTER_WEIGHTS} has a broken header")
+    return header, 8 + size
+
+
+def _check_shape(adapter_id: str, name: str, shape: list, shapes: dict) -> None:
+    match = LORA_PART.match(name)
+    if not match or not shapes:
+        return
+    module = match["module"].rsplit(".", 1)[-1]
+    if module not in shapes:
+        raise _unfit(adapter_id, f"it targets module '{module}', which the base model lacks")
+    in_features, out_features = shapes[module]
+    # lora_A maps the layer's input to rank r: [r, in]; lora_B maps r to its output: [out, r]
+    axis, want = (1, in_features) if match["part"] == "A" else (0, out_features)
+    if len(shape) != 2 or shape[axis] != want:
+        raise _unfit(
+            adapter_id,
+            f"tensor {name} has shape {shape}, but the base model's {module} needs "
+            f"{'input' if axis else 'output'} size {want} (was it trained on another base model?)",
+        )
+
+
+def _check_finite(adapter_id: str, name: str, entry: dict, handle, data_start: int) -> None:
+    import numpy as np
+
+    kind = NON_FINITE_EXPONENT.get(entry.get("dtype"))
+    start, end = entry.get("data_offsets", (0, 0))
+    if kind is None or end <= start:
+        return
+    handle.seek(data_start + start)
+    bits = np.frombuffer(handle.read(end - start), dtype=kind[0])
+    if np.any((bits & kind[1]) == kind[1]):
+        raise _unfit(adapter_id, f"tensor {name} holds Inf or NaN values")
+
+
+def _unfit(adapter_id: str, why: str) -> AdapterError:
+    return AdapterError(400, "invalid_adapter", f"adapter '{adapter_id}' cannot be served: {why}")

@@ -9,6 +9,7 @@ recently used beyond `--max-loaded-adapters`) and yields one `Step` per generate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmbench.serving.adapters import AdapterCache, AdapterError, LoadedAdapter, resolve_adapter
+from llmbench.serving.adapters import (
+    AdapterCache,
+    AdapterError,
+    LoadedAdapter,
+    base_linear_shapes,
+    check_adapter_fits,
+    resolve_adapter,
+)
 
 # On a CPU, vLLM reads gpu_memory_utilization as the fraction of RAM reserved for the KV cache;
 # 0.1 leaves room for everything else on a small machine (VLLM_CPU_KVCACHE_SPACE overrides it).
@@ -118,6 +126,7 @@ class ServingEngine:
         self.tokenizer = engine.get_tokenizer()
         self.max_model_len = engine.model_config.max_model_len
         self.dtype = str(engine.model_config.dtype)
+        self.linear_shapes = base_linear_shapes(engine.model_config.hf_config)
         self.counters = Counters()
         self.adapters = AdapterCache(max_loaded_adapters, self._load_lora, self._unload_lora)
         self._special_ids = set(getattr(self.tokenizer, "all_special_ids", []) or [])
@@ -157,9 +166,12 @@ class ServingEngine:
     async def _load_lora(self, adapter_id: str, int_id: int, path: Path) -> None:
         from vllm.lora.request import LoRARequest
 
+        check_adapter_fits(adapter_id, path, self.linear_shapes)
         try:
             await self.engine.add_lora(LoRARequest(adapter_id, int_id, str(path)))
         except Exception as error:  # vLLM wraps the worker's error in a plain Exception
+            with contextlib.suppress(Exception):  # leave no half-activated slot behind
+                await self.engine.remove_lora(int_id)
             raise AdapterError(
                 400, "invalid_adapter", f"adapter '{adapter_id}' could not be loaded: {error}"
             ) from None
