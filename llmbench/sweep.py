@@ -133,12 +133,14 @@ def _render_for_prepared_data(model: str, task: str, runs: Path) -> Path:
     with the model's own tokenizer when the model is local (the study's figures were measured
     on its own prompts, which a model's markup can outgrow: a truncated target teaches nothing)."""
     from llmbench.models import get_model
+    from llmbench.prepare import prepared_path
     from llmbench.render import write_rendered
     from llmbench.stats import longest_in_model_tokens
 
     base = get_model(model)
     measured = None
-    if base.local_path:
+    # without a prepared table the job fails on its own, naming the missing data
+    if base.local_path and prepared_path(task, runs).is_file():
         measured = longest_in_model_tokens(task, base, Path(runs) / base.local_path, runs)
     return write_rendered(model, task, Path(runs) / "configs", runs, measured).path
 
