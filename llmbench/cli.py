@@ -788,7 +788,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the study end to end: prepare, train, serve, evaluate, complexity, report",
         epilog="example: llmbench bakeoff --config my-bakeoff.yaml --runs runs",
     )
-    p.add_argument("--config", help="bake-off settings (default: the embedded tiny default)")
+    p.add_argument(
+        "--config",
+        help="bake-off settings (default: the embedded default, smollm2-135m on the demo rows)",
+    )
     p.add_argument("--runs", default="runs", help="work directory (default: runs)")
     p.set_defaults(handler=cmd_bakeoff)
 

@@ -48,11 +48,11 @@ def screenshot(app_url: str, task: str, out: Path) -> None:
         page.goto(app_url)
         page.select_option("#category", get_card(task).category)
         page.select_option("#adapter", task)
-        expect(page.locator("#task-name")).to_have_text(task)
+        expect(page.locator("#task-name")).to_have_text(task, timeout=30_000)
         page.locator(".chip").first.click()
         page.click("#run")
         for side in ("adapter", "base"):
-            expect(page.locator(f"#status-{side}")).to_contain_text("done in")
+            expect(page.locator(f"#status-{side}")).to_contain_text("done in", timeout=120_000)
         out.write_bytes(page.screenshot(full_page=True))
         browser.close()
 
