@@ -32,15 +32,12 @@ def served(tmp_path_factory):
         build_adapters,
         build_hostile_layout,
         build_tiny_base,
+        require_serving_environment,
     )
 
-    from llmbench.serving.launch import SERVE_VENV, start_server, stop_server
+    from llmbench.serving.launch import start_server, stop_server
 
-    if not (SERVE_VENV / "bin" / "python").exists():
-        message = "no serving environment: run `bash scripts/setup-serve.sh` (make test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_serving_environment()
     work = tmp_path_factory.mktemp("serving")
     base = build_tiny_base(work / "base")
     root = work / "adapters"

@@ -35,6 +35,21 @@ CORPUS = "\n".join(TRAIN_PROMPTS + list(ANSWERS.values())) + (
 )
 
 
+def require_serving_environment() -> None:
+    """Skip (fail under CI, where the set-up makes it) when .venv-serve is not there."""
+    import os
+
+    import pytest
+
+    from llmbench.serving.launch import SERVE_VENV
+
+    if not (SERVE_VENV / "bin" / "python").exists():
+        message = "no serving environment: run `bash scripts/setup-serve.sh` (make test does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def build_tiny_base(out_dir: Path) -> Path:
     """The tiny Llama base model (see llmbench.tiny), its tokenizer trained on CORPUS."""
     corpus = Path(out_dir).with_name(Path(out_dir).name + "-corpus.txt")

@@ -3,11 +3,7 @@ made for another base model refused without disturbing anyone else's answers."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-from llmbench.serving.launch import SERVE_VENV
 
 pytestmark = pytest.mark.slow
 QUESTION = "What is the capital of France? Answer in one word."
@@ -18,15 +14,11 @@ TRAINING_PROMPT = "Tell me a word."
 def smollm2_server(smollm2_dir, tmp_path_factory):
     """One server on smollm2-135m; adapters: `alpha` (trained on smollm2 to answer
     " alpha alpha") and `tiny-alpha` (the same, trained on the tiny model)."""
-    from serving_fixtures import build_tiny_base, train_adapter
+    from serving_fixtures import build_tiny_base, require_serving_environment, train_adapter
 
     from llmbench.serving.launch import start_server, stop_server
 
-    if not (SERVE_VENV / "bin" / "python").exists():
-        message = "no serving environment: run `bash scripts/setup-serve.sh` (make test does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_serving_environment()
     work = tmp_path_factory.mktemp("smollm2-serving")
     root = work / "adapters"
     train_adapter(smollm2_dir, " alpha alpha", root / "alpha")
