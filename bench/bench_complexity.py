@@ -7,7 +7,8 @@ It writes a synthetic prepared table for glue_mnli's card (premise and hypothesi
 words with the real dataset's rough lengths, label 0/1/2, all in the train split; seeded) into a
 temporary folder, then runs, each in a fresh child process so that peak memory is its own:
 
-- fast: `llmbench.complexity.task_complexity` (bounded batches, the instruction's tokens counted
+- fast: `llmbench.analysis.complexity.task_complexity` (bounded batches, the instruction's tokens
+counted
   once, bit-parallel LCS, a pool of worker processes);
 - baseline: a plain per-row loop over the same rows (pandas reads the table whole; per row:
   fill the template, tiktoken `encode_ordinary` of input and output, rouge-score's RougeScorer
@@ -60,11 +61,11 @@ def sentence(rng: random.Random, vocab, mean: float, spread: float) -> str:
 
 
 def write_table(work: Path, rows: int) -> None:
-    """The synthetic prepared table, where `llmbench.prepare.prepared_path` puts it."""
+    """The synthetic prepared table, where `llmbench.prepare.tables.prepared_path` puts it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from llmbench.prepare import prepared_path
+    from llmbench.prepare.tables import prepared_path
 
     rng, vocab = random.Random(f"{TASK}/train"), vocabulary(random.Random(TASK))
     schema = pa.schema(
@@ -90,7 +91,7 @@ def write_table(work: Path, rows: int) -> None:
 
 
 def run_fast(work: Path, rows: int | None, workers: int | None) -> dict:
-    from llmbench.complexity import task_complexity
+    from llmbench.analysis.complexity import task_complexity
 
     if rows is not None:
         _truncate(work, rows)
@@ -104,10 +105,10 @@ def run_baseline(work: Path, rows: int | None) -> dict:
     import numpy as np
     from rouge_score import rouge_scorer
 
-    from llmbench.complexity import summarize
-    from llmbench.prepare import read_prepared
-    from llmbench.tasks import get_card
-    from llmbench.tokens import cl100k
+    from llmbench.analysis.complexity import summarize
+    from llmbench.prepare.tables import read_prepared
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.tokens import cl100k
 
     card, encoding = get_card(TASK), cl100k()
     scorer = rouge_scorer.RougeScorer(["rougeL"])
@@ -134,7 +135,7 @@ def _truncate(work: Path, rows: int) -> None:
     """Keep the first `rows` rows of the table (for the same-values check)."""
     import pyarrow.parquet as pq
 
-    from llmbench.prepare import prepared_path
+    from llmbench.prepare.tables import prepared_path
 
     path = prepared_path(TASK, work)
     pq.write_table(pq.read_table(path).slice(0, rows), path)
@@ -149,7 +150,7 @@ def child(mode: str, work: Path, rows: int | None, workers: int | None) -> None:
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    from llmbench.tokens import cl100k
+    from llmbench.tasks.tokens import cl100k
 
     cl100k()
     if mode == "baseline":
@@ -203,7 +204,7 @@ def measure(mode: str, work: Path, rows: int | None = None, workers: int | None 
 
 
 def same_values(fast: dict, baseline: dict) -> list[str]:
-    from llmbench.complexity import HEURISTICS
+    from llmbench.analysis.complexity import HEURISTICS
 
     return [
         f"{name}: fast {fast[name]} baseline {baseline[name]}"
@@ -213,7 +214,7 @@ def same_values(fast: dict, baseline: dict) -> list[str]:
 
 
 def main() -> None:
-    from llmbench.complexity import available_cores
+    from llmbench.analysis.complexity import available_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=400_000, help="training rows (default 400k)")

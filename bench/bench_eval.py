@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 from bench_serve import keep_off_engine_cores, make_adapters  # noqa: E402
 from serving_fixtures import build_tiny_base  # noqa: E402
 
-from llmbench.evaluate import EvalSettings, evaluate, load_examples  # noqa: E402
-from llmbench.prepare import prepare_task  # noqa: E402
+from llmbench.evaluate.harness import EvalSettings, evaluate, load_examples  # noqa: E402
+from llmbench.prepare.tables import prepare_task  # noqa: E402
 from llmbench.serving.launch import start_server, stop_server  # noqa: E402
 
 

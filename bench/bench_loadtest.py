@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 from bench_serve import keep_off_engine_cores, make_adapters  # noqa: E402
 from serving_fixtures import build_tiny_base  # noqa: E402
 
-from llmbench.loadtest import LoadSettings, run_loadtest  # noqa: E402
+from llmbench.loadtest.runner import LoadSettings, run_loadtest  # noqa: E402
 from llmbench.serving.launch import start_server, stop_server  # noqa: E402
 
 

@@ -11,7 +11,7 @@ are, or `<split>.parquet` as `llmbench fetch` writes them), with invented text o
 length from a seeded generator, into a temporary folder. Then, each in a fresh child process so
 that peak memory (getrusage ru_maxrss) is one task's alone:
 
-- prepare: `llmbench.prepare.prepare_task` (streams rows, writes the table in batches);
+- prepare: `llmbench.prepare.tables.prepare_task` (streams rows, writes the table in batches);
 - naive: pandas reads each upstream split whole, builds the same columns, and writes the table
   with `DataFrame.to_parquet`.
 
@@ -121,7 +121,7 @@ def write_upstream(task: str, folder: Path, file_format: str, scale: float) -> i
 
 
 def run_prepare(task: str, source: Path, out: Path) -> int:
-    from llmbench.prepare import prepare_task
+    from llmbench.prepare.tables import prepare_task
 
     return sum(prepare_task(task, source=source, out_dir=out, progress=False).counts.values())
 
@@ -130,16 +130,19 @@ def run_naive(task: str, source: Path, out: Path) -> int:
     """Whole splits through pandas, then one DataFrame.to_parquet: the baseline."""
     import pandas as pd
 
-    from llmbench.prepare import SPLIT_CODES, task_module
-    from llmbench.tasks import get_card
+    from llmbench.prepare.tables import SPLIT_CODES, task_module
+    from llmbench.tasks.cards import get_card
 
     card = get_card(task)
     frames = []
     for split, upstream in card.source["splits"].items():
         for part in upstream.split("+"):
             path = next(source.glob(f"{part}.*"))
-            whole = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(
-                path, lines=True, dtype=False)
+            whole = (
+                pd.read_parquet(path)
+                if path.suffix == ".parquet"
+                else pd.read_json(path, lines=True, dtype=False)
+            )
             frame = whole[list(card.input_columns)].apply(lambda c: c.str.strip())
             if task == "dbpedia":
                 classes = task_module("dbpedia").CLASSES
@@ -163,7 +166,7 @@ def child(mode: str, task: str, source: Path, target: str, scale: float) -> None
     import pyarrow.parquet  # noqa: F401  (imported before the clock starts, by both modes)
     import tqdm  # noqa: F401
 
-    import llmbench.prepare  # noqa: F401
+    import llmbench.prepare.tables  # noqa: F401
 
     if mode == "naive":
         import pandas  # noqa: F401
@@ -172,8 +175,11 @@ def child(mode: str, task: str, source: Path, target: str, scale: float) -> None
     rows = (run_prepare if mode == "prepare" else run_naive)(task, source, out)
     seconds = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_kb / 1024,
-                      "idle_mb": idle_kb / 1024}))
+    print(
+        json.dumps(
+            {"rows": rows, "seconds": seconds, "peak_mb": peak_kb / 1024, "idle_mb": idle_kb / 1024}
+        )
+    )
 
 
 def measure(mode: str, task: str, source: Path, target: str, scale: float) -> dict:
@@ -182,8 +188,17 @@ def measure(mode: str, task: str, source: Path, target: str, scale: float) -> di
     The parent stays small on purpose: Linux carries a parent's peak RSS into the ru_maxrss of a
     child it forks, so even the synthetic files are written by a child.
     """
-    command = [sys.executable, __file__, "--child", mode, task, str(source), target,
-               "--scale", str(scale)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        task,
+        str(source),
+        target,
+        "--scale",
+        str(scale),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{mode} {task} failed:\n{done.stderr}")
@@ -195,8 +210,9 @@ def measure(mode: str, task: str, source: Path, target: str, scale: float) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", default=",".join(SIZES),
-                        help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument(
+        "--tasks", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)}"
+    )
     parser.add_argument("--formats", default="jsonl,parquet", help="jsonl and/or parquet")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the real sizes")
     # --child MODE TASK SOURCE TARGET: TARGET is the out folder, or the file format to write
@@ -206,9 +222,11 @@ def main() -> None:
         mode, task, source, target = args.child
         child(mode, task, Path(source), target, args.scale)
         return
-    header = (f"{'task':<10} {'format':<8} {'rows':>8} | {'prepare s':>9} {'rows/s':>8} "
-              f"{'peak MB':>8} | {'naive s':>8} {'rows/s':>8} {'peak MB':>8} | "
-              f"{'time x':>6} {'mem x':>6} | {'idle MB':>7}")
+    header = (
+        f"{'task':<10} {'format':<8} {'rows':>8} | {'prepare s':>9} {'rows/s':>8} "
+        f"{'peak MB':>8} | {'naive s':>8} {'rows/s':>8} {'peak MB':>8} | "
+        f"{'time x':>6} {'mem x':>6} | {'idle MB':>7}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="bench_prepare.") as tmp:
@@ -219,14 +237,17 @@ def main() -> None:
                 ours = measure("prepare", task, source, f"{tmp}/out_prepare", args.scale)
                 naive = measure("naive", task, source, f"{tmp}/out_naive", args.scale)
                 if ours["rows"] != naive["rows"]:
-                    raise SystemExit(f"{task}: prepare wrote {ours['rows']} rows, naive "
-                                     f"{naive['rows']}")
-                print(f"{task:<10} {file_format:<8} {ours['rows']:>8} | {ours['seconds']:>9.1f} "
-                      f"{ours['rows'] / ours['seconds']:>8.0f} {ours['peak_mb']:>8.0f} | "
-                      f"{naive['seconds']:>8.1f} {naive['rows'] / naive['seconds']:>8.0f} "
-                      f"{naive['peak_mb']:>8.0f} | {naive['seconds'] / ours['seconds']:>6.2f} "
-                      f"{naive['peak_mb'] / ours['peak_mb']:>6.2f} | {ours['idle_mb']:>7.0f}",
-                      flush=True)
+                    raise SystemExit(
+                        f"{task}: prepare wrote {ours['rows']} rows, naive {naive['rows']}"
+                    )
+                print(
+                    f"{task:<10} {file_format:<8} {ours['rows']:>8} | {ours['seconds']:>9.1f} "
+                    f"{ours['rows'] / ours['seconds']:>8.0f} {ours['peak_mb']:>8.0f} | "
+                    f"{naive['seconds']:>8.1f} {naive['rows'] / naive['seconds']:>8.0f} "
+                    f"{naive['peak_mb']:>8.0f} | {naive['seconds'] / ours['seconds']:>6.2f} "
+                    f"{naive['peak_mb'] / ours['peak_mb']:>6.2f} | {ours['idle_mb']:>7.0f}",
+                    flush=True,
+                )
                 for path in source.iterdir():
                     path.unlink()
                 source.rmdir()

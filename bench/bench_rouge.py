@@ -8,7 +8,7 @@ vocabulary with capitals, digits and punctuation, the target an edited copy of t
 (words dropped, replaced, inserted) or, one pair in ten, an unrelated sentence; some sides empty.
 Then it scores every pair three ways and times each:
 
-- llmbench: `llmbench.metrics.rouge` (rouge-score's tokenization, bit-parallel LCS);
+- llmbench: `llmbench.tasks.metrics.rouge` (rouge-score's tokenization, bit-parallel LCS);
 - harness: what the study's harness did, a new torchmetrics `ROUGEScore(rouge_keys=("rougeL",))`
   per pair, reading `rougeL_fmeasure`; run twice, with torch's default dtype (float32, as the
   harness ran) and with float64, because torchmetrics wraps its Python-float result in a tensor
@@ -104,7 +104,7 @@ def main() -> None:
     import torch
     from rouge_score import rouge_scorer
 
-    from llmbench.metrics import rouge
+    from llmbench.tasks.metrics import rouge
 
     pairs = synthetic_pairs(args.pairs, args.seed)
     scorer = rouge_scorer.RougeScorer(["rougeL"])

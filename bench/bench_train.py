@@ -10,7 +10,7 @@ alpha 16, dropout 0.05 on q_proj/v_proj, Adam, the config's learning rate with i
 schedule and 3% warm-up, Ludwig's default gradient clipping (global norm 0.5), batch size 1, no
 gradient accumulation, the same number of steps.
 
-- ludwig: `llmbench.training.train(config, dataset, out)` on the rendered config with
+- ludwig: `llmbench.train.training.train(config, dataset, out)` on the rendered config with
   train_steps, steps_per_checkpoint and eval_steps set to `--steps` (nothing is evaluated or
   checkpointed between steps). A Ludwig Callback times each step from `on_batch_start` to
   `on_batch_end`: fetching the batch, merging prompt and target ids, forward pass, Ludwig's
@@ -67,9 +67,9 @@ SIDES = ("ludwig", "plain")
 
 def ensure_inputs(work: Path) -> tuple[Path, Path]:
     """The local model and the prepared demo table under `work`, built or prepared if missing."""
-    from llmbench.local_models import ensure_local_model
-    from llmbench.models import get_model
-    from llmbench.prepare import prepare_task, prepared_path
+    from llmbench.prepare.tables import prepare_task, prepared_path
+    from llmbench.tasks.models import get_model
+    from llmbench.train.local_models import ensure_local_model
 
     model_dir = ensure_local_model(MODEL, work / get_model(MODEL).local_path)
     table = prepared_path(TASK, work)
@@ -83,9 +83,9 @@ def write_config(work: Path, model_dir: Path, folder: Path, steps: int) -> Path:
     the step counts set to `steps`."""
     import yaml
 
-    from llmbench.models import get_model
-    from llmbench.render import write_rendered
-    from llmbench.stats import longest_in_model_tokens
+    from llmbench.prepare.stats import longest_in_model_tokens
+    from llmbench.tasks.models import get_model
+    from llmbench.train.render import write_rendered
 
     measured = longest_in_model_tokens(TASK, get_model(MODEL), model_dir, work)
     rendered = write_rendered(MODEL, TASK, folder / "rendered", work, measured)
@@ -188,10 +188,10 @@ def _synchronize() -> None:
 
 
 def ludwig_child(spec: dict) -> dict:
-    """`llmbench.training.train` with a step-timing callback added to its LudwigModel."""
+    """`llmbench.train.training.train` with a step-timing callback added to its LudwigModel."""
     from ludwig.callbacks import Callback
 
-    from llmbench.training import train
+    from llmbench.train.training import train
 
     baton, clock, steps = Baton(spec["fds"]), StepClock(spec["profile_after"]), spec["steps"]
     marks = {"start": time.perf_counter()}
@@ -228,9 +228,9 @@ def plain_examples(tokenizer, table: Path) -> list[tuple[list[int], list[int]]]:
     prompt's labels are -100 so that the loss covers the target and EOS only."""
     import pandas as pd
 
-    from llmbench.models import get_model
-    from llmbench.prompts import realize_prompt
-    from llmbench.tasks import get_card
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.models import get_model
+    from llmbench.tasks.prompts import realize_prompt
 
     card, model = get_card(TASK), get_model(MODEL)
     rows = pd.read_parquet(table)
@@ -295,8 +295,9 @@ def plain_step(model, optimizer, scheduler, params, ids: list[int], labels: list
     import torch
 
     device = model.device
-    outputs = model(input_ids=torch.tensor([ids], device=device),
-                    labels=torch.tensor([labels], device=device))
+    outputs = model(
+        input_ids=torch.tensor([ids], device=device), labels=torch.tensor([labels], device=device)
+    )
     outputs.loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 0.5)  # Ludwig's default clipglobalnorm
     optimizer.step()
@@ -306,9 +307,9 @@ def plain_step(model, optimizer, scheduler, params, ids: list[int], labels: list
 
 
 def add_ludwig_callback(callback) -> None:
-    """Make `llmbench.training.train` add `callback` to the LudwigModel it builds (train()
+    """Make `llmbench.train.training.train` add `callback` to the LudwigModel it builds (train()
     builds it in `_ludwig_model`, with its own callbacks; this one joins them)."""
-    import llmbench.training as training
+    import llmbench.train.training as training
 
     build_model = training._ludwig_model
 
@@ -340,8 +341,10 @@ def plain_child(spec: dict) -> dict:
     for step in range(steps):
         ludwig_ids = tuple(json.loads(baton.wait()))
         if ludwig_ids not in by_ids:
-            raise SystemExit(f"Ludwig's step {step + 1} trained on ids that are no realized "
-                             f"prompt + target + EOS of the table: {list(ludwig_ids)}")
+            raise SystemExit(
+                f"Ludwig's step {step + 1} trained on ids that are no realized "
+                f"prompt + target + EOS of the table: {list(ludwig_ids)}"
+            )
         order.append(by_ids[ludwig_ids])
         clock.start()
         plain_step(model, optimizer, scheduler, params, *examples[order[-1]])
@@ -373,8 +376,12 @@ def run_round(spec: dict, folder: Path, round_: int) -> dict[str, dict]:
     processes, logs = {}, {}
     for side in SIDES:
         spec_path = folder / f"{side}{round_}.spec.json"
-        side_spec = {**spec, "fds": fds[side], "out": str(out),
-                     "result": str(folder / f"{side}{round_}.result.json")}
+        side_spec = {
+            **spec,
+            "fds": fds[side],
+            "out": str(out),
+            "result": str(folder / f"{side}{round_}.result.json"),
+        }
         spec_path.write_text(json.dumps(side_spec))
         logs[side] = folder / f"{side}{round_}.log"
         with logs[side].open("w") as log:
@@ -393,8 +400,9 @@ def run_round(spec: dict, folder: Path, round_: int) -> dict[str, dict]:
         os.write(go_ludwig[1], b"go\n")
     os.close(go_ludwig[1])
     os.close(ready[0])
-    results = {side: _collect(side, process, logs[side], round_)
-               for side, process in processes.items()}
+    results = {
+        side: _collect(side, process, logs[side], round_) for side, process in processes.items()
+    }
     shutil.rmtree(out, ignore_errors=True)
     return results
 
@@ -477,8 +485,11 @@ def summarize(rounds: list[dict], args: argparse.Namespace) -> dict:
         "steps": args.steps,
         "warmup_steps_left_out": args.warmup,
         "plain_attention": args.plain_attention,
-        "tokens_per_step": {"min": min(tokens), "mean": statistics.fmean(tokens),
-                            "max": max(tokens)},
+        "tokens_per_step": {
+            "min": min(tokens),
+            "mean": statistics.fmean(tokens),
+            "max": max(tokens),
+        },
         "threads": {s: rounds[0][s]["threads"] for s in SIDES},
         "step_s": wall,
         "step_cpu_s": cpu,
@@ -503,8 +514,10 @@ def print_summary(summary: dict) -> None:
         f"{tokens['min']}-{tokens['max']} tokens a step (mean {tokens['mean']:.1f}), "
         f"torch threads {summary['threads']}, plain attention {summary['plain_attention']}"
     )
-    print("| side | s/step per round | CPU s/step per round | peak RSS MB per round | "
-          "load + preprocess s |")
+    print(
+        "| side | s/step per round | CPU s/step per round | peak RSS MB per round | "
+        "load + preprocess s |"
+    )
     print("|---|---|---|---|---|")
     for side in SIDES:
         print(
@@ -518,11 +531,15 @@ def print_summary(summary: dict) -> None:
         f"(spread {min(ratios):.3f}-{max(ratios):.3f}); plain/ludwig median "
         f"{summary['median_plain_over_ludwig']:.3f} (aim >= 0.9)"
     )
-    print(f"in CPU time, ludwig/plain per round: {_join(cpu_ratios, 3)}; median "
-          f"{statistics.median(cpu_ratios):.3f}")
-    print(f"Ludwig after the last step (evaluation, saving the adapter): "
-          f"{statistics.median(summary['ludwig_after_loop_s']):.1f} s; whole benchmark "
-          f"{summary['elapsed_s'] / 60:.1f} min")
+    print(
+        f"in CPU time, ludwig/plain per round: {_join(cpu_ratios, 3)}; median "
+        f"{statistics.median(cpu_ratios):.3f}"
+    )
+    print(
+        f"Ludwig after the last step (evaluation, saving the adapter): "
+        f"{statistics.median(summary['ludwig_after_loop_s']):.1f} s; whole benchmark "
+        f"{summary['elapsed_s'] / 60:.1f} min"
+    )
     for side, text in summary["profiles"].items():
         print(f"\n==== profile of {side}'s steps after warm-up (last round) ====\n{text}")
 
@@ -536,16 +553,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30, help="training steps of each run")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of means")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-train"),
-                        help="holds the built model and the prepared table (made if missing)")
-    parser.add_argument("--plain-attention", default="sdpa", choices=("sdpa", "eager"),
-                        help="the plain loop's attention (transformers' default is sdpa; "
-                        "Ludwig loads 4-bit models with eager)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch (OpenMP) threads of each side; 0: torch's choice (one per "
-                        "core), which on a shared 2-core machine measures contention, not work")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile each side's steps after warm-up; print the top functions")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/bench-train"),
+        help="holds the built model and the prepared table (made if missing)",
+    )
+    parser.add_argument(
+        "--plain-attention",
+        default="sdpa",
+        choices=("sdpa", "eager"),
+        help="the plain loop's attention (transformers' default is sdpa; "
+        "Ludwig loads 4-bit models with eager)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch (OpenMP) threads of each side; 0: torch's choice (one per "
+        "core), which on a shared 2-core machine measures contention, not work",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile each side's steps after warm-up; print the top functions",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()

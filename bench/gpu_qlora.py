@@ -18,7 +18,7 @@ so every step is exactly 1,196 tokens. Gradient accumulation is 1 on both sides 
 changes how often the optimizer steps, not the memory a step needs).
 
 Each side runs in its own child process, one after the other:
-- ludwig: `llmbench.training.train(config, dataset, out)`; a Ludwig Callback times each step
+- ludwig: `llmbench.train.training.train(config, dataset, out)`; a Ludwig Callback times each step
   from `on_batch_start` to `on_batch_end` (after a CUDA synchronize);
 - plain: transformers + PEFT + bitsandbytes in a hand-written loop (bench/bench_train.py's), the
   loss on the target and EOS only, as Ludwig's; a step from building its tensors to
@@ -157,11 +157,13 @@ def write_dataset(path: Path, rows: int, vocab_size: int) -> None:
 
     rng = random.Random(0)
     words = [f"w{i}" for i in range(len(SPECIALS), vocab_size)]
-    pd.DataFrame({
-        "text": [" ".join(rng.choices(words, k=PROMPT_TOKENS)) for _ in range(rows + 2)],
-        "label": rng.choices(words, k=rows + 2),
-        "split": [0] * rows + [1] * 2,
-    }).to_parquet(path)
+    pd.DataFrame(
+        {
+            "text": [" ".join(rng.choices(words, k=PROMPT_TOKENS)) for _ in range(rows + 2)],
+            "label": rng.choices(words, k=rows + 2),
+            "split": [0] * rows + [1] * 2,
+        }
+    ).to_parquet(path)
 
 
 def study_config(model_dir: Path, steps: int) -> dict:
@@ -171,17 +173,27 @@ def study_config(model_dir: Path, steps: int) -> dict:
 
     config = yaml.safe_load(STUDY_CONFIG.read_text(encoding="utf-8"))
     config["base_model"] = str(model_dir)
-    config["input_features"] = [{
-        "name": "prompt", "column": "text", "type": "text",
-        "preprocessing": {"max_sequence_length": PROMPT_TOKENS},
-    }]
-    config["output_features"] = [{
-        "name": "label", "type": "text", "preprocessing": {"max_sequence_length": None},
-    }]
+    config["input_features"] = [
+        {
+            "name": "prompt",
+            "column": "text",
+            "type": "text",
+            "preprocessing": {"max_sequence_length": PROMPT_TOKENS},
+        }
+    ]
+    config["output_features"] = [
+        {
+            "name": "label",
+            "type": "text",
+            "preprocessing": {"max_sequence_length": None},
+        }
+    ]
     config["prompt"] = {"template": "{text}"}
     config["preprocessing"]["global_max_sequence_length"] = SEQUENCE_LENGTH
     config["trainer"].update(
-        gradient_accumulation_steps=1, train_steps=steps, steps_per_checkpoint=steps,
+        gradient_accumulation_steps=1,
+        train_steps=steps,
+        steps_per_checkpoint=steps,
         eval_steps=steps,
     )
     return config
@@ -195,14 +207,16 @@ def peak_memory() -> dict:
 
     if not torch.cuda.is_available():
         return {}
-    return {"max_allocated": torch.cuda.max_memory_allocated(),
-            "max_reserved": torch.cuda.max_memory_reserved()}
+    return {
+        "max_allocated": torch.cuda.max_memory_allocated(),
+        "max_reserved": torch.cuda.max_memory_reserved(),
+    }
 
 
 def ludwig_child(spec: dict) -> dict:
     from ludwig.callbacks import Callback
 
-    from llmbench.training import train
+    from llmbench.train.training import train
 
     clock = StepClock(None)
     seen: dict = {}
@@ -231,8 +245,7 @@ def plain_child(spec: dict) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
     rows = pd.read_parquet(spec["dataset"]).query("split == 0")
     device_map = {"": 0} if torch.cuda.is_available() else None
-    model = plain_model(spec["config_dict"], spec["model_dir"], spec["plain_attention"],
-                        device_map)
+    model = plain_model(spec["config_dict"], spec["model_dir"], spec["plain_attention"], device_map)
     model.train()
     optimizer, scheduler, params = plain_optimizer(model, spec["config_dict"], spec["steps"])
     clock = StepClock(None)
@@ -241,8 +254,9 @@ def plain_child(spec: dict) -> dict:
         prompt = tokenizer(row["text"]).input_ids
         target = tokenizer(row["label"]).input_ids + [tokenizer.eos_token_id]
         clock.start()
-        plain_step(model, optimizer, scheduler, params,
-                   prompt + target, [-100] * len(prompt) + target)
+        plain_step(
+            model, optimizer, scheduler, params, prompt + target, [-100] * len(prompt) + target
+        )
         clock.stop()
     return {**clock.result(), "tokens": len(prompt + target), "memory": peak_memory()}
 
@@ -256,7 +270,8 @@ def run_child(side: str, spec: dict, folder: Path) -> dict:
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, __file__, "--child", side, str(spec_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
     )
     if completed.returncode != 0:
@@ -299,10 +314,15 @@ def run(args: argparse.Namespace, summary: dict) -> dict:
         write_dataset(work / "data.parquet", max(args.steps, 8), SHAPES[args.shape]["vocab_size"])
         config = study_config(work / "model", args.steps)
         (work / "config.json").write_text(json.dumps(config))  # YAML is JSON's superset
-        spec = {"config": str(work / "config.json"), "config_dict": config,
-                "dataset": str(work / "data.parquet"), "model_dir": str(work / "model"),
-                "out": str(work / "ludwig"), "steps": args.steps,
-                "plain_attention": args.plain_attention}
+        spec = {
+            "config": str(work / "config.json"),
+            "config_dict": config,
+            "dataset": str(work / "data.parquet"),
+            "model_dir": str(work / "model"),
+            "out": str(work / "ludwig"),
+            "steps": args.steps,
+            "plain_attention": args.plain_attention,
+        }
         summary["sides"] = {side: run_child(side, spec, work) for side in CHILDREN}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -312,11 +332,15 @@ def run(args: argparse.Namespace, summary: dict) -> dict:
 def print_table(summary: dict, warmup: int) -> None:
     params = summary["parameters"]
     size = f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.1f}M"
-    print(f"\n{summary['shape']} shape ({size} parameters, random "
-          f"weights) on {summary['device']}, {summary['steps']} steps of "
-          f"{summary['sequence_length']} tokens, batch 1, first {warmup} left out")
-    print("| side | s/step | tokens/s | peak allocated GiB | peak reserved GiB | "
-          "allocated / A10G 24 GB |")
+    print(
+        f"\n{summary['shape']} shape ({size} parameters, random "
+        f"weights) on {summary['device']}, {summary['steps']} steps of "
+        f"{summary['sequence_length']} tokens, batch 1, first {warmup} left out"
+    )
+    print(
+        "| side | s/step | tokens/s | peak allocated GiB | peak reserved GiB | "
+        "allocated / A10G 24 GB |"
+    )
     print("|---|---|---|---|---|---|")
     means = {}
     for side, result in summary["sides"].items():
@@ -329,8 +353,10 @@ def print_table(summary: dict, warmup: int) -> None:
             f"| {f'{allocated / A10G_BYTES:.0%}' if allocated else 'n/a (no GPU)'} |"
         )
     summary["ratio_ludwig_over_plain"] = means["ludwig"] / means["plain"]
-    print(f"ludwig/plain step time: {summary['ratio_ludwig_over_plain']:.3f} "
-          f"(plain/ludwig {1 / summary['ratio_ludwig_over_plain']:.3f})")
+    print(
+        f"ludwig/plain step time: {summary['ratio_ludwig_over_plain']:.3f} "
+        f"(plain/ludwig {1 / summary['ratio_ludwig_over_plain']:.3f})"
+    )
 
 
 def _gib(value: int | None) -> str:
@@ -342,13 +368,24 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="mistral-7b")
     parser.add_argument("--steps", type=int, default=10, help="training steps of each side")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of means")
-    parser.add_argument("--plain-attention", default="sdpa", choices=("sdpa", "eager"),
-                        help="the plain loop's attention (Ludwig loads 4-bit models with eager)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="scratch folder for the model (default: the system's temp dir)")
+    parser.add_argument(
+        "--plain-attention",
+        default="sdpa",
+        choices=("sdpa", "eager"),
+        help="the plain loop's attention (Ludwig loads 4-bit models with eager)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="scratch folder for the model (default: the system's temp dir)",
+    )
     parser.add_argument("--json", type=Path, help="results file (default: $OUT/gpu_qlora.json)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the plan and the Ludwig config; load and train nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and the Ludwig config; load and train nothing",
+    )
     parser.add_argument("--child", nargs=2, metavar=("SIDE", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -368,10 +405,13 @@ def main() -> None:
     summary = run(args, summary)
     summary["elapsed_s"] = time.perf_counter() - started
     print_table(summary, args.warmup)
-    print(f"whole run {summary['elapsed_s'] / 60:.1f} min (building the model "
-          f"{summary['build_s']:.0f} s)")
-    out = args.json or (Path(os.environ["OUT"]) / "gpu_qlora.json" if os.environ.get("OUT")
-                        else None)
+    print(
+        f"whole run {summary['elapsed_s'] / 60:.1f} min (building the model "
+        f"{summary['build_s']:.0f} s)"
+    )
+    out = args.json or (
+        Path(os.environ["OUT"]) / "gpu_qlora.json" if os.environ.get("OUT") else None
+    )
     if out:
         out.write_text(json.dumps(summary, indent=2))
         print(f"wrote {out}")

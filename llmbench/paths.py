@@ -11,6 +11,7 @@ DATASETS_DIR = REPO_ROOT / "datasets"
 TEMPLATES_DIR = REPO_ROOT / "templates"
 CONFIGS_DIR = REPO_ROOT / "ludwig_configs"
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
+PACKAGE_DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_WORK_DIR = Path("runs")
 
 

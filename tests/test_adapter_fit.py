@@ -11,7 +11,10 @@ from llmbench.serving.adapters import AdapterError, base_linear_shapes, check_ad
 
 # SmolLM2-135M's shape: hidden 576, 9 heads and 3 KV heads of 64, MLP 1536
 SMOLLM2 = SimpleNamespace(
-    hidden_size=576, num_attention_heads=9, num_key_value_heads=3, head_dim=64,
+    hidden_size=576,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    head_dim=64,
     intermediate_size=1536,
 )
 PREFIX = "base_model.model.model.layers.0.self_attn"

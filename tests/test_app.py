@@ -26,7 +26,7 @@ from llmbench.app.catalog import (
     scores,
 )
 from llmbench.errors import LLMBenchError
-from llmbench.tasks import load_cards
+from llmbench.tasks.cards import load_cards
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -99,7 +99,7 @@ def test_scores_come_from_your_results_and_else_from_the_study_labelled_as_such(
 
 def test_a_base_model_without_a_local_tokenizer_counts_with_cl100k(tmp_path):
     from llmbench.app.catalog import TokenCounter
-    from llmbench.tokens import count_tokens
+    from llmbench.tasks.tokens import count_tokens
 
     base = resolve_base("mistral-7b", tmp_path)
     assert base.name == "mistral-7b" and base.tokenizer_dir is None
@@ -397,12 +397,9 @@ def test_run_streams_each_token_as_its_own_event_for_both_panels(app_setup):
 
 
 def test_the_app_command_needs_an_adapters_folder_or_a_map_and_checks_the_base_model(tmp_path):
-    import argparse
+    from llmbench.cli import build_parser
 
-    from llmbench.app.cli import add_parser
-
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
+    parser = build_parser("app")
     common = ["app", "--endpoint", "http://127.0.0.1:1", "--base-model", "mistral-7c"]
     with pytest.raises(SystemExit):
         parser.parse_args(common)

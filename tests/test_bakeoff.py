@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from llmbench.bakeoff import load_config, run_bakeoff
+from llmbench.bakeoff.pipeline import load_config, run_bakeoff
 from llmbench.errors import LLMBenchError
 from llmbench.serving.launch import SERVE_VENV
 
@@ -27,7 +27,7 @@ def tiny_fixture_config(tmp_path):
 
 
 def test_a_task_without_demo_data_is_refused_by_name(tmp_path):
-    from llmbench.bakeoff import prepare_stage
+    from llmbench.bakeoff.pipeline import prepare_stage
 
     path = tmp_path / "gsm8k.yaml"
     path.write_text("models: [tiny]\ntasks: [gsm8k]\nsource: demo\n")
@@ -78,7 +78,12 @@ def test_a_tiny_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
 
 
 def test_with_four_or_more_tasks_the_bakeoff_correlates_them(tmp_path):
-    from llmbench.bakeoff import BakeoffConfig, complexity_stage, correlate_stage, prepare_stage
+    from llmbench.bakeoff.pipeline import (
+        BakeoffConfig,
+        complexity_stage,
+        correlate_stage,
+        prepare_stage,
+    )
 
     tasks = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
     config = BakeoffConfig(models=["tiny"], tasks=tasks, source="fixture")

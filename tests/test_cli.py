@@ -55,7 +55,7 @@ def test_tasks_validate_a_user_folder_reports_each_problem_on_its_own_line(tmp_p
     card.update(name="mine", metric_name="bleu", max_new_tokens=0)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "metadata.yaml").write_text(yaml.safe_dump(card))
-    status, _, err = run(capsys, "tasks", "validate", str(tmp_path))
+    status, _, err = run(capsys, "tasks", "validate", "--datasets", str(tmp_path))
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 2 and "Traceback" not in err
     assert all(line.startswith(f"error: {tmp_path / 'mine' / 'metadata.yaml'}: ") for line in lines)
@@ -69,19 +69,19 @@ def test_models_list(capsys):
 
 
 def test_prepare_from_the_fixture(tmp_path, capsys):
-    status, out, _ = run(capsys, "prepare", "--task", "gsm8k", "--fixture", "--out", str(tmp_path))
+    status, out, _ = run(capsys, "prepare", "--task", "gsm8k", "--fixture", "--runs", str(tmp_path))
     assert status == 0 and (tmp_path / "prepared" / "gsm8k.parquet").is_file()
     assert "1 task(s) prepared" in out
 
 
 def test_prepare_offline_without_source_says_what_to_do(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    status, _, err = run(capsys, "prepare", "--task", "gsm8k", "--out", str(tmp_path))
+    status, _, err = run(capsys, "prepare", "--task", "gsm8k", "--runs", str(tmp_path))
     assert status == 2 and "offline" in err and "--source" in err
 
 
 def test_prepare_broken_upstream_keeps_the_previous_table(tmp_path, capsys):
-    assert main(["prepare", "--task", "gsm8k", "--fixture", "--out", str(tmp_path)]) == 0
+    assert main(["prepare", "--task", "gsm8k", "--fixture", "--runs", str(tmp_path)]) == 0
     table = tmp_path / "prepared" / "gsm8k.parquet"
     before = table.read_bytes()
     source = tmp_path / "upstream"
@@ -90,7 +90,7 @@ def test_prepare_broken_upstream_keeps_the_previous_table(tmp_path, capsys):
     (source / "train.jsonl").write_text(good + '{"question": "cut off\n')
     (source / "test.jsonl").write_text(good)
     status, _, err = run(
-        capsys, "prepare", "--task", "gsm8k", "--source", str(source), "--out", str(tmp_path)
+        capsys, "prepare", "--task", "gsm8k", "--source", str(source), "--runs", str(tmp_path)
     )
     (error,) = [line for line in err.splitlines() if "error:" in line]
     assert status == 2
@@ -119,8 +119,18 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["eval", "--task", "glue_sst2", "--endpoint", "http://127.0.0.1:9", "--model", "tiny",
-         "--base", "--concurrency", "0"],
+        [
+            "eval",
+            "--task",
+            "glue_sst2",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--model",
+            "tiny",
+            "--base",
+            "--concurrency",
+            "0",
+        ],
         ["eval", "--task", "glue_sst2"],
         ["no-such-command"],
     ],

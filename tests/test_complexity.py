@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from llmbench import complexity
-from llmbench.analysis_cli import add_parsers
-from llmbench.complexity import (
+from llmbench.analysis import complexity
+from llmbench.analysis.complexity import (
     HEURISTICS,
     compressibility,
     lcs_length,
@@ -24,25 +22,16 @@ from llmbench.complexity import (
     task_complexity,
     write_complexity,
 )
+from llmbench.cli import main
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DATASETS_DIR
-from llmbench.prepare import fixture_source, prepare_task, prepared_path
-from llmbench.prompts import template_fields
-from llmbench.tasks import load_cards
+from llmbench.prepare.tables import fixture_source, prepare_task, prepared_path
+from llmbench.tasks.cards import load_cards, template_fields
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """The analysis subcommands through a parser of their own, with `llmbench`'s error contract
-    (an LLMBenchError prints one line per problem and exits 2)."""
-    parser = argparse.ArgumentParser(prog="llmbench")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    try:
-        args.handler(args)
-        status = 0
-    except LLMBenchError as exc:
-        print("\n".join(f"error: {p}" for p in exc.problems), file=sys.stderr)
-        status = 2
+    """`llmbench ARGV` in-process: exit status, stdout, stderr."""
+    status = main(list(argv))
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -72,7 +61,7 @@ def write_task(root: Path, rows: list[tuple[str, str, int]], template: str = "Re
 
 def prepare_fixtures(work: Path) -> Path:
     """Every task's shipped fixture prepared into `work` and measured; returns the CSV."""
-    from llmbench.complexity import complexity_path
+    from llmbench.analysis.complexity import complexity_path
 
     cards = load_cards()
     for name, card in cards.items():
@@ -182,13 +171,13 @@ def test_worker_processes_give_the_same_heuristics_as_one_process(tmp_path, monk
 def test_a_task_with_no_training_rows_is_an_error(tmp_path, capsys):
     cards, work = write_task(tmp_path, [("only validation", "1", 1)])
     status, _, err = run_cli(
-        capsys, "complexity", "--task", "mine", "--data", str(work), "--datasets", str(cards)
+        capsys, "complexity", "--task", "mine", "--runs", str(work), "--datasets", str(cards)
     )
     assert status == 2 and "task mine has no train rows" in err and "Traceback" not in err
 
 
 def test_an_unprepared_task_is_an_error(tmp_path, capsys):
-    status, _, err = run_cli(capsys, "complexity", "--task", "glue_sst2", "--data", str(tmp_path))
+    status, _, err = run_cli(capsys, "complexity", "--task", "glue_sst2", "--runs", str(tmp_path))
     assert status == 2 and "not prepared yet; run `llmbench prepare --task glue_sst2`" in err
 
 
@@ -226,7 +215,7 @@ def test_a_non_numeric_heuristic_is_reported_with_its_task(tmp_path):
 def test_complexity_of_every_prepared_fixture_says_it_is_not_the_studys(tmp_path, capsys):
     for name, card in load_cards().items():
         prepare_task(name, source=fixture_source(card), out_dir=tmp_path, progress=False)
-    status, out, _ = run_cli(capsys, "complexity", "--task", "all", "--data", str(tmp_path))
+    status, out, _ = run_cli(capsys, "complexity", "--task", "all", "--runs", str(tmp_path))
     table = read_complexity(tmp_path / "complexity" / "train.csv")
     assert status == 0 and len(table) == 31 and (table["n_examples"] < 100).all()
     assert "31 of 31 tasks come from other rows than the study's" in out
@@ -234,8 +223,8 @@ def test_complexity_of_every_prepared_fixture_says_it_is_not_the_studys(tmp_path
 
 
 def test_token_counts_equal_count_tokens():
-    from llmbench.complexity import token_counts
-    from llmbench.tokens import count_tokens
+    from llmbench.analysis.complexity import token_counts
+    from llmbench.tasks.tokens import count_tokens
 
     texts = ["Review: good movie", "", "<|endoftext|> is ordinary text here", "héllo wörld " * 50]
     assert token_counts(texts) == count_tokens(texts) == [4, 0, 11, 301]
@@ -247,15 +236,18 @@ def test_the_llmbench_command_offers_the_analysis_subcommands(tmp_path, capsys):
     commands = next(
         a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
     ).choices
-    if "complexity" not in commands:
-        pytest.skip("llmbench.cli does not call llmbench.analysis_cli.add_parsers yet")
     assert {"complexity", "correlate", "predict"} <= set(commands)
     assert main(["correlate", "--scores", str(tmp_path / "none.csv")]) == 2
     assert "none.csv: not found" in capsys.readouterr().err
 
 
 def test_template_pieces_count_exactly_the_tokens_of_the_filled_template():
-    from llmbench.complexity import Batch, input_token_counts, template_pieces, token_counts
+    from llmbench.analysis.complexity import (
+        Batch,
+        input_token_counts,
+        template_pieces,
+        token_counts,
+    )
 
     rng = random.Random(11)
     alphabet = [

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 from test_complexity import prepare_fixtures, run_cli
 
-from llmbench.complexity import HEURISTICS
-from llmbench.correlate import (
+from llmbench.analysis.complexity import HEURISTICS
+from llmbench.analysis.correlate import (
     PAPER_SCORES,
     QUALITY,
     correlation_matrix,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.demo_data import DEMO_TASKS, demo_files, demo_source
-from llmbench.prepare import prepare_task, read_prepared
-from llmbench.tasks import get_card
+from llmbench.prepare.demo_data import DEMO_TASKS, demo_files, demo_source
+from llmbench.prepare.tables import prepare_task, read_prepared
+from llmbench.tasks.cards import get_card
 
 
 def test_the_committed_demo_files_are_what_the_generator_writes():
@@ -54,7 +54,7 @@ def test_sentiment_labels_are_balanced(prepared, task):
 
 
 def test_eval_sentiment_words_are_ones_training_never_uses(prepared):
-    from llmbench.demo_data import ADJECTIVES
+    from llmbench.prepare.demo_data import ADJECTIVES
 
     table = prepared["glue_sst2"]
     train_text = " ".join(table[table.split == 0].sentence)
@@ -77,8 +77,10 @@ def test_eval_people_in_the_ner_test_split_are_new(prepared):
 
 def test_eval_restaurants_and_landmarks_are_new_and_references_state_the_mr(prepared):
     table = prepared["e2e_nlg"]
-    names = {split: {mr.split("]")[0] for mr in table[table.split == split].meaning_representation}
-             for split in (0, 2)}
+    names = {
+        split: {mr.split("]")[0] for mr in table[table.split == split].meaning_representation}
+        for split in (0, 2)
+    }
     assert not names[0] & names[2]
     for row in table.to_dict("records"):
         name = row["meaning_representation"].split("]")[0].removeprefix("name[")

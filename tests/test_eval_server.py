@@ -14,9 +14,9 @@ from faulty_proxy import FaultyProxy
 
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.evaluate import RESPONSES, EvalSettings, answer_settings, evaluate
-from llmbench.prepare import prepare_task
-from llmbench.tasks import get_card
+from llmbench.evaluate.harness import RESPONSES, EvalSettings, answer_settings, evaluate
+from llmbench.prepare.tables import prepare_task
+from llmbench.tasks.cards import get_card
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ def test_killed_mid_run_then_restarted_completes_with_each_example_once(served, 
         "2",
         "--max-new-tokens",
         "8",
-        "--data",
+        "--runs",
         str(work),
     ]
     out = work / "eval" / "tiny" / "gsm8k" / "gamma" / RESPONSES
@@ -186,7 +186,7 @@ def test_an_adapter_the_server_refuses_exits_2_and_keeps_responses(served, work,
             "tiny",
             "--adapter-id",
             "no-such-adapter",
-            "--data",
+            "--runs",
             str(work),
         ]
     )
@@ -210,7 +210,7 @@ def test_eval_grid_runs_base_and_adapter_per_pair(served, work, capsys):
             "alpha",
             "--limit",
             "3",
-            "--data",
+            "--runs",
             str(work),
         ]
     )
@@ -233,7 +233,7 @@ def test_the_api_key_is_sent_and_never_written(served, work, capsys, monkeypatch
         status = main(
             ["eval", "--task", "gsm8k", "--endpoint", proxy.start(), "--model", "tiny",
              "--adapter-id", "alpha", "--backend", backend, "--limit", "6",
-             "--data", str(work)]
+             "--runs", str(work)]
         )  # fmt: skip
     finally:
         proxy.stop()
@@ -251,7 +251,7 @@ def test_the_adapter_source_goes_with_every_request(served, work):
     """`--adapter-source` reaches the server: local finds the adapter as before; s3, which
     `llmbench serve` does not support, fails every example with the server's reason."""
     common = ["eval", "--task", "gsm8k", "--endpoint", served["url"], "--model", "tiny",
-              "--adapter-id", "alpha", "--limit", "3", "--data", str(work)]  # fmt: skip
+              "--adapter-id", "alpha", "--limit", "3", "--runs", str(work)]  # fmt: skip
     assert main([*common, "--adapter-source", "local"]) == 0
     scores = json.loads((work / "eval" / "tiny" / "gsm8k" / "alpha" / "scores.json").read_text())
     assert scores["settings"]["adapter_source"] == "local" and scores["n_failed"] == 0
@@ -284,7 +284,7 @@ def test_an_impossible_max_new_tokens_fails_every_example_and_exits_2(served, wo
     status = main(
         ["eval", "--task", "gsm8k", "--endpoint", served["url"], "--model", "tiny",
          "--adapter-id", "alpha", "--limit", "3", "--max-new-tokens", "1000000",
-         "--data", str(work)]
+         "--runs", str(work)]
     )  # fmt: skip
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert status == 2 and len(errors) == 1 and "3 of 3 examples failed" in errors[0]

@@ -9,7 +9,7 @@ import pytest
 
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.evaluate import (
+from llmbench.evaluate.harness import (
     RESPONSES,
     EvalSettings,
     answer_settings,
@@ -19,10 +19,10 @@ from llmbench.evaluate import (
     run_dir,
     score_run,
 )
-from llmbench.models import get_model
-from llmbench.prepare import fixture_source, prepare_task, read_prepared
-from llmbench.prompts import realize_prompt
-from llmbench.tasks import get_card
+from llmbench.prepare.tables import fixture_source, prepare_task, read_prepared
+from llmbench.tasks.cards import get_card
+from llmbench.tasks.models import get_model
+from llmbench.tasks.prompts import realize_prompt
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
@@ -54,7 +54,7 @@ def record_responses(out, records: list[dict], **changes) -> str:
 def eval_cli(work, *extra: str, adapter: str = "tiny/gsm8k") -> int:
     return main(
         ["eval", "--task", "gsm8k", "--endpoint", UNREACHABLE, "--model", "tiny",
-         "--adapter-id", adapter, "--data", str(work), *extra]
+         "--adapter-id", adapter, "--runs", str(work), *extra]
     )  # fmt: skip
 
 
@@ -122,7 +122,7 @@ def test_unreachable_endpoint_exits_2_and_keeps_collected_responses(work, capsys
             "tiny",
             "--adapter-id",
             "tiny/gsm8k",
-            "--data",
+            "--runs",
             str(work),
         ]
     )
@@ -143,7 +143,7 @@ def test_unknown_task_exits_2(work, capsys):
             "--model",
             "tiny",
             "--base",
-            "--data",
+            "--runs",
             str(work),
         ]
     )
@@ -161,7 +161,7 @@ def test_an_unprepared_task_says_how_to_prepare_it(tmp_path, capsys):
             "--model",
             "tiny",
             "--base",
-            "--data",
+            "--runs",
             str(tmp_path),
         ]
     )
@@ -257,7 +257,7 @@ def test_a_higher_allowed_share_accepts_the_same_run(work):
 
 
 def test_a_long_answer_is_stored_cut_at_the_cap_and_says_from_what_size(work, tmp_path):
-    from llmbench.responses import OUTPUT_CAP_BYTES, outcome_record
+    from llmbench.evaluate.responses import OUTPUT_CAP_BYTES, outcome_record
 
     examples, metric = load_examples(settings(), work)
     huge = "é" * (3 * OUTPUT_CAP_BYTES + 1)  # two bytes each: the cut falls inside none
@@ -272,7 +272,7 @@ def test_a_long_answer_is_stored_cut_at_the_cap_and_says_from_what_size(work, tm
 
 
 def test_an_answer_within_the_cap_is_stored_whole(work):
-    from llmbench.responses import outcome_record
+    from llmbench.evaluate.responses import outcome_record
 
     examples, _ = load_examples(settings(), work)
     record = outcome_record(examples[0], "#### 72", None, attempts=1, seconds=0.1)
@@ -280,7 +280,7 @@ def test_an_answer_within_the_cap_is_stored_whole(work):
 
 
 def test_the_recorded_endpoint_carries_no_credentials():
-    from llmbench.responses import public_endpoint
+    from llmbench.evaluate.responses import public_endpoint
 
     assert public_endpoint("https://user:s3cret@lorax.example:8443/v1?key=abc#x") == (
         "https://lorax.example:8443/v1"
@@ -293,7 +293,7 @@ def test_eval_grid_names_every_evaluation_past_the_failed_share(work, capsys):
                          adapter_id=adapter)  # fmt: skip
     status = main(
         ["eval-grid", "--models", "tiny", "--tasks", "gsm8k", "--endpoint", UNREACHABLE,
-         "--data", str(work), "--no-retry-failed"]
+         "--runs", str(work), "--no-retry-failed"]
     )  # fmt: skip
     errors = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(errors) == 2

@@ -23,9 +23,9 @@ from hub_standin import HubStandIn, write_repo
 
 import datasets
 from llmbench.errors import LLMBenchError
-from llmbench.fetch import unzip_all
-from llmbench.prepare import fixture_source, prepare_task, read_prepared
-from llmbench.tasks import get_card
+from llmbench.prepare.fetch import unzip_all
+from llmbench.prepare.tables import fixture_source, prepare_task, read_prepared
+from llmbench.tasks.cards import get_card
 
 
 def jsonl_rows(path) -> list[dict]:
@@ -72,8 +72,9 @@ def online(monkeypatch):
 @pytest.mark.parametrize("task", ["glue_sst2", "arc_combined", "magicoder"])
 def test_a_fetched_upstream_prepares_like_the_local_copy(task, online, tmp_path):
     fetched = prepare_task(task, out_dir=tmp_path / "fetched", progress=False)
-    local = prepare_task(task, source=fixture_source(get_card(task)), out_dir=tmp_path / "local",
-                         progress=False)
+    local = prepare_task(
+        task, source=fixture_source(get_card(task)), out_dir=tmp_path / "local", progress=False
+    )
     assert fetched.counts == local.counts
     assert read_prepared(task, tmp_path / "fetched").equals(read_prepared(task, tmp_path / "local"))
     assert (tmp_path / "fetched" / "upstream" / task / ".complete").is_file()
@@ -143,9 +144,7 @@ def github_archive(folder, top: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_github_upstream_is_fetched_over_http_and_prepares_like_the_local_copy(
-    github, tmp_path
-):
+def test_a_github_upstream_is_fetched_over_http_and_prepares_like_the_local_copy(github, tmp_path):
     card = get_card("customer_support")
     github[card.source["id"]] = github_archive(fixture_source(card), "harper-valley-0a1b2c3")
     fetched = prepare_task(card.name, out_dir=tmp_path / "fetched", progress=False)
@@ -272,7 +271,7 @@ def prepare_from_hub(hub: HubStandIn, task: str, tmp_path):
         "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1",
     }  # fmt: skip
     command = [sys.executable, "-c", "import sys; from llmbench.cli import main; sys.exit(main())",
-               "prepare", "--task", task, "--out", str(tmp_path / "fetched")]  # fmt: skip
+               "prepare", "--task", task, "--runs", str(tmp_path / "fetched")]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from llmbench.bakeoff import load_config
+from llmbench.bakeoff.pipeline import load_config
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.evaluate import RESPONSES, EvalSettings, answer_settings, run_dir
-from llmbench.prepare import fixture_source, prepare_task, prepared_path
-from llmbench.tasks import get_card
+from llmbench.evaluate.harness import RESPONSES, EvalSettings, answer_settings, run_dir
+from llmbench.prepare.tables import fixture_source, prepare_task, prepared_path
+from llmbench.tasks.cards import get_card
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
@@ -31,7 +31,7 @@ def work(tmp_path):
 
 def eval_argv(work, *extra: str, endpoint: str = UNREACHABLE) -> list[str]:
     return ["eval", "--task", "gsm8k", "--endpoint", endpoint, "--model", "tiny", "--base",
-            "--data", str(work), *extra]  # fmt: skip
+            "--runs", str(work), *extra]  # fmt: skip
 
 
 def one_error_line(capsys) -> str:
@@ -293,7 +293,7 @@ def test_train_names_the_config_when_ludwig_fails_on_its_types(work, tmp_path, c
 def test_a_train_that_fails_leaves_no_run_folder_and_a_rerun_reuses_its_name(tmp_path, capsys):
     """A JSON Lines table is read by Ludwig itself (no column check first): Ludwig fails on it
     after creating the run folder; the folder goes, so the rerun is `run_run` again."""
-    from llmbench.tiny import build_tiny_model
+    from llmbench.train.tiny import build_tiny_model
 
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(ludwig_config(build_tiny_model(tmp_path / "tiny"))))

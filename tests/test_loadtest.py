@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from llmbench.cli import main
-from llmbench.loadtest import LoadSettings, run_loadtest
+from llmbench.loadtest.runner import LoadSettings, run_loadtest
 
 ADAPTERS = ("alpha", "beta", "gamma")
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from test_prompts import awkward_frame, ludwig_prompts
 
-from llmbench import local_models
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.local_models import build_model
-from llmbench.models import get_model
-from llmbench.prompts import realize_prompt, realized_template
-from llmbench.tasks import load_cards
+from llmbench.tasks.cards import load_cards
+from llmbench.tasks.models import get_model
+from llmbench.tasks.prompts import realize_prompt, realized_template
+from llmbench.train import local_models
+from llmbench.train.local_models import build_model
 
 
 def _file_hashes(folder: Path) -> dict[str, str]:
@@ -32,8 +32,14 @@ def test_smollm2_has_the_published_shape(smollm2_dir):
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(smollm2_dir, local_files_only=True)
-    shape = (config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
-             config.num_key_value_heads, config.head_dim, config.vocab_size)
+    shape = (
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.num_attention_heads,
+        config.num_key_value_heads,
+        config.head_dim,
+        config.vocab_size,
+    )
     assert shape == (576, 30, 9, 3, 64, 49152) and config.tie_word_embeddings
     assert not hasattr(config, "quantization_config")  # an ordinary checkpoint, not "GGUF"
 
@@ -55,7 +61,7 @@ def test_smollm2_answers_a_simple_question(smollm2_dir, smollm2_tokenizer):
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
-    answer = smollm2_tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = smollm2_tokenizer.decode(out[0][ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
 
 
@@ -92,9 +98,9 @@ def test_the_pad_token_is_one_no_realized_prompt_holds(smollm2_tokenizer):
 def test_a_pad_token_inside_the_prompts_is_refused_before_training(smollm2_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from llmbench.demo_data import demo_source
-    from llmbench.prepare import prepare_task
-    from llmbench.stats import longest_in_model_tokens
+    from llmbench.prepare.demo_data import demo_source
+    from llmbench.prepare.stats import longest_in_model_tokens
+    from llmbench.prepare.tables import prepare_task
 
     copy = tmp_path / "pad-is-eos"
     copy.mkdir()

@@ -9,16 +9,16 @@ import pytest
 from rouge_score import rouge_scorer
 
 from llmbench.errors import LLMBenchError
-from llmbench.metrics import (
+from llmbench.paths import DATASETS_DIR
+from llmbench.prepare.tables import fixture_source, prepare_task, read_prepared
+from llmbench.tasks.cards import load_cards
+from llmbench.tasks.metrics import (
     METRICS,
     get_metric,
     humaneval_target,
     lcs_length,
     register_metric,
 )
-from llmbench.paths import DATASETS_DIR
-from llmbench.prepare import fixture_source, prepare_task, read_prepared
-from llmbench.tasks import load_cards
 
 
 def score(name: str, generated: str, target: str) -> float:

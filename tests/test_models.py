@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from llmbench.errors import LLMBenchError
-from llmbench.models import get_model, load_registry, study_models
+from llmbench.tasks.models import get_model, load_registry, study_models
 
 
 def test_registry_holds_the_study_models(shared_dir):

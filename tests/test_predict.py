@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 from test_complexity import prepare_fixtures, run_cli
 
-from llmbench.complexity import HEURISTICS
-from llmbench.correlate import QUALITY
-from llmbench.errors import LLMBenchError
-from llmbench.predict import (
+from llmbench.analysis.complexity import HEURISTICS
+from llmbench.analysis.correlate import QUALITY
+from llmbench.analysis.predict import (
     RIDGE_ALPHA,
     evaluate_predictors,
     loo_predictions,
@@ -20,6 +19,7 @@ from llmbench.predict import (
     read_user_dataset,
     smoother,
 )
+from llmbench.errors import LLMBenchError
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_a_users_dataset_with_a_missing_column_or_empty_cell_is_an_error(tmp_pat
 
 
 def test_predict_for_a_prepared_task(work, capsys):
-    status, out, _ = run_cli(capsys, "predict", "--task", "glue_sst2", "--work", str(work))
+    status, out, _ = run_cli(capsys, "predict", "--task", "glue_sst2", "--runs", str(work))
     assert status == 0
     assert "glue_sst2: predicted outcome of fine-tuning (fitted on 30 known tasks" in out
     assert "most similar known tasks" in out and "90% range" in out
@@ -145,13 +145,13 @@ def test_predict_for_a_users_file_with_a_template(work, tmp_path, capsys):
     status, out, _ = run_cli(
         capsys,
         "predict",
-        "--data",
+        "--dataset",
         str(path),
         "--input-columns",
         "the question",
         "--target-col",
         "answer",
-        "--work",
+        "--runs",
         str(work),
     )
     assert status == 0 and "mine: predicted outcome" in out and "from 10 training rows" in out
@@ -160,12 +160,12 @@ def test_predict_for_a_users_file_with_a_template(work, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "expected --task T, or --data FILE with --input-columns and --target-col"),
-        (["--data", "x.csv", "--input-columns", "q"], "expected --task T, or --data FILE"),
+        ([], "expected --task T, or --dataset FILE with --input-columns and --target-col"),
+        (["--dataset", "x.csv", "--input-columns", "q"], "expected --task T, or --dataset FILE"),
         (["--task", "glue_sst2", "--target-col", "y"], "expected it without --data"),
-        (["--data", "mine.txt", "--input-columns", "q", "--target-col", "a"], "not found"),
+        (["--dataset", "mine.txt", "--input-columns", "q", "--target-col", "a"], "not found"),
     ],
 )
 def test_predict_without_a_dataset_is_an_error(work, argv, message, capsys):
-    status, _, err = run_cli(capsys, "predict", *argv, "--work", str(work))
+    status, _, err = run_cli(capsys, "predict", *argv, "--runs", str(work))
     assert status == 2 and message in err

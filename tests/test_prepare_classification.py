@@ -24,15 +24,31 @@ from prepare_helpers import (  # noqa: I001 - tests/ is on sys.path
 )
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import fixture_source, prepare_task, prepared_path
-from llmbench.tasks import get_card
+from llmbench.prepare.tables import fixture_source, prepare_task, prepared_path
+from llmbench.tasks.cards import get_card
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_DATA = SHARED / "data"
-GLUE = ("glue_cola", "glue_mnli", "glue_mrpc", "glue_qnli", "glue_qqp", "glue_sst2", "glue_stsb",
-        "glue_wnli")
-TASKS = (*GLUE, "boolq", "dbpedia", "mmlu", "arc_combined", "winogrande", "hellaswag",
-         "hellaswag_processed")
+GLUE = (
+    "glue_cola",
+    "glue_mnli",
+    "glue_mrpc",
+    "glue_qnli",
+    "glue_qqp",
+    "glue_sst2",
+    "glue_stsb",
+    "glue_wnli",
+)
+TASKS = (
+    *GLUE,
+    "boolq",
+    "dbpedia",
+    "mmlu",
+    "arc_combined",
+    "winogrande",
+    "hellaswag",
+    "hellaswag_processed",
+)
 
 # Rows each fixture yields. Unlabelled splits (GLUE test, winogrande and hellaswag test) sit in
 # the fixtures as upstream ships them but are not prepared.
@@ -51,17 +67,32 @@ FIXTURE_COUNTS |= {
 HAND_TARGETS = [
     ("glue_cola", "train", 1, "label", "0"),
     ("glue_cola", "validation", 4, "label", "1"),
-    ("glue_sst2", "train", 0, "sentence",
-     "a warm , funny and surprisingly tender portrait of family life"),
+    (
+        "glue_sst2",
+        "train",
+        0,
+        "sentence",
+        "a warm , funny and surprisingly tender portrait of family life",
+    ),
     ("glue_mrpc", "validation", 2, "label", "1"),
     ("glue_qqp", "train", 11, "label", "0"),
-    ("glue_qnli", "train", 10, "sentence",
-     "The first grammar of the language was written by a missionary, Tomás Ferrer, in 1612."),
+    (
+        "glue_qnli",
+        "train",
+        10,
+        "sentence",
+        "The first grammar of the language was written by a missionary, Tomás Ferrer, in 1612.",
+    ),
     ("glue_wnli", "train", 12, "label", "1"),
     # validation_matched (3 rows) comes first, then validation_mismatched
     ("glue_mnli", "validation", 1, "label", "2"),
-    ("glue_mnli", "validation", 3, "premise",
-     "yeah i used to go fishing up there every weekend when the kids were little"),
+    (
+        "glue_mnli",
+        "validation",
+        3,
+        "premise",
+        "yeah i used to go fishing up there every weekend when the kids were little",
+    ),
     ("glue_mnli", "validation", 5, "label", "1"),
     ("glue_stsb", "train", 0, "label", "5"),
     ("glue_stsb", "train", 6, "label", "0"),
@@ -73,9 +104,14 @@ HAND_TARGETS = [
     ("boolq", "validation", 0, "answer", "no"),
     ("boolq", "validation", 0, "question", "can an ostrich fly"),
     ("dbpedia", "train", 3, "label", "Athlete"),
-    ("dbpedia", "train", 3, "content",
-     "Tomasz Wrona (born 12 March 1988) is a Polish footballer who plays as a defender for Górnik "
-     "Łęczna. He previously played for three clubs in the Ekstraklasa."),
+    (
+        "dbpedia",
+        "train",
+        3,
+        "content",
+        "Tomasz Wrona (born 12 March 1988) is a Polish footballer who plays as a defender for "
+        "Górnik Łęczna. He previously played for three clubs in the Ekstraklasa.",
+    ),
     ("dbpedia", "train", 13, "label", "WrittenWork"),
     ("dbpedia", "test", 2, "label", "Village"),
     ("mmlu", "train", 7, "answer", "D"),
@@ -83,50 +119,83 @@ HAND_TARGETS = [
     ("mmlu", "validation", 1, "answer", "A"),
     ("mmlu", "test", 3, "answer", "C"),
     # train: ARC-Challenge's 4 rows, then ARC-Easy's 4
-    ("arc_combined", "train", 2, "choices",
-     "A. balance\nB. ruler\nC. thermometer\nD. graduated cylinder"),
+    (
+        "arc_combined",
+        "train",
+        2,
+        "choices",
+        "A. balance\nB. ruler\nC. thermometer\nD. graduated cylinder",
+    ),
     ("arc_combined", "train", 2, "answer", "A"),
     ("arc_combined", "train", 4, "question", "Which body part helps a fish breathe underwater?"),
     ("arc_combined", "train", 6, "answer", "C"),
-    ("arc_combined", "validation", 0, "choices",
-     "A. ice melting\nB. wood burning\nC. paper tearing"),
+    (
+        "arc_combined",
+        "validation",
+        0,
+        "choices",
+        "A. ice melting\nB. wood burning\nC. paper tearing",
+    ),
     ("arc_combined", "validation", 2, "answer", "C"),
-    ("arc_combined", "test", 0, "choices",
-     "A. a glass marble\nB. an iron nail\nC. a rubber eraser\nD. a wooden block\n"
-     "E. a plastic button"),
+    (
+        "arc_combined",
+        "test",
+        0,
+        "choices",
+        "A. a glass marble\nB. an iron nail\nC. a rubber eraser\nD. a wooden block\n"
+        "E. a plastic button",
+    ),
     ("arc_combined", "test", 5, "answer", "D"),
     ("winogrande", "train", 0, "answer", "2"),
-    ("winogrande", "test", 2, "sentence",
-     "Brian offered to drive Eric to the airport since _ owned a car."),
+    (
+        "winogrande",
+        "test",
+        2,
+        "sentence",
+        "Brian offered to drive Eric to the airport since _ owned a car.",
+    ),
     ("winogrande", "test", 2, "answer", "1"),
-    ("hellaswag", "train", 3, "context",
-     "[header] How to clean a cast iron skillet [title] Let the skillet cool slightly. [step] "
-     "Wait until the pan is warm but no longer hot enough to burn you."),
+    (
+        "hellaswag",
+        "train",
+        3,
+        "context",
+        "[header] How to clean a cast iron skillet [title] Let the skillet cool slightly. [step] "
+        "Wait until the pan is warm but no longer hot enough to burn you.",
+    ),
     ("hellaswag", "train", 12, "label", "3"),
-    ("hellaswag", "validation", 0, "endings",
-     "0. presses a hot iron over the fabric, smoothing out the wrinkles.\n1. puts the shirt in the "
-     "oven.\n2. rolls the shirt into a ball and throws it.\n3. sits on the ironing board and "
-     "folds it up."),
-    ("hellaswag", "validation", 0, "context",
-     "A woman spreads a wrinkled shirt across an ironing board. she"),
-    ("hellaswag_processed", "train", 4, "ending",
-     "starts, and he pushes it in straight lines across the grass."),
-    ("hellaswag_processed", "validation", 3, "ending",
-     "[title] Keep your bedroom cool, dark and quiet. [step] Consider earplugs or blackout "
-     "curtains if you need them."),
+    (
+        "hellaswag",
+        "validation",
+        0,
+        "endings",
+        "0. presses a hot iron over the fabric, smoothing out the wrinkles.\n1. puts the shirt in "
+        "the oven.\n2. rolls the shirt into a ball and throws it.\n3. sits on the ironing board "
+        "and folds it up.",
+    ),
+    (
+        "hellaswag",
+        "validation",
+        0,
+        "context",
+        "A woman spreads a wrinkled shirt across an ironing board. she",
+    ),
+    (
+        "hellaswag_processed",
+        "train",
+        4,
+        "ending",
+        "starts, and he pushes it in straight lines across the grass.",
+    ),
+    (
+        "hellaswag_processed",
+        "validation",
+        3,
+        "ending",
+        "[title] Keep your bedroom cool, dark and quiet. [step] Consider earplugs or blackout "
+        "curtains if you need them.",
+    ),
 ]
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def edit_row(path: Path, number: int, **changes) -> None:
@@ -190,8 +259,9 @@ def test_preparing_twice_gives_byte_identical_tables(task, tmp_path):
     assert first.read_bytes() == second.read_bytes()
 
 
-@pytest.mark.parametrize("task", ["glue_mnli", "glue_stsb", "boolq", "mmlu", "arc_combined",
-                                  "hellaswag"])
+@pytest.mark.parametrize(
+    "task", ["glue_mnli", "glue_stsb", "boolq", "mmlu", "arc_combined", "hellaswag"]
+)
 def test_a_parquet_copy_prepares_like_the_jsonl_fixture(task, tmp_path):
     source = fixture_source(get_card(task))
     expected = prepare(task, source, tmp_path / "from_jsonl")
@@ -204,8 +274,14 @@ def test_stsb_float32_scores_are_written_with_three_decimals_at_most(tmp_path):
     import pyarrow.parquet as pq
 
     source = copy_fixture("glue_stsb", tmp_path)
-    table = pa.table({"sentence1": ["A.", "B.", "C."], "sentence2": ["a.", "b.", "c."],
-                      "label": pa.array([3.8, 2.4, 4.667], pa.float32()), "idx": [0, 1, 2]})
+    table = pa.table(
+        {
+            "sentence1": ["A.", "B.", "C."],
+            "sentence2": ["a.", "b.", "c."],
+            "label": pa.array([3.8, 2.4, 4.667], pa.float32()),
+            "idx": [0, 1, 2],
+        }
+    )
     (source / "validation.jsonl").unlink()
     pq.write_table(table, source / "validation.parquet")
     frame = prepare("glue_stsb", source, tmp_path / "out")
@@ -227,15 +303,28 @@ def test_mmlu_reads_auxiliary_train_rows_wrapped_in_a_train_object(tmp_path):
 def test_glue_hidden_test_label_in_a_prepared_split_is_an_error(tmp_path):
     source = copy_fixture("glue_cola", tmp_path)
     edit_row(source / "validation.jsonl", 3, label=-1)
-    assert_fails_cleanly("glue_cola", source, tmp_path / "out", str(source / "validation.jsonl"),
-                         "row 3", "label -1", "hidden GLUE test label")
+    assert_fails_cleanly(
+        "glue_cola",
+        source,
+        tmp_path / "out",
+        str(source / "validation.jsonl"),
+        "row 3",
+        "label -1",
+        "hidden GLUE test label",
+    )
 
 
 def test_glue_missing_column_names_the_file_and_line(tmp_path):
     source = copy_fixture("glue_mrpc", tmp_path)
     edit_row(source / "validation.jsonl", 2, sentence2=None)
-    assert_fails_cleanly("glue_mrpc", source, tmp_path / "out", str(source / "validation.jsonl"),
-                         "line 2", "sentence2")
+    assert_fails_cleanly(
+        "glue_mrpc",
+        source,
+        tmp_path / "out",
+        str(source / "validation.jsonl"),
+        "line 2",
+        "sentence2",
+    )
 
 
 def test_glue_undecodable_bytes_name_the_file(tmp_path):
@@ -255,87 +344,144 @@ def test_glue_bad_json_line_in_the_second_part_of_a_split(tmp_path):
 def test_glue_missing_split_file_is_named(tmp_path):
     source = copy_fixture("glue_mnli", tmp_path)
     (source / "validation_matched.jsonl").unlink()
-    assert_fails_cleanly("glue_mnli", source, tmp_path / "out", str(source),
-                         "validation_matched")
+    assert_fails_cleanly("glue_mnli", source, tmp_path / "out", str(source), "validation_matched")
 
 
 def test_stsb_score_outside_zero_to_five_is_an_error(tmp_path):
     source = copy_fixture("glue_stsb", tmp_path)
     edit_row(source / "train.jsonl", 5, label=5.5)
-    assert_fails_cleanly("glue_stsb", source, tmp_path / "out", str(source / "train.jsonl"),
-                         "row 5", "label 5.5", "between 0 and 5")
+    assert_fails_cleanly(
+        "glue_stsb",
+        source,
+        tmp_path / "out",
+        str(source / "train.jsonl"),
+        "row 5",
+        "label 5.5",
+        "between 0 and 5",
+    )
 
 
 def test_boolq_answer_that_is_not_a_boolean_is_an_error(tmp_path):
     source = copy_fixture("boolq", tmp_path)
     edit_row(source / "train.jsonl", 4, answer="maybe")
-    assert_fails_cleanly("boolq", source, tmp_path / "out", str(source / "train.jsonl"),
-                         "row 4", "'maybe'", "true or false")
+    assert_fails_cleanly(
+        "boolq",
+        source,
+        tmp_path / "out",
+        str(source / "train.jsonl"),
+        "row 4",
+        "'maybe'",
+        "true or false",
+    )
 
 
 def test_dbpedia_unknown_label_value_is_an_error(tmp_path):
     source = copy_fixture("dbpedia", tmp_path)
     edit_row(source / "test.jsonl", 6, label=14)
-    assert_fails_cleanly("dbpedia", source, tmp_path / "out", str(source / "test.jsonl"),
-                         "row 6", "label 14", "0-13")
+    assert_fails_cleanly(
+        "dbpedia", source, tmp_path / "out", str(source / "test.jsonl"), "row 6", "label 14", "0-13"
+    )
 
 
 def test_dbpedia_text_that_is_not_text_is_an_error(tmp_path):
     source = copy_fixture("dbpedia", tmp_path)
     edit_row(source / "train.jsonl", 2, content=["a", "list"])
-    assert_fails_cleanly("dbpedia", source, tmp_path / "out", str(source / "train.jsonl"),
-                         "row 2", "content is list", "expected text")
+    assert_fails_cleanly(
+        "dbpedia",
+        source,
+        tmp_path / "out",
+        str(source / "train.jsonl"),
+        "row 2",
+        "content is list",
+        "expected text",
+    )
 
 
 def test_mmlu_answer_beyond_the_choices_is_an_error(tmp_path):
     source = copy_fixture("mmlu", tmp_path)
     edit_row(source / "validation.jsonl", 2, answer=4)
-    assert_fails_cleanly("mmlu", source, tmp_path / "out", str(source / "validation.jsonl"),
-                         "row 2", "answer 4", "0-3")
+    assert_fails_cleanly(
+        "mmlu",
+        source,
+        tmp_path / "out",
+        str(source / "validation.jsonl"),
+        "row 2",
+        "answer 4",
+        "0-3",
+    )
 
 
 def test_mmlu_missing_choices_column_is_an_error(tmp_path):
     source = copy_fixture("mmlu", tmp_path)
     edit_row(source / "test.jsonl", 1, choices=None)
-    assert_fails_cleanly("mmlu", source, tmp_path / "out", str(source / "test.jsonl"),
-                         "row 1", "choices")
+    assert_fails_cleanly(
+        "mmlu", source, tmp_path / "out", str(source / "test.jsonl"), "row 1", "choices"
+    )
 
 
 def test_arc_answer_key_outside_the_choice_labels_is_an_error(tmp_path):
     source = copy_fixture("arc_combined", tmp_path)
     path = source / "ARC-Easy" / "train.jsonl"
     edit_row(path, 3, answerKey="E")
-    assert_fails_cleanly("arc_combined", source, tmp_path / "out", str(path), "row 3",
-                         "answerKey 'E'", "1, 2, 3, 4")
+    assert_fails_cleanly(
+        "arc_combined", source, tmp_path / "out", str(path), "row 3", "answerKey 'E'", "1, 2, 3, 4"
+    )
 
 
 def test_arc_missing_config_folder_is_named(tmp_path):
     source = copy_fixture("arc_combined", tmp_path)
     shutil.rmtree(source / "ARC-Easy")
-    assert_fails_cleanly("arc_combined", source, tmp_path / "out", str(source), "ARC-Easy",
-                         "one folder per ARC config")
+    assert_fails_cleanly(
+        "arc_combined",
+        source,
+        tmp_path / "out",
+        str(source),
+        "ARC-Easy",
+        "one folder per ARC config",
+    )
 
 
 def test_winogrande_unlabelled_split_is_an_error_when_read(tmp_path):
     source = copy_fixture("winogrande", tmp_path)
     (source / "validation.jsonl").unlink()
     shutil.copy(source / "test.jsonl", source / "validation.jsonl")
-    assert_fails_cleanly("winogrande", source, tmp_path / "out", str(source / "validation.jsonl"),
-                         "row 1", "answer ''", "unlabelled")
+    assert_fails_cleanly(
+        "winogrande",
+        source,
+        tmp_path / "out",
+        str(source / "validation.jsonl"),
+        "row 1",
+        "answer ''",
+        "unlabelled",
+    )
 
 
 def test_hellaswag_endings_that_are_not_four_texts_are_an_error(tmp_path):
     source = copy_fixture("hellaswag", tmp_path)
     edit_row(source / "train.jsonl", 9, endings=["one", "two", "three"])
-    assert_fails_cleanly("hellaswag", source, tmp_path / "out", str(source / "train.jsonl"),
-                         "row 9", "endings", "4 texts")
+    assert_fails_cleanly(
+        "hellaswag",
+        source,
+        tmp_path / "out",
+        str(source / "train.jsonl"),
+        "row 9",
+        "endings",
+        "4 texts",
+    )
 
 
 def test_hellaswag_processed_cannot_take_an_ending_from_an_unlabelled_row(tmp_path):
     source = copy_fixture("hellaswag_processed", tmp_path)
     edit_row(source / "validation.jsonl", 2, label="")
-    assert_fails_cleanly("hellaswag_processed", source, tmp_path / "out",
-                         str(source / "validation.jsonl"), "row 2", "label ''", "unlabelled")
+    assert_fails_cleanly(
+        "hellaswag_processed",
+        source,
+        tmp_path / "out",
+        str(source / "validation.jsonl"),
+        "row 2",
+        "label ''",
+        "unlabelled",
+    )
 
 
 # --- the real upstream files, where ../shared/data has them -------------------------------------
@@ -344,8 +490,12 @@ def test_hellaswag_processed_cannot_take_an_ending_from_an_unlabelled_row(tmp_pa
 # split; arc_combined's holds ARC-Challenge/ and ARC-Easy/). None of these are there yet, so the
 # test skips; it runs as soon as one is added.
 SHARED_COPIES = {task: f"glue/{task.removeprefix('glue_')}" for task in GLUE} | {
-    "boolq": "boolq", "dbpedia": "dbpedia_14", "mmlu": "mmlu", "arc_combined": "ai2_arc",
-    "hellaswag": "hellaswag", "hellaswag_processed": "hellaswag",
+    "boolq": "boolq",
+    "dbpedia": "dbpedia_14",
+    "mmlu": "mmlu",
+    "arc_combined": "ai2_arc",
+    "hellaswag": "hellaswag",
+    "hellaswag_processed": "hellaswag",
 }
 
 

@@ -23,32 +23,31 @@ from prepare_helpers import (  # noqa: I001 - tests/ is on sys.path
 )
 
 from llmbench.errors import LLMBenchError
-from llmbench.metrics import humaneval_pass_at_1
-from llmbench.prepare import (
+from llmbench.prepare.tables import (
     fixture_source,
     prepare_task,
     prepared_path,
     read_prepared,
-    task_module,
 )
-from llmbench.tasks import get_card
+from llmbench.prepare.task_code import task_module
+from llmbench.tasks.cards import get_card
+from llmbench.tasks.metrics import humaneval_pass_at_1
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TASKS = ("bc5cdr", "conllpp", "e2e_nlg", "tldr_content_gen", "tldr_headline_gen", "viggo",
-         "webnlg", "magicoder", "wikisql")
+TASKS = (
+    "bc5cdr",
+    "conllpp",
+    "e2e_nlg",
+    "tldr_content_gen",
+    "tldr_headline_gen",
+    "viggo",
+    "webnlg",
+    "magicoder",
+    "wikisql",
+)
 FIXTURE_COUNTS = {task: {"train": 12, "validation": 4, "test": 4} for task in TASKS}
 for _task in ("tldr_content_gen", "tldr_headline_gen", "magicoder"):
     FIXTURE_COUNTS[_task] = {"train": 16, "test": 4}
-
-
-
-
-
-
-
-
-
-
 
 
 def write_parquet(path: Path, records: list[dict]) -> None:
@@ -94,88 +93,193 @@ def test_preparing_twice_gives_identical_files(task, tmp_path):
 
 # Targets worked out by hand from the fixtures: (task, split, row within the split, values).
 HAND_WORKED = [
-    ("conllpp", "train", 3, {
-        "sentence": "Norwegian group Statoil said Statoil would expand in Norway and Denmark .",
-        "entities": '{"person": [], "organization": ["Statoil", "Statoil"], "location": '
-                    '["Norway", "Denmark"], "miscellaneous": ["Norwegian"]}'}),
-    ("conllpp", "train", 11, {
-        "entities": '{"person": [], "organization": [], "location": [], "miscellaneous": []}'}),
-    ("conllpp", "test", 2, {
-        "entities": '{"person": ["Joseph Otieno"], "organization": ["Kenya Cricket Association '
-                    'XI"], "location": ["Kenya"], "miscellaneous": []}'}),
-    ("bc5cdr", "train", 9, {
-        "entities": '{"chemical": ["haloperidol", "clozapine", "haloperidol", "benztropine"], '
-                    '"disease": ["tardive dyskinesia"]}'}),
-    ("bc5cdr", "train", 7, {
-        "sentence": "Pretreatment with N - acetylcysteine reduced tubular necrosis .",
-        "entities": '{"chemical": ["N - acetylcysteine"], "disease": ["tubular necrosis"]}'}),
-    ("bc5cdr", "validation", 0, {
-        "entities": '{"chemical": ["Heparin"], "disease": ["thrombocytopenia"]}'}),
-    ("e2e_nlg", "train", 7, {
-        "meaning_representation": "name[Copper Pot], food[Chinese], priceRange[more than £30], "
-                                  "area[city centre]",
-        "reference": "Copper Pot serves Chinese food in the city centre for more than £30."}),
-    ("e2e_nlg", "test", 3, {
-        "reference": "Children are welcome at The Anchor, a pub rated average by customers."}),
-    ("viggo", "validation", 2, {
-        "meaning_representation": "request_explanation(rating[poor], genres[racing])",
-        "reference": "What is it about racing games that you find so poor?"}),
+    (
+        "conllpp",
+        "train",
+        3,
+        {
+            "sentence": "Norwegian group Statoil said Statoil would expand in Norway and Denmark .",
+            "entities": '{"person": [], "organization": ["Statoil", "Statoil"], "location": '
+            '["Norway", "Denmark"], "miscellaneous": ["Norwegian"]}',
+        },
+    ),
+    (
+        "conllpp",
+        "train",
+        11,
+        {"entities": '{"person": [], "organization": [], "location": [], "miscellaneous": []}'},
+    ),
+    (
+        "conllpp",
+        "test",
+        2,
+        {
+            "entities": '{"person": ["Joseph Otieno"], "organization": ["Kenya Cricket Association '
+            'XI"], "location": ["Kenya"], "miscellaneous": []}'
+        },
+    ),
+    (
+        "bc5cdr",
+        "train",
+        9,
+        {
+            "entities": '{"chemical": ["haloperidol", "clozapine", "haloperidol", "benztropine"], '
+            '"disease": ["tardive dyskinesia"]}'
+        },
+    ),
+    (
+        "bc5cdr",
+        "train",
+        7,
+        {
+            "sentence": "Pretreatment with N - acetylcysteine reduced tubular necrosis .",
+            "entities": '{"chemical": ["N - acetylcysteine"], "disease": ["tubular necrosis"]}',
+        },
+    ),
+    (
+        "bc5cdr",
+        "validation",
+        0,
+        {"entities": '{"chemical": ["Heparin"], "disease": ["thrombocytopenia"]}'},
+    ),
+    (
+        "e2e_nlg",
+        "train",
+        7,
+        {
+            "meaning_representation": "name[Copper Pot], food[Chinese], priceRange[more than £30], "
+            "area[city centre]",
+            "reference": "Copper Pot serves Chinese food in the city centre for more than £30.",
+        },
+    ),
+    (
+        "e2e_nlg",
+        "test",
+        3,
+        {"reference": "Children are welcome at The Anchor, a pub rated average by customers."},
+    ),
+    (
+        "viggo",
+        "validation",
+        2,
+        {
+            "meaning_representation": "request_explanation(rating[poor], genres[racing])",
+            "reference": "What is it about racing games that you find so poor?",
+        },
+    ),
     ("viggo", "test", 3, {"meaning_representation": "request_attribute(player_perspective[])"}),
-    ("tldr_content_gen", "train", 0, {
-        "headline": "Startup builds solar-powered drone that stays aloft for a week"}),
-    ("tldr_content_gen", "test", 1, {
-        "headline": "Shellwise (GitHub Repo)",
-        "content": "Shellwise explains shell commands in plain English. Paste a command and it "
-                   "breaks down each flag and pipe, with links to the manual pages."}),
-    ("tldr_headline_gen", "test", 0, {
-        "headline": "Satellite startup launches its first weather sensors"}),
-    ("webnlg", "train", 1, {
-        "triples": "Harlow_Mills_Airport | runwayLength | 2150.0\n"
-                   "Harlow_Mills_Airport | elevationAboveTheSeaLevel | 87",
-        "reference": "Harlow Mills Airport lies 87 metres above sea level and has a runway "
-                     "2150.0 metres long."}),
+    (
+        "tldr_content_gen",
+        "train",
+        0,
+        {"headline": "Startup builds solar-powered drone that stays aloft for a week"},
+    ),
+    (
+        "tldr_content_gen",
+        "test",
+        1,
+        {
+            "headline": "Shellwise (GitHub Repo)",
+            "content": "Shellwise explains shell commands in plain English. Paste a command and it "
+            "breaks down each flag and pipe, with links to the manual pages.",
+        },
+    ),
+    (
+        "tldr_headline_gen",
+        "test",
+        0,
+        {"headline": "Satellite startup launches its first weather sensors"},
+    ),
+    (
+        "webnlg",
+        "train",
+        1,
+        {
+            "triples": "Harlow_Mills_Airport | runwayLength | 2150.0\n"
+            "Harlow_Mills_Airport | elevationAboveTheSeaLevel | 87",
+            "reference": "Harlow Mills Airport lies 87 metres above sea level and has a runway "
+            "2150.0 metres long.",
+        },
+    ),
     ("webnlg", "test", 0, {"reference": "Winter Lines, directed by Hana Sato, came out in 2011."}),
-    ("webnlg", "test", 2, {"triples": "Winter_Lines | director | Hana_Sato\n"
-                                      "Winter_Lines | releaseDate | 2011",
-                           "reference": ""}),
-    ("magicoder", "train", 6, {
-        "problem": "Write a bash one-liner that prints the five largest files in the current "
-                   "directory.",
-        "solution": "```bash\nls -S | head -n 5\n```"}),
-    ("magicoder", "test", 3, {
-        "problem": 'def count_words(sentence: str) -> int:\n    """ Count the words separated by '
-                   "whitespace.\n    >>> count_words('a b  c')\n    3\n    \"\"\"\n",
-        "solution": json.dumps({
-            "prompt": 'def count_words(sentence: str) -> int:\n    """ Count the words separated '
-                      "by whitespace.\n    >>> count_words('a b  c')\n    3\n    \"\"\"\n",
-            "test": "\n\ndef check(candidate):\n    assert candidate('a b  c') == 3\n"
+    (
+        "webnlg",
+        "test",
+        2,
+        {
+            "triples": "Winter_Lines | director | Hana_Sato\nWinter_Lines | releaseDate | 2011",
+            "reference": "",
+        },
+    ),
+    (
+        "magicoder",
+        "train",
+        6,
+        {
+            "problem": "Write a bash one-liner that prints the five largest files in the current "
+            "directory.",
+            "solution": "```bash\nls -S | head -n 5\n```",
+        },
+    ),
+    (
+        "magicoder",
+        "test",
+        3,
+        {
+            "problem": 'def count_words(sentence: str) -> int:\n    """ Count the words '
+            'separated by whitespace.\n    >>> count_words(\'a b  c\')\n    3\n    """\n',
+            "solution": json.dumps(
+                {
+                    "prompt": 'def count_words(sentence: str) -> int:\n    """ Count the '
+                    "words separated by whitespace.\n    >>> count_words('a b  c')\n"
+                    '    3\n    """\n',
+                    "test": "\n\ndef check(candidate):\n    assert candidate('a b  c') == 3\n"
                     "    assert candidate('') == 0\n",
-            "entry_point": "count_words"})}),
+                    "entry_point": "count_words",
+                }
+            ),
+        },
+    ),
     ("wikisql", "train", 1, {"sql": "SELECT Time FROM table WHERE Year = 2016"}),
     ("wikisql", "train", 9, {"sql": "SELECT SUM Votes FROM table WHERE First elected < 2005"}),
     ("wikisql", "validation", 3, {"sql": "SELECT COUNT Season FROM table"}),
-    ("wikisql", "test", 0, {
-        "table": "Name | Built | Height (m) | Status\nGull Point | 1871 | 24 | Active\n"
-                 "Black Rock | 1902 | 31 | Museum",
-        "question": "What is the status of the lighthouse built in 1902?",
-        "sql": "SELECT Status FROM table WHERE Built = 1902.0"}),
-    ("wikisql", "test", 2, {
-        "sql": "SELECT District FROM table WHERE Incumbent = Luis Ortega AND Party = Labour"}),
+    (
+        "wikisql",
+        "test",
+        0,
+        {
+            "table": "Name | Built | Height (m) | Status\nGull Point | 1871 | 24 | Active\n"
+            "Black Rock | 1902 | 31 | Museum",
+            "question": "What is the status of the lighthouse built in 1902?",
+            "sql": "SELECT Status FROM table WHERE Built = 1902.0",
+        },
+    ),
+    (
+        "wikisql",
+        "test",
+        2,
+        {"sql": "SELECT District FROM table WHERE Incumbent = Luis Ortega AND Party = Labour"},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("task", "split", "index", "expected"), HAND_WORKED,
-                         ids=[f"{t}-{s}-{i}" for t, s, i, _ in HAND_WORKED])
+@pytest.mark.parametrize(
+    ("task", "split", "index", "expected"),
+    HAND_WORKED,
+    ids=[f"{t}-{s}-{i}" for t, s, i, _ in HAND_WORKED],
+)
 def test_fixture_rows_hold_the_hand_worked_values(task, split, index, expected, tmp_path):
     row = rows_of(prepare(task, fixture_source(get_card(task)), tmp_path), split).iloc[index]
     assert {column: row[column] for column in expected} == expected
 
 
 def test_tldr_tasks_hold_the_same_items_swapped(tmp_path):
-    content_gen = prepare("tldr_content_gen", fixture_source(get_card("tldr_content_gen")),
-                          tmp_path)
-    headline_gen = prepare("tldr_headline_gen", fixture_source(get_card("tldr_headline_gen")),
-                           tmp_path)
+    content_gen = prepare(
+        "tldr_content_gen", fixture_source(get_card("tldr_content_gen")), tmp_path
+    )
+    headline_gen = prepare(
+        "tldr_headline_gen", fixture_source(get_card("tldr_headline_gen")), tmp_path
+    )
     for column in ("headline", "content", "split"):
         assert list(content_gen[column]) == list(headline_gen[column])
 
@@ -183,12 +287,12 @@ def test_tldr_tasks_hold_the_same_items_swapped(tmp_path):
 def test_humaneval_targets_carry_what_pass_at_1_needs(tmp_path):
     fixture = fixture_source(get_card("magicoder"))
     test_rows = rows_of(prepare("magicoder", fixture, tmp_path), "test")
-    problems = [json.loads(line)
-                for line in (fixture / "HumanEval.jsonl").read_text().splitlines()]
+    problems = [json.loads(line) for line in (fixture / "HumanEval.jsonl").read_text().splitlines()]
     for row, problem in zip(test_rows.itertuples(), problems, strict=True):
         assert row.problem == problem["prompt"]
-        assert json.loads(row.solution) == {key: problem[key]
-                                            for key in ("prompt", "test", "entry_point")}
+        assert json.loads(row.solution) == {
+            key: problem[key] for key in ("prompt", "test", "entry_point")
+        }
         # The canonical solution passes when scored against the prepared target.
         assert humaneval_pass_at_1(problem["canonical_solution"], row.solution) == 1.0
 
@@ -201,19 +305,35 @@ def test_entities_json_reads_an_i_tag_after_o_as_a_new_span_and_keeps_non_ascii(
     keys = {"PER": "person", "LOC": "location"}
     tokens = ["Zoë", "Ng", "met", "Zoë", "Ng", "in", "São", "Paulo"]
     tags = ["I-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
-    assert entities_json(tokens, tags, keys, str) == \
-        '{"person": ["Zoë Ng", "Zoë Ng"], "location": ["São Paulo"]}'
+    assert (
+        entities_json(tokens, tags, keys, str)
+        == '{"person": ["Zoë Ng", "Zoë Ng"], "location": ["São Paulo"]}'
+    )
 
 
 def test_entities_json_lists_a_repeated_entity_once_per_mention_in_order_of_mention():
     # As the study's processed conllpp file does ("Polish", "Polish", "Polish").
     entities_json = task_module("conllpp").entities_json
     keys = {"MISC": "miscellaneous", "LOC": "location"}
-    tokens = ["Polish", "farmers", "in", "Lodz", "and", "Polish", "miners", "near", "Lodz",
-              "back", "Polish", "unions"]
+    tokens = [
+        "Polish",
+        "farmers",
+        "in",
+        "Lodz",
+        "and",
+        "Polish",
+        "miners",
+        "near",
+        "Lodz",
+        "back",
+        "Polish",
+        "unions",
+    ]
     tags = ["B-MISC", "O", "O", "B-LOC", "O", "B-MISC", "O", "O", "B-LOC", "O", "B-MISC", "O"]
-    assert entities_json(tokens, tags, keys, str) == \
-        '{"miscellaneous": ["Polish", "Polish", "Polish"], "location": ["Lodz", "Lodz"]}'
+    assert (
+        entities_json(tokens, tags, keys, str)
+        == '{"miscellaneous": ["Polish", "Polish", "Polish"], "location": ["Lodz", "Lodz"]}'
+    )
 
 
 def test_entities_json_splits_adjacent_b_tags_and_type_changes():
@@ -221,8 +341,10 @@ def test_entities_json_splits_adjacent_b_tags_and_type_changes():
     keys = {"PER": "person", "ORG": "organization"}
     tokens = ["Ann", "Bo", "Acme", "Corp"]
     tags = ["B-PER", "B-PER", "I-ORG", "I-ORG"]
-    assert entities_json(tokens, tags, keys, str) == \
-        '{"person": ["Ann", "Bo"], "organization": ["Acme Corp"]}'
+    assert (
+        entities_json(tokens, tags, keys, str)
+        == '{"person": ["Ann", "Bo"], "organization": ["Acme Corp"]}'
+    )
 
 
 # --- the other upstream layouts ---------------------------------------------------------------
@@ -230,22 +352,29 @@ def test_entities_json_splits_adjacent_b_tags_and_type_changes():
 
 def test_conllpp_reads_the_hugging_face_export(tmp_path):
     source = tmp_path / "hf"
-    row = {"id": "0", "tokens": ["Mia", "Holt", "visited", "Lyon", "."],
-           "pos_tags": [22, 22, 38, 22, 7], "chunk_tags": [11, 12, 21, 11, 0],
-           "ner_tags": [1, 2, 0, 5, 0]}
+    row = {
+        "id": "0",
+        "tokens": ["Mia", "Holt", "visited", "Lyon", "."],
+        "pos_tags": [22, 22, 38, 22, 7],
+        "chunk_tags": [11, 12, 21, 11, 0],
+        "ner_tags": [1, 2, 0, 5, 0],
+    }
     for split in ("train", "validation", "test"):
         write_parquet(source / f"{split}.parquet", [row])
     frame = prepare("conllpp", source, tmp_path / "out")
     assert counts_of(frame) == {"train": 1, "validation": 1, "test": 1}
     assert frame["sentence"][0] == "Mia Holt visited Lyon ."
-    assert frame["entities"][0] == ('{"person": ["Mia Holt"], "organization": [], '
-                                    '"location": ["Lyon"], "miscellaneous": []}')
+    assert frame["entities"][0] == (
+        '{"person": ["Mia Holt"], "organization": [], "location": ["Lyon"], "miscellaneous": []}'
+    )
 
 
 def test_bc5cdr_reads_tner_label_ids(tmp_path):
     source = tmp_path / "hf"
-    row = {"tokens": ["Aspirin", "-", "induced", "asthma", "attack", "."],
-           "tags": [1, 0, 0, 2, 3, 0]}
+    row = {
+        "tokens": ["Aspirin", "-", "induced", "asthma", "attack", "."],
+        "tags": [1, 0, 0, 2, 3, 0],
+    }
     for split in ("train", "validation", "test"):
         write_jsonl(source / f"{split}.jsonl", [row])
     frame = prepare("bc5cdr", source, tmp_path / "out")
@@ -253,29 +382,44 @@ def test_bc5cdr_reads_tner_label_ids(tmp_path):
     assert frame["entities"][0] == '{"chemical": ["Aspirin"], "disease": ["asthma attack"]}'
 
 
-@pytest.mark.parametrize(("task", "columns"), [
-    ("e2e_nlg", ("meaning_representation", "human_reference")),
-    ("viggo", ("meaning_representation", "target")),
-])
+@pytest.mark.parametrize(
+    ("task", "columns"),
+    [
+        ("e2e_nlg", ("meaning_representation", "human_reference")),
+        ("viggo", ("meaning_representation", "target")),
+    ],
+)
 def test_mr_tasks_read_the_hugging_face_export(task, columns, tmp_path):
     source = tmp_path / "hf"
     for number, split in enumerate(("train", "validation", "test")):
-        write_jsonl(source / f"{split}.jsonl",
-                    [{columns[0]: f"name[Place {number}]", columns[1]: f"Place {number}.",
-                      "extra": "ignored"}])
+        write_jsonl(
+            source / f"{split}.jsonl",
+            [
+                {
+                    columns[0]: f"name[Place {number}]",
+                    columns[1]: f"Place {number}.",
+                    "extra": "ignored",
+                }
+            ],
+        )
     frame = prepare(task, source, tmp_path / "out")
-    assert list(frame["meaning_representation"]) == ["name[Place 0]", "name[Place 1]",
-                                                      "name[Place 2]"]
+    assert list(frame["meaning_representation"]) == [
+        "name[Place 0]",
+        "name[Place 1]",
+        "name[Place 2]",
+    ]
     assert list(frame["reference"]) == ["Place 0.", "Place 1.", "Place 2."]
     assert list(frame["split"]) == [0, 1, 2]
 
 
 def test_tldr_reads_the_hugging_face_export(tmp_path):
     source = tmp_path / "hf"
-    write_jsonl(source / "train.jsonl", [{"headline": "Ships sail ", "content": " Sea. ",
-                                          "category": 1}])
-    write_jsonl(source / "test.jsonl", [{"headline": "Trains run", "content": "Rails.",
-                                         "category": 2}])
+    write_jsonl(
+        source / "train.jsonl", [{"headline": "Ships sail ", "content": " Sea. ", "category": 1}]
+    )
+    write_jsonl(
+        source / "test.jsonl", [{"headline": "Trains run", "content": "Rails.", "category": 2}]
+    )
     frame = prepare("tldr_headline_gen", source, tmp_path / "out")
     assert list(frame["headline"]) == ["Ships sail", "Trains run"]
     assert list(frame["content"]) == ["Sea.", "Rails."]
@@ -289,9 +433,11 @@ def test_tldr_reads_the_full_csv_given_as_a_file(tmp_path):
 
 def test_webnlg_reads_the_parquet_export_with_nested_columns(tmp_path):
     source = tmp_path / "hf"
-    entry = {"eid": "Id1", "modified_triple_sets": {"mtriple_set": [["A | b | C", "A | d | E"]]},
-             "lex": {"comment": ["good"], "lid": ["Id1"], "text": ["A b C and d E."],
-                     "lang": [""]}}
+    entry = {
+        "eid": "Id1",
+        "modified_triple_sets": {"mtriple_set": [["A | b | C", "A | d | E"]]},
+        "lex": {"comment": ["good"], "lid": ["Id1"], "text": ["A b C and d E."], "lang": [""]},
+    }
     for split in ("train", "dev", "test"):
         write_parquet(source / f"{split}.parquet", [entry])
     frame = prepare("webnlg", source, tmp_path / "out")
@@ -301,20 +447,26 @@ def test_webnlg_reads_the_parquet_export_with_nested_columns(tmp_path):
 
 def wikisql_original(folder: Path) -> None:
     """The original release's shape: questions beside their tables, numbers left as numbers."""
-    table = {"id": "1-2-3", "header": ["Ship", "Launched", "Tonnage"],
-             "types": ["text", "real", "real"],
-             "rows": [["Osprey", 1921, 4100.5], ["Tern", 1930, 3900]]}
+    table = {
+        "id": "1-2-3",
+        "header": ["Ship", "Launched", "Tonnage"],
+        "types": ["text", "real", "real"],
+        "rows": [["Osprey", 1921, 4100.5], ["Tern", 1930, 3900]],
+    }
     for name, question, sql in [
-        ("train", "When was Tern launched?",
-         {"sel": 1, "agg": 0, "conds": [[0, 0, "Tern"]]}),
-        ("dev", "Largest tonnage launched after 1925?",
-         {"sel": 2, "agg": 1, "conds": [[1, 1, 1925]]}),
-        ("test", "Which ship has tonnage 4100.5?",
-         {"sel": 0, "agg": 0, "conds": [[2, 0, 4100.5]]}),
+        ("train", "When was Tern launched?", {"sel": 1, "agg": 0, "conds": [[0, 0, "Tern"]]}),
+        (
+            "dev",
+            "Largest tonnage launched after 1925?",
+            {"sel": 2, "agg": 1, "conds": [[1, 1, 1925]]},
+        ),
+        ("test", "Which ship has tonnage 4100.5?", {"sel": 0, "agg": 0, "conds": [[2, 0, 4100.5]]}),
     ]:
         write_jsonl(folder / f"{name}.tables.jsonl", [table])
-        write_jsonl(folder / f"{name}.jsonl",
-                    [{"phase": 1, "table_id": "1-2-3", "question": question, "sql": sql}])
+        write_jsonl(
+            folder / f"{name}.jsonl",
+            [{"phase": 1, "table_id": "1-2-3", "question": question, "sql": sql}],
+        )
 
 
 def test_wikisql_reads_the_original_release(tmp_path):
@@ -325,8 +477,9 @@ def test_wikisql_reads_the_original_release(tmp_path):
         "SELECT MAX Tonnage FROM table WHERE Launched > 1925",
         "SELECT Ship FROM table WHERE Tonnage = 4100.5",
     ]
-    assert frame["table"][0] == ("Ship | Launched | Tonnage\n"
-                                 "Osprey | 1921 | 4100.5\nTern | 1930 | 3900")
+    assert frame["table"][0] == (
+        "Ship | Launched | Tonnage\nOsprey | 1921 | 4100.5\nTern | 1930 | 3900"
+    )
     assert list(frame["split"]) == [0, 1, 2]
 
 
@@ -350,24 +503,30 @@ def test_a_truncated_conll_block_names_the_file_and_line(tmp_path):
     lines = path.read_text().splitlines()
     lines[4] = "WINS VBZ B-VP"  # the NER column lost
     path.write_text("\n".join(lines) + "\n")
-    assert_fails_cleanly("conllpp", source, tmp_path / "out", str(path), "line 5",
-                         "expected 4")
+    assert_fails_cleanly("conllpp", source, tmp_path / "out", str(path), "line 5", "expected 4")
 
 
 def test_an_unknown_ner_tag_names_the_file_and_line(tmp_path):
     source = copy_fixture("bc5cdr", tmp_path)
     path = source / "devel.tsv"
     path.write_text(path.read_text().replace("thrombosis\tB-Disease", "thrombosis\tB-Gene"))
-    assert_fails_cleanly("bc5cdr", source, tmp_path / "out", str(path), "line 26",
-                         "tag 'B-Gene' unknown")
+    assert_fails_cleanly(
+        "bc5cdr", source, tmp_path / "out", str(path), "line 26", "tag 'B-Gene' unknown"
+    )
 
 
 def test_an_unknown_label_id_names_the_file_and_row(tmp_path):
     source = tmp_path / "hf"
     for split in ("train", "validation", "test"):
         write_jsonl(source / f"{split}.jsonl", [{"tokens": ["Ann"], "ner_tags": [9]}])
-    assert_fails_cleanly("conllpp", source, tmp_path / "out", str(source / "train.jsonl"),
-                         "row 1", "label id 9 unknown")
+    assert_fails_cleanly(
+        "conllpp",
+        source,
+        tmp_path / "out",
+        str(source / "train.jsonl"),
+        "row 1",
+        "label id 9 unknown",
+    )
 
 
 def test_undecodable_bytes_name_the_file(tmp_path):
@@ -381,23 +540,22 @@ def test_a_missing_csv_column_names_the_file(tmp_path):
     source = copy_fixture("e2e_nlg", tmp_path)
     path = source / "devset.csv"
     path.write_text(path.read_text().replace("mr,ref", "mr,text", 1))
-    assert_fails_cleanly("e2e_nlg", source, tmp_path / "out", str(path),
-                         "missing column(s) ref")
+    assert_fails_cleanly("e2e_nlg", source, tmp_path / "out", str(path), "missing column(s) ref")
 
 
 def test_a_missing_split_file_is_named(tmp_path):
     source = copy_fixture("e2e_nlg", tmp_path)
     (source / "trainset.csv").unlink()
-    assert_fails_cleanly("e2e_nlg", source, tmp_path / "out", str(source / "trainset.csv"),
-                         "file not found")
+    assert_fails_cleanly(
+        "e2e_nlg", source, tmp_path / "out", str(source / "trainset.csv"), "file not found"
+    )
 
 
 def test_an_empty_reference_names_the_file_and_line(tmp_path):
     source = copy_fixture("viggo", tmp_path)
     path = source / "test.csv"
     path.write_text(path.read_text().replace("What perspective do you prefer in games?", '""'))
-    assert_fails_cleanly("viggo", source, tmp_path / "out", str(path), "line 5",
-                         "ref is empty")
+    assert_fails_cleanly("viggo", source, tmp_path / "out", str(path), "line 5", "ref is empty")
 
 
 def test_an_unknown_tldr_split_code_names_the_file_and_line(tmp_path):
@@ -406,8 +564,14 @@ def test_an_unknown_tldr_split_code_names_the_file_and_line(tmp_path):
     lines = path.read_text().splitlines()
     lines[14] = "1" + lines[14][1:]
     path.write_text("\n".join(lines) + "\n")
-    assert_fails_cleanly("tldr_headline_gen", source, tmp_path / "out", str(path), "line 15",
-                         "split '1' unknown; expected 0 (train) or 2 (test)")
+    assert_fails_cleanly(
+        "tldr_headline_gen",
+        source,
+        tmp_path / "out",
+        str(path),
+        "line 15",
+        "split '1' unknown; expected 0 (train) or 2 (test)",
+    )
 
 
 def test_a_bad_json_line_names_the_file_and_line(tmp_path):
@@ -425,8 +589,9 @@ def test_a_training_entry_without_lexicalisation_is_an_error(tmp_path):
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     entries[4]["lex"] = {"comment": [], "lid": [], "text": [], "lang": []}
     write_jsonl(path, entries)
-    assert_fails_cleanly("webnlg", source, tmp_path / "out", str(path), "line 5",
-                         "lex.text is empty")
+    assert_fails_cleanly(
+        "webnlg", source, tmp_path / "out", str(path), "line 5", "lex.text is empty"
+    )
 
 
 def test_a_select_column_out_of_range_names_the_file_and_line(tmp_path):
@@ -435,16 +600,24 @@ def test_a_select_column_out_of_range_names_the_file_and_line(tmp_path):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[1]["sql"]["sel"] = 7
     write_jsonl(path, rows)
-    assert_fails_cleanly("wikisql", source, tmp_path / "out", str(path), "line 2",
-                         "sql.sel: 7 is out of range")
+    assert_fails_cleanly(
+        "wikisql", source, tmp_path / "out", str(path), "line 2", "sql.sel: 7 is out of range"
+    )
 
 
 def test_a_question_whose_table_is_missing_is_named(tmp_path):
     wikisql_original(tmp_path / "orig")
-    write_jsonl(tmp_path / "orig" / "dev.tables.jsonl",
-                [{"id": "9-9-9", "header": ["A"], "rows": [["x"]]}])
-    assert_fails_cleanly("wikisql", tmp_path / "orig", tmp_path / "out",
-                         str(tmp_path / "orig" / "dev.jsonl"), "line 1", "table_id '1-2-3'")
+    write_jsonl(
+        tmp_path / "orig" / "dev.tables.jsonl", [{"id": "9-9-9", "header": ["A"], "rows": [["x"]]}]
+    )
+    assert_fails_cleanly(
+        "wikisql",
+        tmp_path / "orig",
+        tmp_path / "out",
+        str(tmp_path / "orig" / "dev.jsonl"),
+        "line 1",
+        "table_id '1-2-3'",
+    )
 
 
 def test_a_humaneval_problem_without_tests_is_named(tmp_path):
@@ -453,15 +626,21 @@ def test_a_humaneval_problem_without_tests_is_named(tmp_path):
     problems = [json.loads(line) for line in path.read_text().splitlines()]
     del problems[2]["test"]
     write_jsonl(path, problems)
-    assert_fails_cleanly("magicoder", source, tmp_path / "out", str(path), "line 3",
-                         "missing key(s) test")
+    assert_fails_cleanly(
+        "magicoder", source, tmp_path / "out", str(path), "line 3", "missing key(s) test"
+    )
 
 
 def test_a_missing_humaneval_file_is_named(tmp_path):
     source = copy_fixture("magicoder", tmp_path)
     (source / "HumanEval.jsonl").unlink()
-    assert_fails_cleanly("magicoder", source, tmp_path / "out",
-                         f"{source}: no file HumanEval.jsonl.gz", "or HumanEval.jsonl uncompressed")
+    assert_fails_cleanly(
+        "magicoder",
+        source,
+        tmp_path / "out",
+        f"{source}: no file HumanEval.jsonl.gz",
+        "or HumanEval.jsonl uncompressed",
+    )
 
 
 # --- the real upstream files in ../shared/data ------------------------------------------------
@@ -475,12 +654,15 @@ def shared(folder: str) -> Path:
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize(("task", "folder"), [
-    ("conllpp", "conllpp"),
-    ("viggo", "viggo"),
-    ("tldr_content_gen", "tldr_news"),
-    ("tldr_headline_gen", "tldr_news"),
-])
+@pytest.mark.parametrize(
+    ("task", "folder"),
+    [
+        ("conllpp", "conllpp"),
+        ("viggo", "viggo"),
+        ("tldr_content_gen", "tldr_news"),
+        ("tldr_headline_gen", "tldr_news"),
+    ],
+)
 def test_real_files_give_the_studys_counts(task, folder, tmp_path):
     frame = prepare(task, shared(folder), tmp_path)
     study = {name: count for name, count in get_card(task).split_counts.items() if count}
@@ -522,8 +704,11 @@ def test_real_e2e_full_set_gives_the_studys_counts_one_row_per_reference(tmp_pat
     assert counts_of(frame) == {"train": 42061, "validation": 4672, "test": 4693}
     assert rows_of(frame, "test")["meaning_representation"].nunique() == 630
     # Spot checks: rows as published, first, middle and last of each file.
-    for split, name in (("train", "trainset.csv"), ("validation", "devset.csv"),
-                        ("test", "testset_w_refs.csv")):
+    for split, name in (
+        ("train", "trainset.csv"),
+        ("validation", "devset.csv"),
+        ("test", "testset_w_refs.csv"),
+    ):
         with open(real / name, encoding="utf-8-sig", newline="") as handle:
             published = list(csv.DictReader(handle))
         rows = rows_of(frame, split)
@@ -539,8 +724,9 @@ def test_real_humaneval_gives_164_runnable_test_rows(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     (source / "HumanEval.jsonl.gz").symlink_to(real)
-    shutil.copy(fixture_source(get_card("magicoder")) / "data-oss_instruct-decontaminated.jsonl",
-                source)
+    shutil.copy(
+        fixture_source(get_card("magicoder")) / "data-oss_instruct-decontaminated.jsonl", source
+    )
     test_rows = rows_of(prepare("magicoder", source, tmp_path / "out"), "test")
     with gzip.open(real, "rt", encoding="utf-8") as handle:
         problems = [json.loads(line) for line in handle]
@@ -548,5 +734,8 @@ def test_real_humaneval_gives_164_runnable_test_rows(tmp_path):
     for row, problem in zip(test_rows.itertuples(), problems, strict=True):
         assert row.problem == problem["prompt"]
         assert json.loads(row.solution)["test"] == problem["test"]
-        compile(problem["prompt"] + problem["canonical_solution"] + problem["test"],
-                problem["task_id"], "exec")
+        compile(
+            problem["prompt"] + problem["canonical_solution"] + problem["test"],
+            problem["task_id"],
+            "exec",
+        )

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from prepare_helpers import copy_fixture  # noqa: I001 - tests/ is on sys.path
 
-from llmbench import prepare as prepare_module
 from llmbench.cli import main
-from llmbench.prepare import prepared_path
+from llmbench.prepare import tables as prepare_module
+from llmbench.prepare.tables import prepared_path
 
 
 def prepare_cli(capsys, task: str, source: Path, out: Path) -> tuple[int, list[str]]:
     """Exit status and stderr lines of `llmbench prepare --task T --source S --out O`."""
-    status = main(["prepare", "--task", task, "--source", str(source), "--out", str(out)])
+    status = main(["prepare", "--task", task, "--source", str(source), "--runs", str(out)])
     return status, capsys.readouterr().err.splitlines()
 
 
@@ -50,8 +50,12 @@ def test_a_truncated_gz_is_one_line_naming_the_file(tmp_path, capsys):
     train.unlink()
     (source / "train.jsonl.gz").write_bytes(packed[: len(packed) // 2])
     status, lines = prepare_cli(capsys, "gsm8k", source, tmp_path / "out")
-    assert_one_error_line(status, lines, f"{source / 'train.jsonl.gz'}: not readable as gzip",
-                          "expected a complete gzip file")
+    assert_one_error_line(
+        status,
+        lines,
+        f"{source / 'train.jsonl.gz'}: not readable as gzip",
+        "expected a complete gzip file",
+    )
 
 
 def test_a_plain_file_named_gz_is_one_line_naming_the_file(tmp_path, capsys):
@@ -68,22 +72,21 @@ def test_magicoder_names_the_humaneval_file_name_it_accepts(tmp_path, capsys):
     assert_one_error_line(status, lines, f"{source}: no file HumanEval.jsonl.gz")
 
 
-# --- --out -------------------------------------------------------------------------------------
+# --- --runs ------------------------------------------------------------------------------------
 
 
 def test_out_that_is_an_existing_file_is_one_line_and_the_file_is_kept(tmp_path, capsys):
     out = tmp_path / "notes.txt"
     out.write_text("mine\n")
     status, lines = prepare_cli(capsys, "gsm8k", copy_fixture("gsm8k", tmp_path), out)
-    assert_one_error_line(status, lines, f"{out}: is a file", "--out")
+    assert_one_error_line(status, lines, f"{out}: is a file", "--runs")
     assert out.read_text() == "mine\n"
 
 
 def test_out_below_a_file_is_one_line_naming_that_file(tmp_path, capsys):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine\n")
-    status, lines = prepare_cli(capsys, "gsm8k", copy_fixture("gsm8k", tmp_path),
-                                blocker / "runs")
+    status, lines = prepare_cli(capsys, "gsm8k", copy_fixture("gsm8k", tmp_path), blocker / "runs")
     assert_one_error_line(status, lines, f"{blocker}: is a file")
 
 
@@ -92,7 +95,7 @@ def test_out_that_cannot_be_created_is_one_line_naming_the_folder(tmp_path, caps
     # /proc refuses new folders even to root, for whom permission bits would not.
     out = Path("/proc/llmbench-runs")
     status, lines = prepare_cli(capsys, "gsm8k", copy_fixture("gsm8k", tmp_path), out)
-    assert_one_error_line(status, lines, f"{out}/prepared: cannot be created", "--out")
+    assert_one_error_line(status, lines, f"{out}/prepared: cannot be created", "--runs")
 
 
 # --- real line numbers --------------------------------------------------------------------------
@@ -134,8 +137,9 @@ def test_a_broken_conll_line_after_3000_lines_is_reported_at_its_line(tmp_path, 
 def broken_gsm8k(tmp_path: Path) -> Path:
     source = copy_fixture("gsm8k", tmp_path / "broken")
     train = source / "train.jsonl"
-    train.write_text(train.read_text(encoding="utf-8") + '{"question": "cut off\n',
-                     encoding="utf-8")
+    train.write_text(
+        train.read_text(encoding="utf-8") + '{"question": "cut off\n', encoding="utf-8"
+    )
     return source
 
 
@@ -156,21 +160,23 @@ def test_a_failure_leaves_no_empty_prepared_folder(tmp_path, capsys):
 
 def test_a_failure_keeps_the_good_table_and_leaves_no_temporary_file(tmp_path, capsys):
     out = tmp_path / "runs"
-    assert main(["prepare", "--task", "gsm8k", "--fixture", "--out", str(out)]) == 0
+    assert main(["prepare", "--task", "gsm8k", "--fixture", "--runs", str(out)]) == 0
     table = prepared_path("gsm8k", out)
     good, stamp = table.read_bytes(), table.stat().st_mtime_ns
     status, _ = prepare_cli(capsys, "gsm8k", broken_gsm8k(tmp_path), out)
     assert status == 2
     assert table.read_bytes() == good and table.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in table.parent.iterdir()) == [
-        "gsm8k.manifest.json", "gsm8k.parquet"]
+        "gsm8k.manifest.json",
+        "gsm8k.parquet",
+    ]
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
 def test_prepared_table_is_created_with_the_users_umask(umask, mode, tmp_path):
     previous = os.umask(umask)
     try:
-        assert main(["prepare", "--task", "gsm8k", "--fixture", "--out", str(tmp_path)]) == 0
+        assert main(["prepare", "--task", "gsm8k", "--fixture", "--runs", str(tmp_path)]) == 0
     finally:
         os.umask(previous)
     assert prepared_path("gsm8k", tmp_path).stat().st_mode & 0o777 == mode
@@ -197,7 +203,7 @@ def screen(written: str) -> list[str]:
         elif char == "\r":
             column = 0
         else:
-            line[column:column + 1] = [char]
+            line[column : column + 1] = [char]
             column += 1
     lines.append("".join(line).rstrip())
     return [text for text in lines if text]
@@ -213,8 +219,9 @@ def test_a_failure_after_the_bar_showed_leaves_only_the_error_on_screen(tmp_path
     train.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     terminal = Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    status = main(["prepare", "--task", "gsm8k", "--source", str(source), "--out",
-                   str(tmp_path / "out")])
+    status = main(
+        ["prepare", "--task", "gsm8k", "--source", str(source), "--runs", str(tmp_path / "out")]
+    )
     assert status == 2
     assert "prepare gsm8k" in terminal.getvalue()  # the bar was drawn ...
     assert screen(terminal.getvalue()) == [  # ... and wiped before the error
@@ -225,5 +232,5 @@ def test_a_failure_after_the_bar_showed_leaves_only_the_error_on_screen(tmp_path
 
 def test_no_progress_bar_is_written_to_a_log(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(prepare_module, "PROGRESS_DELAY", 0)
-    assert main(["prepare", "--task", "gsm8k", "--fixture", "--out", str(tmp_path)]) == 0
+    assert main(["prepare", "--task", "gsm8k", "--fixture", "--runs", str(tmp_path)]) == 0
     assert capsys.readouterr().err == ""

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import (
+from llmbench.prepare.tables import (
     fixture_source,
     prepare_task,
     prepared_path,
     read_prepared,
     task_module,
 )
-from llmbench.tasks import get_card, load_cards
+from llmbench.tasks.cards import get_card, load_cards
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TASKS = ["customer_support", "legal", "reuters", "covid", "jigsaw", "drop"]
@@ -28,10 +28,10 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 # Rows per split each fixture prepares into (train, validation, test).
 FIXTURE_COUNTS = {
     "customer_support": (13, 3, 4),  # 21 calls, one with no task: 20 cut 1245:245:391
-    "legal": (22, 2, 1),             # 25 clauses cut 85 / 10 / 5 %
+    "legal": (22, 2, 1),  # 25 clauses cut 85 / 10 / 5 %
     "reuters": (12, 0, 8),
     "covid": (12, 0, 8),
-    "jigsaw": (14, 0, 6),            # 9 test comments, 3 of them unscored (-1)
+    "jigsaw": (14, 0, 6),  # 9 test comments, 3 of them unscored (-1)
     "drop": (12, 8, 0),
 }
 
@@ -90,6 +90,7 @@ def test_preparing_twice_gives_identical_bytes(task, tmp_path):
 
 # customer_support ---------------------------------------------------------------------------
 
+
 def test_customer_support_transcript_is_speaker_lines_in_index_order(tmp_path):
     frame = prepare("customer_support", tmp_path)
     # 3cd2e63be9bd415c (reset password) is the first train sid; its '[noise]' segment is kept.
@@ -118,7 +119,11 @@ def test_customer_support_leaves_out_segments_without_a_human_transcript(tmp_pat
 def test_customer_support_test_split_is_the_first_four_sids_by_seeded_hash(tmp_path):
     frame = prepare("customer_support", tmp_path)
     assert split_texts(frame, "task_type", TEST) == [
-        "schedule appointment", "order checks", "order checks", "get branch hours"]
+        "schedule appointment",
+        "order checks",
+        "order checks",
+        "get branch hours",
+    ]
     assert all("hello is anyone there" not in t for t in frame["transcript"])  # no task: no row
 
 
@@ -133,8 +138,10 @@ def test_customer_support_split_follows_sids_not_their_listing_order():
 
 def test_customer_support_accepts_the_repository_inside_an_archive_folder(tmp_path):
     archive = tmp_path / "fetched"
-    shutil.copytree(fixture_source(get_card("customer_support")),
-                    archive / "gridspace-stanford-harper-valley-0bd721e")
+    shutil.copytree(
+        fixture_source(get_card("customer_support")),
+        archive / "gridspace-stanford-harper-valley-0bd721e",
+    )
     assert len(prepare("customer_support", tmp_path / "out", archive)) == 20
 
 
@@ -142,8 +149,7 @@ def test_customer_support_bad_json_names_the_file(tmp_path):
     source = fixture_copy("customer_support", tmp_path)
     broken = source / "data" / "transcript" / "4ce0e606ce333722.json"
     broken.write_text(broken.read_text()[:200])
-    assert_fails_cleanly("customer_support", source, tmp_path / "out",
-                         str(broken), "bad JSON")
+    assert_fails_cleanly("customer_support", source, tmp_path / "out", str(broken), "bad JSON")
 
 
 def test_customer_support_unknown_task_type_is_an_error(tmp_path):
@@ -152,25 +158,32 @@ def test_customer_support_unknown_task_type_is_an_error(tmp_path):
     metadata = json.loads(path.read_text())
     metadata["tasks"][0]["task_type"] = "close account"
     path.write_text(json.dumps(metadata))
-    assert_fails_cleanly("customer_support", source, tmp_path / "out",
-                         str(path), "'close account' unknown")
+    assert_fails_cleanly(
+        "customer_support", source, tmp_path / "out", str(path), "'close account' unknown"
+    )
 
 
 def test_customer_support_metadata_without_transcript_is_an_error(tmp_path):
     source = fixture_copy("customer_support", tmp_path)
     (source / "data" / "transcript" / "4ce0e606ce333722.json").unlink()
-    assert_fails_cleanly("customer_support", source, tmp_path / "out",
-                         "transcript/4ce0e606ce333722.json: file not found")
+    assert_fails_cleanly(
+        "customer_support",
+        source,
+        tmp_path / "out",
+        "transcript/4ce0e606ce333722.json: file not found",
+    )
 
 
 # legal --------------------------------------------------------------------------------------
+
 
 def test_legal_targets_are_the_published_clause_types(tmp_path):
     frame = prepare("legal", tmp_path)
     assert split_texts(frame, "clause_type", TEST) == ["indemnification"]
     assert split_texts(frame, "clause_text", TEST) == [
         "Indemnification. The Contractor shall defend and indemnify the Owner from claims "
-        "arising from the Contractor's negligence."]
+        "arising from the Contractor's negligence."
+    ]
     assert split_texts(frame, "clause_type", VALIDATION) == ["indemnification", "notices"]
     for text, clause_type in zip(frame["clause_text"], frame["clause_type"], strict=True):
         assert text.split(".")[0].lower().replace(" ", "-") == clause_type
@@ -200,10 +213,19 @@ def test_legal_blank_clause_type_is_an_error(tmp_path):
 
 # reuters ------------------------------------------------------------------------------------
 
+
 def test_reuters_topics_are_joined_and_empty_lists_read_none(tmp_path):
     frame = prepare("reuters", tmp_path)
     assert split_texts(frame, "topics", TEST) == [
-        "sugar", "earn", "trade, grain", "none", "wheat, grain", "earn", "crude", "acq"]
+        "sugar",
+        "earn",
+        "trade, grain",
+        "none",
+        "wheat, grain",
+        "earn",
+        "crude",
+        "acq",
+    ]
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
     assert train.loc[4, "topics"] == "money-fx, dlr, yen"
     assert train.loc[5, "topics"] == "none"
@@ -294,31 +316,56 @@ def test_reuters_sgml_keeps_the_modlewis_articles_as_the_hub_loader_reads_them(t
     frame = prepare("reuters", tmp_path / "out", sgml_source(tmp_path))
     rows = frame.to_dict("records")
     assert rows == [
-        {"title": "PRAIRIE WHEAT &lt;CWB> STOCKS FALL", "text": "Wheat stocks on the prairies\n"
-         "fell 4 pct in February, the board said.\n Reuter\n", "topics": "grain, wheat",
-         "split": TRAIN},
-        {"title": "HARBOUR CLOSED BY FOG", "text": "The harbour closed for a day.\n Reuter\n",
-         "topics": "none", "split": TRAIN},
-        {"title": "MONEY SUPPLY ROSE 1.2 BILLION DLRS IN LATEST WEEK", "text": "",
-         "topics": "money-supply", "split": TEST},
-        {"title": "", "text": "WEEKLY RESERVES TABLE\n  net free reserves.....644 vs....1,337\n",
-         "topics": "money-fx", "split": TEST},
+        {
+            "title": "PRAIRIE WHEAT &lt;CWB> STOCKS FALL",
+            "text": "Wheat stocks on the prairies\n"
+            "fell 4 pct in February, the board said.\n Reuter\n",
+            "topics": "grain, wheat",
+            "split": TRAIN,
+        },
+        {
+            "title": "HARBOUR CLOSED BY FOG",
+            "text": "The harbour closed for a day.\n Reuter\n",
+            "topics": "none",
+            "split": TRAIN,
+        },
+        {
+            "title": "MONEY SUPPLY ROSE 1.2 BILLION DLRS IN LATEST WEEK",
+            "text": "",
+            "topics": "money-supply",
+            "split": TEST,
+        },
+        {
+            "title": "",
+            "text": "WEEKLY RESERVES TABLE\n  net free reserves.....644 vs....1,337\n",
+            "topics": "money-fx",
+            "split": TEST,
+        },
     ]
 
 
 def test_reuters_sgml_article_left_open_names_the_file_and_line(tmp_path):
     source = sgml_source(tmp_path, SGML.removesuffix("</REUTERS>\n"))
-    assert_fails_cleanly("reuters", source, tmp_path / "out",
-                         f"{source / 'reut2-000.sgm'}: line 45: article not closed")
+    assert_fails_cleanly(
+        "reuters",
+        source,
+        tmp_path / "out",
+        f"{source / 'reut2-000.sgm'}: line 45: article not closed",
+    )
 
 
 def test_reuters_sgml_unknown_lewissplit_names_the_file_and_line(tmp_path):
     source = sgml_source(tmp_path, SGML.replace('LEWISSPLIT="TEST"', 'LEWISSPLIT="DEV"', 1))
-    assert_fails_cleanly("reuters", source, tmp_path / "out",
-                         f"{source / 'reut2-000.sgm'}: line 21: LEWISSPLIT is 'DEV'")
+    assert_fails_cleanly(
+        "reuters",
+        source,
+        tmp_path / "out",
+        f"{source / 'reut2-000.sgm'}: line 21: LEWISSPLIT is 'DEV'",
+    )
 
 
 # covid --------------------------------------------------------------------------------------
+
 
 def test_covid_reads_a_windows_1252_file_as_latin1(tmp_path):
     raw = (fixture_source(get_card("covid")) / "Corona_NLP_train.csv").read_bytes()
@@ -327,12 +374,20 @@ def test_covid_reads_a_windows_1252_file_as_latin1(tmp_path):
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
     assert train.loc[1, "tweet"] == (
         "Our local café is doing free coffee deliveries to NHS staff this week. Brilliant "
-        "people! #coronavirus")
+        "people! #coronavirus"
+    )
     assert train.loc[1, "sentiment"] == "Extremely Positive"
     assert "£12 a bottle" in train.loc[3, "tweet"]
     assert split_texts(frame, "sentiment", TEST) == [
-        "Positive", "Negative", "Neutral", "Extremely Positive",
-        "Positive", "Extremely Negative", "Neutral", "Negative"]
+        "Positive",
+        "Negative",
+        "Neutral",
+        "Extremely Positive",
+        "Positive",
+        "Extremely Negative",
+        "Neutral",
+        "Negative",
+    ]
 
 
 def transcoded_covid(tmp_path: Path, encoding: str) -> Path:
@@ -369,8 +424,10 @@ def test_covid_tweets_carry_no_mojibake_from_any_copy(copy, tmp_path):
     body = APOSTROPHE_COPIES[copy]
     bom = b"\xef\xbb\xbf" if body.startswith(b"\xef\xbb\xbf") else b""
     body = body.removeprefix(bom)
-    path.write_bytes(bom + b"UserName,ScreenName,Location,TweetAt,OriginalTweet,Sentiment\r\n"
-                     b"1,2,Leeds,16-03-2020,We " + body + b" find pasta,Negative\r\n")
+    path.write_bytes(
+        bom + b"UserName,ScreenName,Location,TweetAt,OriginalTweet,Sentiment\r\n"
+        b"1,2,Leeds,16-03-2020,We " + body + b" find pasta,Negative\r\n"
+    )
     frame = prepare("covid", tmp_path / "out", source)
     assert split_texts(frame, "tweet", TEST) == ["We can\u2019t find pasta"]
 
@@ -398,6 +455,7 @@ def test_covid_record_with_extra_fields_is_an_error(tmp_path):
 
 # jigsaw -------------------------------------------------------------------------------------
 
+
 def test_jigsaw_targets_come_from_toxic_and_unscored_tests_are_left_out(tmp_path):
     frame = prepare("jigsaw", tmp_path)
     assert split_texts(frame, "toxic", TRAIN)[:4] == ["no", "no", "yes", "no"]
@@ -406,7 +464,8 @@ def test_jigsaw_targets_come_from_toxic_and_unscored_tests_are_left_out(tmp_path
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
     assert train.loc[3, "comment_text"] == (
         '"\nI moved the infobox below the lead image. Let me know if the layout looks wrong on '
-        'mobile.\n"')
+        'mobile.\n"'
+    )
 
 
 def test_jigsaw_test_comment_without_a_label_is_an_error(tmp_path):
@@ -414,8 +473,9 @@ def test_jigsaw_test_comment_without_a_label_is_an_error(tmp_path):
     labels = source / "test_labels.csv"
     lines = labels.read_text().splitlines(keepends=True)
     labels.write_text("".join(lines[:2] + lines[3:]))
-    assert_fails_cleanly("jigsaw", source, tmp_path / "out", f"{source / 'test.csv'}: line 3",
-                         "test_labels.csv")
+    assert_fails_cleanly(
+        "jigsaw", source, tmp_path / "out", f"{source / 'test.csv'}: line 3", "test_labels.csv"
+    )
 
 
 def test_jigsaw_unknown_label_names_file_and_line(tmp_path):
@@ -435,6 +495,7 @@ def test_jigsaw_zipped_kaggle_file_asks_to_unzip(tmp_path):
 
 # drop ---------------------------------------------------------------------------------------
 
+
 def test_drop_joins_distinct_spans(tmp_path):
     frame = prepare("drop", tmp_path)
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
@@ -443,7 +504,15 @@ def test_drop_joins_distinct_spans(tmp_path):
     assert train.loc[10, "answer"] == "German, Irish, Polish"
     # validation spans concatenate several annotators' answers: repeats are dropped
     assert split_texts(frame, "answer", VALIDATION) == [
-        "2", "Ortiz, Kent", "13", "33.0%", "450", "container traffic", "2", "Rovers"]
+        "2",
+        "Ortiz, Kent",
+        "13",
+        "33.0%",
+        "450",
+        "container traffic",
+        "2",
+        "Rovers",
+    ]
 
 
 def test_drop_empty_spans_are_an_error(tmp_path):
@@ -520,8 +589,11 @@ def test_real_reuters_sgml_spot_checks_match_their_articles(tmp_path):
     frame = prepare("reuters", tmp_path, source)
     train = frame[frame["split"] == TRAIN].reset_index(drop=True)
     test = frame[frame["split"] == TEST].reset_index(drop=True)
-    articles = re.findall(r'<REUTERS [^>]*NEWID="(\d+)">(.*?)</REUTERS>',
-                          (source / "reut2-000.sgm").read_text(encoding="utf-8"), re.S)
+    articles = re.findall(
+        r'<REUTERS [^>]*NEWID="(\d+)">(.*?)</REUTERS>',
+        (source / "reut2-000.sgm").read_text(encoding="utf-8"),
+        re.S,
+    )
     by_id = dict(articles)
     # The first two train articles are NEWID 1 and 2; NEWID 2 has no topics.
     for row, newid in ((train.loc[0], "1"), (train.loc[1], "2")):
@@ -532,7 +604,8 @@ def test_real_reuters_sgml_spot_checks_match_their_articles(tmp_path):
         assert row["topics"] == (", ".join(topics) or "none")
     assert train.loc[1, "topics"] == "none"
     last = (source / "reut2-021.sgm").read_text(encoding="utf-8")
-    final = re.findall(r'<REUTERS TOPICS="(\w+)" LEWISSPLIT="(\w+)"[^>]*>(.*?)</REUTERS>',
-                       last, re.S)
+    final = re.findall(
+        r'<REUTERS TOPICS="(\w+)" LEWISSPLIT="(\w+)"[^>]*>(.*?)</REUTERS>', last, re.S
+    )
     topics, lewis, article = [a for a in final if a[1] == "TEST" and a[0] != "BYPASS"][-1]
     assert f"<TITLE>{test['title'].iloc[-1]}</TITLE>" in article

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from llmbench.errors import LLMBenchError
-from llmbench.models import get_model, study_models
-from llmbench.prompts import realize_prompt, realized_template, template_fields
-from llmbench.tasks import get_card, load_cards
+from llmbench.tasks.cards import get_card, load_cards, template_fields
+from llmbench.tasks.models import get_model, study_models
+from llmbench.tasks.prompts import realize_prompt, realized_template
 
 # Values that could go wrong: braces, quotes, backslashes, newlines, unicode, numbers as text.
 AWKWARD = [

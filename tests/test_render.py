@@ -11,11 +11,11 @@ import yaml
 
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.models import get_model, study_models
 from llmbench.paths import CONFIGS_DIR
-from llmbench.prompts import realized_template
-from llmbench.render import render_configs
-from llmbench.tasks import load_cards
+from llmbench.tasks.cards import load_cards
+from llmbench.tasks.models import get_model, study_models
+from llmbench.tasks.prompts import realized_template
+from llmbench.train.render import render_configs
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,12 @@ def test_committed_configs_equal_a_fresh_render(fresh_render):
 
 def test_rendering_is_deterministic(fresh_render, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    render_configs(["gemma-2b-instruct"], ["conllpp", "wikisql"], out_dir=Path("ludwig_configs"),
-                   validate=False)
+    render_configs(
+        ["gemma-2b-instruct"],
+        ["conllpp", "wikisql"],
+        out_dir=Path("ludwig_configs"),
+        validate=False,
+    )
     for name in ["conllpp.yaml", "wikisql.yaml"]:
         again = tmp_path / "ludwig_configs" / "gemma-2b-instruct" / name
         assert again.read_bytes() == (fresh_render / "gemma-2b-instruct" / name).read_bytes()

@@ -3,9 +3,7 @@ by hand; the study's own table from the shipped scores; the CSV `llmbench correl
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +11,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from llmbench.analysis_cli import add_parsers
-from llmbench.complexity import HEURISTICS
-from llmbench.correlate import PAPER_SCORES, load_scores, quality_measures
+from llmbench.analysis.complexity import HEURISTICS
+from llmbench.analysis.correlate import PAPER_SCORES, load_scores, quality_measures
+from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.report import add_parser, report
-from llmbench.table12 import complete_block, study_table
+from llmbench.report.document import report
+from llmbench.report.table12 import complete_block, study_table
 
 
 def write_run(runs: Path, model: str, task: str, score: float, adapter=None, n=100, failed=0):
@@ -42,19 +40,8 @@ def write_run(runs: Path, model: str, task: str, score: float, adapter=None, n=1
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """`report` (and the analysis subcommands) through a parser of their own, with `llmbench`'s
-    error contract: an LLMBenchError prints one line per problem and exits 2."""
-    parser = argparse.ArgumentParser(prog="llmbench")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    add_parsers(sub)
-    args = parser.parse_args(list(argv))
-    try:
-        args.handler(args)
-        status = 0
-    except LLMBenchError as exc:
-        print("\n".join(f"error: {p}" for p in exc.problems), file=sys.stderr)
-        status = 2
+    """`llmbench ARGV` in-process: exit status, stdout, stderr."""
+    status = main(list(argv))
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -204,7 +191,7 @@ def test_correlate_reads_the_report_csv(tmp_path, capsys):
         for j, model in enumerate(["mistral-7b", "phi-2"]):
             write_run(runs, model, task, 0.5 + 0.05 * i + 0.01 * j, f"{model}/{task}")
             write_run(runs, model, task, 0.1 + 0.03 * i * j)
-    status, _, err = run_cli(capsys, "report", str(runs), "--out", str(tmp_path / "out"))
+    status, _, err = run_cli(capsys, "report", "--runs", str(runs), "--out", str(tmp_path / "out"))
     assert status == 0, err
     scores = load_scores(tmp_path / "out" / "table12.csv")
     assert list(scores.index) == tasks
@@ -267,7 +254,7 @@ def test_paper_table_is_complete():
 
 def test_runs_without_scores_are_an_error_exit_2(tmp_path, capsys):
     (tmp_path / "empty" / "eval").mkdir(parents=True)
-    status, _, err = run_cli(capsys, "report", str(tmp_path / "empty"))
+    status, _, err = run_cli(capsys, "report", "--runs", str(tmp_path / "empty"))
     assert status == 2
     assert err.count("\n") == 1 and "no eval/*/*/*/scores.json" in err
 
@@ -275,7 +262,7 @@ def test_runs_without_scores_are_an_error_exit_2(tmp_path, capsys):
 def test_a_corrupt_scores_json_is_named_exit_2(runs, capsys):
     broken = runs / "eval" / "tiny" / "glue_sst2" / "base" / "scores.json"
     broken.write_text('{"task": "glue_sst2", "model": ')
-    status, _, err = run_cli(capsys, "report", str(runs))
+    status, _, err = run_cli(capsys, "report", "--runs", str(runs))
     assert status == 2
     assert err.count("\n") == 1 and str(broken) in err and "not readable as JSON" in err
 
@@ -290,8 +277,8 @@ def test_a_scores_json_without_a_score_is_named(runs):
 
 
 def test_runs_and_paper_together_are_an_error(runs, capsys):
-    status, _, err = run_cli(capsys, "report", str(runs), "--paper")
-    assert status == 2 and "RUNS and --paper" in err
+    status, _, err = run_cli(capsys, "report", "--runs", str(runs), "--paper")
+    assert status == 2 and "--runs and --paper" in err
 
 
 def test_a_model_with_only_a_base_run_shows_its_base_score(runs, tmp_path):

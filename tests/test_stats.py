@@ -10,13 +10,13 @@ import yaml
 
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
-from llmbench.models import get_model
-from llmbench.prepare import fixture_source, prepare_task, read_prepared
-from llmbench.prompts import realize_prompt
-from llmbench.render import render_configs
-from llmbench.stats import longest_examples, stats_path, task_token_stats
-from llmbench.tasks import get_card
-from llmbench.tokens import cl100k, count_tokens
+from llmbench.prepare.stats import longest_examples, stats_path, task_token_stats
+from llmbench.prepare.tables import fixture_source, prepare_task, read_prepared
+from llmbench.tasks.cards import get_card
+from llmbench.tasks.models import get_model
+from llmbench.tasks.prompts import realize_prompt
+from llmbench.tasks.tokens import cl100k, count_tokens
+from llmbench.train.render import render_configs
 
 
 def test_cl100k_is_the_real_encoding_and_needs_no_download():
@@ -37,8 +37,10 @@ def test_stats_per_split_match_a_direct_count(gsm8k_prepared):
     stats = {s.split: s for s in task_token_stats(card, model, gsm8k_prepared)}
     assert set(stats) == {"train", "test"}
     test_rows = read_prepared("gsm8k", gsm8k_prepared, split=2)
-    prompts = [len(cl100k().encode(realize_prompt(card, model, row)))
-               for row in test_rows.to_dict("records")]
+    prompts = [
+        len(cl100k().encode(realize_prompt(card, model, row)))
+        for row in test_rows.to_dict("records")
+    ]
     targets = [len(cl100k().encode(t)) for t in test_rows["answer"]]
     examples = np.array(prompts) + np.array(targets)
     test = stats["test"]
@@ -50,7 +52,7 @@ def test_stats_per_split_match_a_direct_count(gsm8k_prepared):
 
 
 def test_stats_command_writes_a_csv_and_configs_can_be_sized_from_it(gsm8k_prepared, capsys):
-    assert main(["tasks", "stats", "--data", str(gsm8k_prepared)]) == 0
+    assert main(["tasks", "stats", "--runs", str(gsm8k_prepared)]) == 0
     path = stats_path(gsm8k_prepared)
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -58,8 +60,9 @@ def test_stats_command_writes_a_csv_and_configs_can_be_sized_from_it(gsm8k_prepa
     longest = longest_examples(path)["gsm8k"]
     assert longest == max(int(r["example_max"]) for r in rows)
 
-    (config,) = render_configs(["mistral-7b"], ["gsm8k"], out_dir=gsm8k_prepared / "c",
-                               token_stats=path)
+    (config,) = render_configs(
+        ["mistral-7b"], ["gsm8k"], out_dir=gsm8k_prepared / "c", token_stats=path
+    )
     text = config.path.read_text()
     assert f"# Sequence length {longest}: the longest prepared example" in text
     assert yaml.safe_load(text)["preprocessing"]["global_max_sequence_length"] == longest
@@ -68,7 +71,7 @@ def test_stats_command_writes_a_csv_and_configs_can_be_sized_from_it(gsm8k_prepa
 
 
 def test_stats_without_prepared_data_is_a_clear_error(tmp_path, capsys):
-    assert main(["tasks", "stats", "--task", "gsm8k", "--data", str(tmp_path)]) == 2
+    assert main(["tasks", "stats", "--task", "gsm8k", "--runs", str(tmp_path)]) == 2
     assert "no prepared table for gsm8k" in capsys.readouterr().err
 
 

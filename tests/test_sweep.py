@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmbench.prepare import fixture_source, prepare_task
-from llmbench.render import render_configs
-from llmbench.sweep import DONE, FAILED, Manifest, plan_jobs, run_sweep
-from llmbench.tasks import get_card
+from llmbench.prepare.tables import fixture_source, prepare_task
+from llmbench.tasks.cards import get_card
+from llmbench.train.render import render_configs
+from llmbench.train.sweep import DONE, FAILED, Manifest, plan_jobs, run_sweep
 
 pytestmark = pytest.mark.slow
 

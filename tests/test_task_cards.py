@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from llmbench.errors import LLMBenchError
-from llmbench.metrics import METRICS
 from llmbench.paths import DATASETS_DIR
-from llmbench.tasks import load_card, load_cards
+from llmbench.tasks.cards import load_card, load_cards
+from llmbench.tasks.metrics import METRICS
 
 EVAL_SPLIT_CODES = {"train": 0, "validation": 1, "test": 2, "human_eval": 2}
 

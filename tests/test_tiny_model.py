@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from llmbench.paths import DATASETS_DIR
-from llmbench.tiny import build_tiny_model
+from llmbench.train.tiny import build_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from llmbench.errors import LLMBenchError
-from llmbench.tiny import build_tiny_model
-from llmbench.training import apply_4bit_reload_fix, train
+from llmbench.train.tiny import build_tiny_model
+from llmbench.train.training import apply_4bit_reload_fix, train
 
 COLOURS = {
     "apple": "red",

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare import task_module
-from llmbench.upstream import hf_rows, row_text
+from llmbench.prepare.readers import hf_rows, row_text
+from llmbench.prepare.task_code import task_module
 
 DATASETS = Path(__file__).resolve().parents[1]
 MMLU = task_module("mmlu", DATASETS)
@@ -36,11 +36,14 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
         for folder in configs:
             for _, path, number, row in hf_rows(folder, {split: upstream}, REQUIRED):
                 options, labels = choice_lists(row["choices"], path, number)
-                yield split, {
-                    "question": row_text(row, "question", path, number),
-                    "choices": MMLU.lettered_choices(options),
-                    "answer": answer_letter(row["answerKey"], labels, path, number),
-                }
+                yield (
+                    split,
+                    {
+                        "question": row_text(row, "question", path, number),
+                        "choices": MMLU.lettered_choices(options),
+                        "answer": answer_letter(row["answerKey"], labels, path, number),
+                    },
+                )
 
 
 def config_folders(source: Path, card) -> list[Path]:
@@ -84,7 +87,7 @@ def answer_letter(key, labels: list[str], path: Path, number: int) -> str:
 
 def fetch(card, folder: Path) -> None:
     """Online: each ARC config's splits into `<folder>/<config>/<split>.parquet`."""
-    from llmbench.fetch import save_hf_split, upstream_split_names
+    from llmbench.prepare.fetch import save_hf_split, upstream_split_names
 
     for config in card.source["config"].split("+"):
         for split in upstream_split_names(card):

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare import task_module
-from llmbench.upstream import read_token_blocks
+from llmbench.prepare.readers import read_token_blocks
+from llmbench.prepare.task_code import task_module
 
 _NER = task_module("conllpp", Path(__file__).resolve().parents[1])
 
@@ -36,14 +36,16 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
             yield from _iob_rows(source / IOB_FILES[split], split)
     else:
         for split, upstream_split in card.source["splits"].items():
-            yield from _NER.hf_token_rows(source, split, upstream_split, "tags", TNER_LABELS,
-                                          ENTITY_KEYS)
+            yield from _NER.hf_token_rows(
+                source, split, upstream_split, "tags", TNER_LABELS, ENTITY_KEYS
+            )
 
 
 def _iob_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
     for start, block in read_token_blocks(path, 2, delimiter="\t"):
         tokens = [token for token, _ in block]
         tags = [tag for _, tag in block]
-        entities = _NER.entities_json(tokens, tags, ENTITY_KEYS,
-                                      lambda index, start=start: f"{path}: line {start + index}")
+        entities = _NER.entities_json(
+            tokens, tags, ENTITY_KEYS, lambda index, start=start: f"{path}: line {start + index}"
+        )
         yield split, {"sentence": " ".join(tokens), "entities": entities}

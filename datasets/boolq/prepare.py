@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import hf_rows, row_text
+from llmbench.prepare.readers import hf_rows, row_text
 
 ANSWERS = {"true": "yes", "false": "no"}
 
@@ -20,11 +20,14 @@ ANSWERS = {"true": "yes", "false": "no"}
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     required = ("question", "answer", "passage")
     for split, path, number, row in hf_rows(source, card.source["splits"], required):
-        yield split, {
-            "passage": row_text(row, "passage", path, number),
-            "question": row_text(row, "question", path, number),
-            "answer": yes_no(row["answer"], path, number),
-        }
+        yield (
+            split,
+            {
+                "passage": row_text(row, "passage", path, number),
+                "question": row_text(row, "question", path, number),
+                "answer": yes_no(row["answer"], path, number),
+            },
+        )
 
 
 def yes_no(value, path: Path, number: int) -> str:

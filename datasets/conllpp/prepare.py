@@ -25,12 +25,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import find_split_file, read_hf_split, read_token_blocks
+from llmbench.prepare.readers import find_split_file, read_hf_split, read_token_blocks
 
 ENTITY_KEYS = {"PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous"}
 HF_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
-CONLL_FILES = {"train": "conllpp_train.txt", "validation": "conllpp_dev.txt",
-               "test": "conllpp_test.txt"}
+CONLL_FILES = {
+    "train": "conllpp_train.txt",
+    "validation": "conllpp_dev.txt",
+    "test": "conllpp_test.txt",
+}
 CONLL_COLUMNS = 4
 
 
@@ -40,22 +43,28 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
             yield from _conll_rows(source / CONLL_FILES[split], split)
     else:
         for split, upstream_split in card.source["splits"].items():
-            yield from hf_token_rows(source, split, upstream_split, "ner_tags", HF_LABELS,
-                                     ENTITY_KEYS)
+            yield from hf_token_rows(
+                source, split, upstream_split, "ner_tags", HF_LABELS, ENTITY_KEYS
+            )
 
 
 def _conll_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
     for start, block in read_token_blocks(path, CONLL_COLUMNS, skip_prefix="-DOCSTART-"):
         tokens = [fields[0] for fields in block]
         tags = [fields[-1] for fields in block]
-        entities = entities_json(tokens, tags, ENTITY_KEYS,
-                                 lambda index, start=start: f"{path}: line {start + index}")
+        entities = entities_json(
+            tokens, tags, ENTITY_KEYS, lambda index, start=start: f"{path}: line {start + index}"
+        )
         yield split, {"sentence": " ".join(tokens), "entities": entities}
 
 
 def hf_token_rows(
-    source: Path, split: str, upstream_split: str, tag_column: str,
-    labels: Sequence[str], keys: dict[str, str],
+    source: Path,
+    split: str,
+    upstream_split: str,
+    tag_column: str,
+    labels: Sequence[str],
+    keys: dict[str, str],
 ) -> Iterator[tuple[str, dict]]:
     """Rows of a Hugging Face token-classification split: tokens plus label ids in `tag_column`."""
     path = find_split_file(source, upstream_split)
@@ -74,13 +83,16 @@ def hf_token_rows(
                     f"0-{len(labels) - 1} ({', '.join(labels)})"
                 )
             tags.append(labels[value])
-        entities = entities_json(tokens, tags, keys,
-                                 lambda index, number=number: f"{path}: row {number}")
+        entities = entities_json(
+            tokens, tags, keys, lambda index, number=number: f"{path}: row {number}"
+        )
         yield split, {"sentence": " ".join(tokens), "entities": entities}
 
 
 def entities_json(
-    tokens: Sequence[str], tags: Sequence[str], keys: dict[str, str],
+    tokens: Sequence[str],
+    tags: Sequence[str],
+    keys: dict[str, str],
     where: Callable[[int], str],
 ) -> str:
     """The NER target: {key: [span, ...]} for every entity type in `keys` (tag type -> key).
@@ -96,7 +108,9 @@ def entities_json(
 
 
 def bio_spans(
-    tokens: Sequence[str], tags: Sequence[str], types: Sequence[str],
+    tokens: Sequence[str],
+    tags: Sequence[str],
+    types: Sequence[str],
     where: Callable[[int], str],
 ) -> list[tuple[str, str]]:
     """(type, text) of each BIO span, in order; I- after O or another type starts a span."""

@@ -6,7 +6,8 @@ Encoding: each file is decoded as what it is. Copies in circulation differ: UTF-
 (re-saved after download), UTF-8 without one, and Windows-1252 bytes such as Kaggle's original
 is commonly read as. A file whose bytes are all UTF-8 is read as UTF-8 (a BOM dropped); only
 otherwise as Latin-1, which decodes any byte. Tweet text then has the re-save accidents these
-copies carry undone (`llmbench.upstream.undo_mojibake`): UTF-8 once read as Windows-1252 (`canÂ’t`)
+copies carry undone (`llmbench.prepare.readers.undo_mojibake`): UTF-8 once read as Windows-1252
+(`canÂ’t`)
 and C1 control characters standing for Windows-1252 punctuation (U+0092 for ’), so all three
 copies give `can’t`. Location and other columns are not used.
 
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import read_csv, sniff_encoding, undo_mojibake
+from llmbench.prepare.readers import read_csv, sniff_encoding, undo_mojibake
 
 REQUIRED = ("OriginalTweet", "Sentiment")
 SENTIMENTS = ("Extremely Negative", "Negative", "Neutral", "Positive", "Extremely Positive")

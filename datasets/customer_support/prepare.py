@@ -29,8 +29,14 @@ from llmbench.errors import LLMBenchError
 SEED = 20240429
 STUDY_SIZES = {"train": 1245, "validation": 245, "test": 391}
 TASK_TYPES = (
-    "check balance", "get branch hours", "order checks", "pay bill",
-    "replace card", "reset password", "schedule appointment", "transfer money",
+    "check balance",
+    "get branch hours",
+    "order checks",
+    "pay bill",
+    "replace card",
+    "reset password",
+    "schedule appointment",
+    "transfer money",
 )
 SPEAKER_ROLES = ("agent", "caller")
 

@@ -13,12 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import class_index, hf_rows, row_text
+from llmbench.prepare.readers import class_index, hf_rows, row_text
 
 CLASSES = (
-    "Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder",
-    "MeanOfTransportation", "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album",
-    "Film", "WrittenWork",
+    "Company",
+    "EducationalInstitution",
+    "Artist",
+    "Athlete",
+    "OfficeHolder",
+    "MeanOfTransportation",
+    "Building",
+    "NaturalPlace",
+    "Village",
+    "Animal",
+    "Plant",
+    "Album",
+    "Film",
+    "WrittenWork",
 )
 
 
@@ -30,8 +41,11 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
             raise LLMBenchError(
                 f"{path}: row {number}: label {row['label']!r}; expected an integer 0-13"
             )
-        yield split, {
-            "title": row_text(row, "title", path, number),
-            "content": row_text(row, "content", path, number),
-            "label": CLASSES[index],
-        }
+        yield (
+            split,
+            {
+                "title": row_text(row, "title", path, number),
+                "content": row_text(row, "content", path, number),
+                "label": CLASSES[index],
+            },
+        )

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import read_hf_split
+from llmbench.prepare.readers import read_hf_split
 
 REQUIRED = ("passage", "question", "answers_spans")
 
@@ -25,11 +25,14 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     for split, upstream_split in card.source["splits"].items():
         for number, row in read_hf_split(source, upstream_split, REQUIRED):
             where = f"{source}/{upstream_split}: row {number}"
-            yield split, {
-                "passage": row["passage"],
-                "question": row["question"],
-                "answer": joined_answer(row["answers_spans"], where),
-            }
+            yield (
+                split,
+                {
+                    "passage": row["passage"],
+                    "question": row["question"],
+                    "answer": joined_answer(row["answers_spans"], where),
+                },
+            )
 
 
 def joined_answer(answers_spans, where: str) -> str:

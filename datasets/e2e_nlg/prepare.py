@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import find_split_file, read_csv, read_hf_split
+from llmbench.prepare.readers import find_split_file, read_csv, read_hf_split
 
 CSV_FILES = {"train": "trainset.csv", "validation": "devset.csv", "test": "testset_w_refs.csv"}
 CSV_COLUMNS = ("mr", "ref")

@@ -2,7 +2,8 @@
 (1 acceptable, 0 unacceptable).
 
 This module also holds what the other GLUE tasks import through
-`llmbench.prepare.task_module("glue_cola")`: class labels (`ClassLabel`, `SimilarityScore`) and
+`llmbench.prepare.task_code.task_module("glue_cola")`: class labels (`ClassLabel`,
+`SimilarityScore`) and
 the reader of all eight glue_* tasks (`read_glue`).
 
 Upstream: nyu-mll/glue, one file per split (`<split>.jsonl|.parquet|.csv`) with the task's text
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import class_index, hf_rows, row_text
+from llmbench.prepare.readers import class_index, hf_rows, row_text
 
 HIDDEN_LABEL = -1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare import task_module
+from llmbench.prepare.task_code import task_module
 
 GLUE = task_module("glue_cola", Path(__file__).resolve().parents[1])
 LABEL = GLUE.ClassLabel(("not_entailment", "entailment"))

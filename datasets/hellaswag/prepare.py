@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import class_index, hf_rows, row_text
+from llmbench.prepare.readers import class_index, hf_rows, row_text
 
 ENDINGS = 4
 REQUIRED = ("ctx", "endings", "label")
@@ -64,8 +64,11 @@ def numbered_endings(endings: list[str]) -> str:
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     for split, example in examples(source, card):
-        yield split, {
-            "context": example.context,
-            "endings": numbered_endings(example.endings),
-            "label": str(example.label),
-        }
+        yield (
+            split,
+            {
+                "context": example.context,
+                "endings": numbered_endings(example.endings),
+                "label": str(example.label),
+            },
+        )

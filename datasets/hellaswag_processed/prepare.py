@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare import task_module
+from llmbench.prepare.task_code import task_module
 
 HELLASWAG = task_module("hellaswag", Path(__file__).resolve().parents[1])
 

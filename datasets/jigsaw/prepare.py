@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import read_csv
+from llmbench.prepare.readers import read_csv
 
 TRAIN_FILE, TEST_FILE, TEST_LABELS_FILE = "train.csv", "test.csv", "test_labels.csv"
 TARGETS = {"1": "yes", "0": "no"}
@@ -30,8 +30,9 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
         if split == "train":
             yield from _train_rows(upstream_file(source, TRAIN_FILE))
         else:
-            yield from _test_rows(upstream_file(source, TEST_FILE),
-                                  upstream_file(source, TEST_LABELS_FILE), split)
+            yield from _test_rows(
+                upstream_file(source, TEST_FILE), upstream_file(source, TEST_LABELS_FILE), split
+            )
 
 
 def upstream_file(source: Path, name: str) -> Path:

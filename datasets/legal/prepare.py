@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import read_csv
+from llmbench.prepare.readers import read_csv
 
 SEED = 20240429
 STUDY_SIZES = {"train": 17000, "validation": 2000, "test": 1000}
@@ -47,8 +47,10 @@ def pooled_clauses(source: Path) -> dict[tuple[str, int], dict]:
             for column in REQUIRED:
                 if not row[column].strip():
                     raise LLMBenchError(f"{path}: line {line}: {column} is blank; expected text")
-            clauses[(name, line)] = {"clause_text": row["clause_text"],
-                                     "clause_type": row["clause_type"].strip()}
+            clauses[(name, line)] = {
+                "clause_text": row["clause_text"],
+                "clause_type": row["clause_type"].strip(),
+            }
     return clauses
 
 
@@ -63,7 +65,7 @@ def assign_splits(keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
     sizes = {"test": n_test, "validation": n_validation, "train": total - n_test - n_validation}
     assignment, start = {}, 0
     for split in ("test", "validation", "train"):
-        for key in order[start:start + sizes[split]]:
+        for key in order[start : start + sizes[split]]:
             assignment[key] = split
         start += sizes[split]
     return assignment

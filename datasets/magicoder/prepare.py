@@ -5,7 +5,7 @@ languages; the solution often holds a fenced code block). 75197 rows.
 
 A test row: one HumanEval problem, in the file's order (HumanEval/0 ... HumanEval/163):
 problem = its prompt (imports, signature and docstring); solution = the problem as the
-humaneval_pass_at_1 metric scores it, `llmbench.metrics.humaneval_target(prompt, test,
+humaneval_pass_at_1 metric scores it, `llmbench.tasks.metrics.humaneval_target(prompt, test,
 entry_point)` (JSON text), so that the prepared table alone is enough to score pass@1. Test rows
 are never trained on (split 2), so no model learns from this JSON.
 
@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.metrics import humaneval_target
-from llmbench.upstream import find_split_file, read_hf_split, read_jsonl
+from llmbench.prepare.readers import find_split_file, read_hf_split, read_jsonl
+from llmbench.tasks.metrics import humaneval_target
 
 MAGICODER_FILE = "data-oss_instruct-decontaminated.jsonl"
 TRAIN_KEYS = ("problem", "solution")
@@ -86,10 +86,14 @@ def fetch(card, folder: Path) -> None:
     Face copy, test split) as HumanEval.jsonl in openai/human-eval's own layout."""
     import json
 
-    from llmbench.fetch import load_hf_split, save_hf_split
+    from llmbench.prepare.fetch import load_hf_split, save_hf_split
 
-    save_hf_split(card.source["id"], card.source.get("config"), card.source["splits"]["train"],
-                  folder / "train.parquet")
+    save_hf_split(
+        card.source["id"],
+        card.source.get("config"),
+        card.source["splits"]["train"],
+        folder / "train.parquet",
+    )
     problems = load_hf_split(HUMANEVAL_ID, None, "test")
     lines = [json.dumps({key: problem[key] for key in HUMANEVAL_KEYS}) for problem in problems]
     (folder / "HumanEval.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

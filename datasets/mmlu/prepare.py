@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import class_index, hf_rows, row_text
+from llmbench.prepare.readers import class_index, hf_rows, row_text
 
 LETTERS = "ABCDE"
 REQUIRED = ("question", "choices", "answer")
@@ -33,11 +33,14 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
                 f"{path}: row {number}: answer {row['answer']!r}; expected an integer 0-"
                 f"{len(options) - 1} (the index of the correct choice)"
             )
-        yield split, {
-            "question": row_text(row, "question", path, number),
-            "choices": lettered_choices(options),
-            "answer": LETTERS[index],
-        }
+        yield (
+            split,
+            {
+                "question": row_text(row, "question", path, number),
+                "choices": lettered_choices(options),
+                "answer": LETTERS[index],
+            },
+        )
 
 
 def unwrapped(row: dict, path: Path, number: int) -> dict:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import read_hf_split, sniff_encoding, text_lines
+from llmbench.prepare.readers import read_hf_split, sniff_encoding, text_lines
 
 REQUIRED = ("title", "text", "topics")
 NO_TOPIC = "none"
@@ -45,18 +45,19 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     for split, upstream_split in card.source["splits"].items():
         for number, row in read_hf_split(source, upstream_split, REQUIRED):
             where = f"{source}/{upstream_split}: row {number}"
-            yield split, {
-                "title": _text(row["title"]),
-                "text": _text(row["text"]),
-                "topics": joined_topics(row["topics"], where),
-            }
+            yield (
+                split,
+                {
+                    "title": _text(row["title"]),
+                    "text": _text(row["text"]),
+                    "topics": joined_topics(row["topics"], where),
+                },
+            )
 
 
 def joined_topics(topics, where: str) -> str:
     """The topic codes joined with ', ', or 'none' for an empty list."""
-    if not isinstance(topics, list) or not all(
-        isinstance(t, str) and t.strip() for t in topics
-    ):
+    if not isinstance(topics, list) or not all(isinstance(t, str) and t.strip() for t in topics):
         raise LLMBenchError(
             f"{where}: topics is {topics!r}; expected a list of topic codes such as ['earn']"
         )
@@ -90,8 +91,10 @@ def sgml_articles(path: Path) -> Iterator[tuple[int, dict, str]]:
     for number, line in text_lines(path, sniff_encoding(path)):
         if line.startswith("<REUTERS"):
             if attributes is not None:
-                raise LLMBenchError(f"{path}: line {number}: <REUTERS> inside the article "
-                                    f"opened on line {start}; expected </REUTERS> first")
+                raise LLMBenchError(
+                    f"{path}: line {number}: <REUTERS> inside the article "
+                    f"opened on line {start}; expected </REUTERS> first"
+                )
             start, attributes, lines = number, dict(ATTRIBUTE.findall(line)), []
         elif line.startswith("</REUTERS>"):
             if attributes is None:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.tasks import SPLIT_NAMES
-from llmbench.upstream import find_split_file, read_csv, read_hf_split
+from llmbench.prepare.readers import find_split_file, read_csv, read_hf_split
+from llmbench.tasks.cards import SPLIT_NAMES
 
 FULL_FILES = ("tldr_news_full.csv.gz", "tldr_news_full.csv")
 COLUMNS = ("headline", "content")
@@ -35,12 +35,16 @@ def tldr_items(source: Path, card) -> Iterator[tuple[str, str, str]]:
     """(split, headline, content) for each news item, stripped and checked non-empty."""
     full = _full_file(source)
     if full is not None:
-        records = ((_csv_split(full, number, row, card), full, number, row)
-                   for number, row in read_csv(full, ("split", *COLUMNS)))
+        records = (
+            (_csv_split(full, number, row, card), full, number, row)
+            for number, row in read_csv(full, ("split", *COLUMNS))
+        )
     else:
-        records = ((split, find_split_file(source, upstream), number, row)
-                   for split, upstream in card.source["splits"].items()
-                   for number, row in read_hf_split(source, upstream, COLUMNS))
+        records = (
+            (split, find_split_file(source, upstream), number, row)
+            for split, upstream in card.source["splits"].items()
+            for number, row in read_hf_split(source, upstream, COLUMNS)
+        )
     for split, path, number, row in records:
         headline, content = (_text(row, column, path, number) for column in COLUMNS)
         yield split, headline, content

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare import task_module
+from llmbench.prepare.task_code import task_module
 
 _TLDR = task_module("tldr_content_gen", Path(__file__).resolve().parents[1])
 

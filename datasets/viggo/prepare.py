@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare import task_module
+from llmbench.prepare.task_code import task_module
 
 _E2E = task_module("e2e_nlg", Path(__file__).resolve().parents[1])
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import find_split_file, read_hf_split
+from llmbench.prepare.readers import find_split_file, read_hf_split
 
 COLUMNS = ("modified_triple_sets", "lex")
 
@@ -57,6 +57,7 @@ def _triples(sets, where: str) -> list[str]:
 def _lexicalisations(lex, where: str) -> list[str]:
     texts = lex.get("text") if isinstance(lex, dict) else None
     if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-        raise LLMBenchError(f"{where}: lex.text is not a list of texts; expected "
-                            "{'text': ['...', ...], ...}")
+        raise LLMBenchError(
+            f"{where}: lex.text is not a list of texts; expected {{'text': ['...', ...], ...}}"
+        )
     return texts

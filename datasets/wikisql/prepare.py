@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.upstream import find_split_file, read_hf_split, read_jsonl
+from llmbench.prepare.readers import find_split_file, read_hf_split, read_jsonl
 
 AGG_OPS = ("", "MAX", "MIN", "COUNT", "SUM", "AVG")
 COND_OPS = ("=", ">", "<", "OP")
@@ -44,8 +44,7 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
 
 def _original_rows(source: Path, split: str, name: str) -> Iterator[tuple[str, dict]]:
     tables_path = source / f"{name}.tables.jsonl"
-    tables = {table["id"]: table
-              for _, table in read_jsonl(tables_path, ("id", "header", "rows"))}
+    tables = {table["id"]: table for _, table in read_jsonl(tables_path, ("id", "header", "rows"))}
     path = source / f"{name}.jsonl"
     for number, row in read_jsonl(path, ("table_id", "question", "sql")):
         where = f"{path}: line {number}"
@@ -65,13 +64,25 @@ def _hf_rows(source: Path, split: str, upstream_split: str) -> Iterator[tuple[st
         where = f"{path}: {'row' if path.suffix == '.parquet' else 'line'} {number}"
         sql = _field(row, "sql", dict, where)
         conds = _field(sql, "conds", dict, where)
-        columns = [_field(conds, key, list, where)
-                   for key in ("column_index", "operator_index", "condition")]
+        columns = [
+            _field(conds, key, list, where)
+            for key in ("column_index", "operator_index", "condition")
+        ]
         if len({len(values) for values in columns}) != 1:
-            raise LLMBenchError(f"{where}: sql.conds: column_index, operator_index and "
-                                "condition differ in length; expected one entry per condition")
-        yield split, _row(_field(row, "table", dict, where), row["question"], sql,
-                          list(zip(*columns, strict=True)), where)
+            raise LLMBenchError(
+                f"{where}: sql.conds: column_index, operator_index and "
+                "condition differ in length; expected one entry per condition"
+            )
+        yield (
+            split,
+            _row(
+                _field(row, "table", dict, where),
+                row["question"],
+                sql,
+                list(zip(*columns, strict=True)),
+                where,
+            ),
+        )
 
 
 def _row(table: dict, question, sql: dict, conds: list, where: str) -> dict:
@@ -79,8 +90,11 @@ def _row(table: dict, question, sql: dict, conds: list, where: str) -> dict:
     rows = _field(table, "rows", list, where)
     if not isinstance(question, str) or not question.strip():
         raise LLMBenchError(f"{where}: question is empty; expected text")
-    return {"table": render_table(header, rows), "question": question,
-            "sql": render_sql(sql, header, conds, where)}
+    return {
+        "table": render_table(header, rows),
+        "question": question,
+        "sql": render_sql(sql, header, conds, where),
+    }
 
 
 def render_table(header: list, rows: list) -> str:
@@ -115,6 +129,7 @@ def _index(value, choices, name: str, where: str) -> int:
 def _field(record, key: str, kind: type, where: str):
     value = record.get(key) if isinstance(record, dict) else None
     if not isinstance(value, kind):
-        raise LLMBenchError(f"{where}: {key}: missing or not a {kind.__name__}; expected the "
-                            "upstream's structure")
+        raise LLMBenchError(
+            f"{where}: {key}: missing or not a {kind.__name__}; expected the upstream's structure"
+        )
     return value

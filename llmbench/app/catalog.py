@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError, did_you_mean
-from llmbench.models import BaseModel, load_registry
 from llmbench.paths import DEFAULT_WORK_DIR
-from llmbench.prompts import realize_prompt, realized_template
-from llmbench.tasks import TaskCard, load_cards
+from llmbench.tasks.cards import TaskCard, load_cards
+from llmbench.tasks.models import BaseModel, load_registry
+from llmbench.tasks.prompts import realize_prompt, realized_template
 from llmbench.validation import read_yaml
 
 EXAMPLES_SHOWN = 5
@@ -87,7 +87,7 @@ class TokenCounter:
     def count(self, text: str) -> int:
         if self.tokenizer is not None:
             return len(self.tokenizer(text)["input_ids"])
-        from llmbench.tokens import count_tokens
+        from llmbench.tasks.tokens import count_tokens
 
         return count_tokens([text], threads=1)[0]
 
@@ -141,7 +141,7 @@ def adapters_from_map(path: Path, cards: dict[str, TaskCard]) -> dict[str, str]:
 def scores(task: str, adapter_id: str, model: str, results: Path | None) -> dict:
     """The fine-tuned and base scores: from your `llmbench eval` results where they exist, else
     the study's Table 12; each number says where it comes from."""
-    from llmbench.evaluate import SCORES
+    from llmbench.evaluate.harness import SCORES
 
     found = {}
     if results is not None:
@@ -155,7 +155,7 @@ def scores(task: str, adapter_id: str, model: str, results: Path | None) -> dict
 
 
 def _your_score(path: Path) -> dict:
-    from llmbench.table12 import read_run
+    from llmbench.report.table12 import read_run
 
     run = read_run(path)
     return {"score": run.score, "source": f"your results ({run.n} examples)", "path": str(path)}
@@ -177,7 +177,7 @@ def _study_scores(task: str, model: str) -> dict:
 
 @functools.cache
 def _study_table():
-    from llmbench.table12 import study_table
+    from llmbench.report.table12 import study_table
 
     return study_table()
 
@@ -188,7 +188,7 @@ def _study_table():
 def example_rows(card: TaskCard, results: Path | None, limit: int = EXAMPLES_SHOWN) -> dict:
     """The first rows of the task's eval split: from `<results>/prepared/` when prepared there,
     else from the task's fixture, prepared on the fly into a temporary folder."""
-    from llmbench.prepare import fixture_source, prepare_task, prepared_path, read_prepared
+    from llmbench.prepare.tables import fixture_source, prepare_task, prepared_path, read_prepared
 
     if results is not None and prepared_path(card.name, results).is_file():
         frame = read_prepared(card.name, results, split=card.split_column_value)

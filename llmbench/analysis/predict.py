@@ -120,7 +120,7 @@ class TargetEvaluation:
 
 def feature_frame(heuristics):
     """The heuristics as model features: n_examples as log10, constant columns dropped."""
-    from llmbench.complexity import HEURISTICS
+    from llmbench.analysis.complexity import HEURISTICS
 
     frame = heuristics[list(HEURISTICS)].astype(float).copy()
     frame["n_examples"] = np.log10(frame["n_examples"].clip(lower=1))
@@ -340,7 +340,7 @@ def _features_like(new, features):
     """The new dataset's features, with the known tasks' columns."""
     import pandas as pd
 
-    from llmbench.complexity import HEURISTICS
+    from llmbench.analysis.complexity import HEURISTICS
 
     row = pd.concat([new[list(HEURISTICS)].astype(float), features.iloc[:0]], axis=0)
     row["log10_n_examples"] = np.log10(max(float(new["n_examples"].iloc[0]), 1.0))

@@ -46,7 +46,7 @@ def build_smollm2(out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from llmbench.tiny import portable_tokenizer_config
+    from llmbench.train.tiny import portable_tokenizer_config
 
     folder, name = str(gguf_path.parent), gguf_path.name
     verbosity = hf_logging.get_verbosity()
@@ -117,7 +117,7 @@ def _pad_with_a_token_prompts_never_hold(tokenizer, model) -> None:
 
 
 def build_tiny(out_dir: Path) -> None:
-    from llmbench.tiny import build_tiny_model
+    from llmbench.train.tiny import build_tiny_model
 
     build_tiny_model(out_dir)
 

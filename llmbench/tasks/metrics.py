@@ -403,7 +403,7 @@ def humaneval_program(generated: str, target: str) -> str:
     except (ValueError, TypeError, KeyError):
         raise LLMBenchError(
             "humaneval_pass_at_1: target is not a HumanEval problem; expected the JSON text "
-            "that llmbench.metrics.humaneval_target(prompt, test, entry_point) makes"
+            "that llmbench.tasks.metrics.humaneval_target(prompt, test, entry_point) makes"
         ) from None
     fenced = _FENCED_CODE.search(generated)
     code = fenced.group(1) if fenced else generated

@@ -130,7 +130,7 @@ class Streamer:
     """One streaming request through the chosen client; returns (ttft, tokens, headers)."""
 
     def __init__(self, settings: LoadSettings):
-        from llmbench.backends import auth_headers
+        from llmbench.evaluate.clients import auth_headers
 
         self.settings = settings
         if settings.backend == "lorax":
@@ -162,7 +162,9 @@ class Streamer:
     async def _lorax(self, prompt, max_new_tokens, adapter_id, started):
         ttft, tokens = None, 0
         async for _event in self.lorax.generate_stream(
-            prompt, adapter_id=adapter_id, max_new_tokens=max_new_tokens,
+            prompt,
+            adapter_id=adapter_id,
+            max_new_tokens=max_new_tokens,
             adapter_source=self.settings.adapter_source if adapter_id else None,
         ):
             # Every generated token counts, the end-of-sequence one too (as LoRAX counts them).

@@ -1,44 +1,42 @@
-"""The analysis subcommands — `complexity`, `correlate`, `predict` — and their parsers.
-
-`add_parsers(sub)` registers them on the `llmbench` command's subparsers; each handler is a few
-lines around one library call, importing its stage only when it runs.
-"""
+"""`llmbench complexity`, `correlate` and `predict`: each handler a few lines around one library
+call, importing the analysis modules only when it runs."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from llmbench.arguments import datasets_option, runs_option
 from llmbench.errors import LLMBenchError
 
 
 def cmd_complexity(args: argparse.Namespace) -> None:
-    from llmbench.complexity import (
+    from llmbench.analysis.complexity import (
         complexity_path,
         not_the_study,
         task_complexity,
         write_complexity,
     )
+    from llmbench.analysis.correlate import fixture_note
     from llmbench.console import console
-    from llmbench.correlate import fixture_note
-    from llmbench.prepare import prepared_path
-    from llmbench.tasks import load_cards
+    from llmbench.prepare.tables import prepared_path
+    from llmbench.tasks.cards import load_cards
 
     if args.task == "all":
         names = sorted(load_cards(args.datasets))
-        tasks = [n for n in names if prepared_path(n, args.data).is_file()]
+        tasks = [n for n in names if prepared_path(n, args.runs).is_file()]
         if not tasks:
             raise LLMBenchError(
-                f"{args.data}/prepared: no prepared table for any task; run "
+                f"{args.runs}/prepared: no prepared table for any task; run "
                 "`llmbench prepare` first"
             )
     else:
         names = tasks = [args.task]
     rows = [
-        task_complexity(t, args.data, args.split, args.datasets, args.workers, progress=True)
+        task_complexity(t, args.runs, args.split, args.datasets, args.workers, progress=True)
         for t in tasks
     ]
-    out = complexity_path(args.out or Path(args.data) / "complexity", args.split)
+    out = complexity_path(args.out or args.runs / "complexity", args.split)
     write_complexity(rows, out)
     _print_complexity(rows, args.split)
     if len(tasks) < len(names):
@@ -83,10 +81,10 @@ def _print_complexity(rows: list[dict], split: str) -> None:
 
 
 def cmd_correlate(args: argparse.Namespace) -> None:
+    from llmbench.analysis.correlate import correlate, fixture_note
     from llmbench.console import console
-    from llmbench.correlate import correlate, fixture_note
 
-    complexity = args.complexity or _default_complexity(args.data)
+    complexity = args.complexity or _default_complexity(args.runs)
     result = correlate(args.scores, complexity, args.out)
     _print_strongest(result)
     for evaluation in result.predictions:
@@ -99,9 +97,9 @@ def cmd_correlate(args: argparse.Namespace) -> None:
 
 
 def _print_strongest(result) -> None:
-    from llmbench.complexity import HEURISTICS
+    from llmbench.analysis.complexity import HEURISTICS
+    from llmbench.analysis.correlate import QUALITY
     from llmbench.console import print_table
-    from llmbench.correlate import QUALITY
 
     block = result.pearson.loc[list(QUALITY), list(HEURISTICS)]
     rows = []
@@ -117,44 +115,44 @@ def _print_strongest(result) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from llmbench.correlate import known_tasks
-    from llmbench.predict import predict_outcomes
+    from llmbench.analysis.correlate import known_tasks
+    from llmbench.analysis.predict import predict_outcomes
 
     _check_dataset_flags(args)
-    known, not_study = known_tasks(args.scores, args.complexity or _default_complexity(args.work))
+    known, not_study = known_tasks(args.scores, args.complexity or _default_complexity(args.runs))
     result = predict_outcomes(_dataset_heuristics(args), known)
     _print_prediction(result, not_study, args.scores)
 
 
 def _check_dataset_flags(args: argparse.Namespace) -> None:
     if args.task and (
-        args.data or args.input_columns or args.target_col or args.prompt_template is not None
+        args.dataset or args.input_columns or args.target_col or args.prompt_template is not None
     ):
         raise LLMBenchError(
-            "--task: names a prepared task; expected it without --data, "
+            "--task: names a prepared task; expected it without --dataset, "
             "--input-columns, --target-col and --prompt-template"
         )
-    if not args.task and not (args.data and args.input_columns and args.target_col):
+    if not args.task and not (args.dataset and args.input_columns and args.target_col):
         raise LLMBenchError(
-            "predict: expected --task T, or --data FILE with --input-columns and --target-col"
+            "predict: expected --task T, or --dataset FILE with --input-columns and --target-col"
         )
 
 
 def _dataset_heuristics(args: argparse.Namespace) -> dict:
-    from llmbench.complexity import joined_template, task_complexity, texts_complexity
-    from llmbench.predict import read_user_dataset
+    from llmbench.analysis.complexity import joined_template, task_complexity, texts_complexity
+    from llmbench.analysis.predict import read_user_dataset
 
     if args.task:
-        return task_complexity(args.task, args.work, "train", args.datasets, args.workers)
+        return task_complexity(args.task, args.runs, "train", args.datasets, args.workers)
     columns = [c for group in args.input_columns for c in group]
-    frame = read_user_dataset(Path(args.data), columns, args.target_col)
+    frame = read_user_dataset(Path(args.dataset), columns, args.target_col)
     if args.prompt_template is None:
         names = [f"c{i}" for i in range(len(columns))]  # any column name, safe in a template
         template = joined_template(names)
     else:
         names, template = columns, _checked_template(args.prompt_template, columns)
     return texts_complexity(
-        Path(args.data).stem,
+        Path(args.dataset).stem,
         template,
         names,
         [frame[c].tolist() for c in columns],
@@ -164,7 +162,7 @@ def _dataset_heuristics(args: argparse.Namespace) -> dict:
 
 
 def _checked_template(template: str, columns: list[str]) -> str:
-    from llmbench.prompts import template_fields
+    from llmbench.tasks.cards import template_fields
 
     try:
         fields = template_fields(template)
@@ -182,9 +180,9 @@ def _checked_template(template: str, columns: list[str]) -> str:
 
 
 def _print_prediction(result, not_study: list[str], scores: str) -> None:
+    from llmbench.analysis.correlate import fixture_note
+    from llmbench.analysis.predict import RANGE, TARGETS
     from llmbench.console import console, print_table
-    from llmbench.correlate import fixture_note
-    from llmbench.predict import RANGE, TARGETS
 
     print_table(
         f"{result.name}: predicted outcome of fine-tuning (fitted on {len(result.known_tasks)} "
@@ -214,93 +212,83 @@ def _print_prediction(result, not_study: list[str], scores: str) -> None:
 
 
 def _default_complexity(work_dir: Path) -> Path:
-    from llmbench.complexity import complexity_path
+    from llmbench.analysis.complexity import complexity_path
 
     return complexity_path(Path(work_dir) / "complexity", "train")
 
 
-def add_parsers(sub) -> None:
-    """Register `complexity`, `correlate` and `predict` on the subparsers object `sub`."""
-    from llmbench.paths import DATASETS_DIR
-
-    p = sub.add_parser(
-        "complexity",
-        help="dataset-complexity heuristics of prepared tasks, as CSV",
-        epilog="example: llmbench complexity --task all --data runs",
-    )
-    p.add_argument("--task", required=True, help="a task name, or all (every prepared task)")
-    p.add_argument(
-        "--split",
-        default="train",
-        choices=("train", "validation", "test"),
-        help="which split to measure (default: train, as the study)",
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path("runs"),
-        help="work directory holding prepared/ (default: runs)",
-    )
-    p.add_argument("--out", type=Path, help="folder for <split>.csv (default: <data>/complexity)")
-    _common(p, DATASETS_DIR)
-    p.set_defaults(handler=cmd_complexity)
-
-    p = sub.add_parser(
-        "correlate",
-        help="correlate task quality with complexity heuristics (the study's Figure 8)",
-        epilog="example: llmbench correlate --scores paper --complexity runs/complexity/train.csv",
-    )
-    p.add_argument(
-        "--scores",
-        default="paper",
-        help="scores CSV in the Table 12 layout, or paper for the study's (default)",
-    )
-    p.add_argument(
-        "--complexity",
-        type=Path,
-        help="`llmbench complexity` CSV (default: <data>/complexity/train.csv)",
-    )
-    p.add_argument("--data", type=Path, default=Path("runs"), help="work directory")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("runs/correlate"),
-        help="output folder (default: runs/correlate)",
-    )
-    p.set_defaults(handler=cmd_correlate)
-
-    p = sub.add_parser(
-        "predict",
-        help="should I fine-tune? predicted score and lift for a task or your own dataset",
-        epilog="examples: llmbench predict --task glue_mnli; llmbench predict --data mine.jsonl "
-        "--input-columns question context --target-col answer",
-    )
-    p.add_argument("--task", help="a prepared task")
-    p.add_argument("--data", help="your dataset: a CSV, JSONL or Parquet file")
-    p.add_argument(
-        "--input-columns", nargs="+", action="append", help="with --data: its input columns"
-    )
-    p.add_argument("--target-col", help="with --data: its target column")
-    p.add_argument(
-        "--prompt-template",
-        help="with --data: a template over the input columns, "
-        "e.g. '### Question:\\n{question}\\n### Answer:' (default: columns joined)",
-    )
-    p.add_argument("--scores", default="paper", help="scores to fit on (default: paper)")
-    p.add_argument(
-        "--complexity",
-        type=Path,
-        help="heuristics of the known tasks (default: <work>/complexity/train.csv)",
-    )
-    p.add_argument("--work", type=Path, default=Path("runs"), help="work directory (default: runs)")
-    _common(p, DATASETS_DIR)
-    p.set_defaults(handler=cmd_predict)
+def configure(command: str, p: argparse.ArgumentParser) -> None:
+    if command == "complexity":
+        p.epilog = "example: llmbench complexity --task all --runs runs"
+        p.add_argument("--task", required=True, help="a task name, or all (every prepared task)")
+        p.add_argument(
+            "--split",
+            default="train",
+            choices=("train", "validation", "test"),
+            help="which split to measure (default: train, as the study)",
+        )
+        runs_option(p, " holding prepared/")
+        p.add_argument(
+            "--out", type=Path, help="folder for <split>.csv (default: <runs>/complexity)"
+        )
+        _common(p)
+        p.set_defaults(handler=cmd_complexity)
+    elif command == "correlate":
+        p.epilog = (
+            "example: llmbench correlate --scores paper --complexity runs/complexity/train.csv"
+        )
+        p.add_argument(
+            "--scores",
+            default="paper",
+            help="scores CSV in the Table 12 layout, or paper for the study's (default)",
+        )
+        p.add_argument(
+            "--complexity",
+            type=Path,
+            help="`llmbench complexity` CSV (default: <runs>/complexity/train.csv)",
+        )
+        runs_option(p)
+        p.add_argument(
+            "--out",
+            type=Path,
+            default=Path("runs/correlate"),
+            help="output folder (default: runs/correlate)",
+        )
+        p.set_defaults(handler=cmd_correlate)
+    else:
+        p.epilog = (
+            "examples: llmbench predict --task glue_mnli; llmbench predict --dataset mine.jsonl "
+            "--input-columns question context --target-col answer"
+        )
+        p.add_argument("--task", help="a prepared task")
+        p.add_argument("--dataset", help="your dataset: a CSV, JSONL or Parquet file")
+        p.add_argument(
+            "--input-columns",
+            nargs="+",
+            action="append",
+            help="with --dataset: its input columns",
+        )
+        p.add_argument("--target-col", help="with --dataset: its target column")
+        p.add_argument(
+            "--prompt-template",
+            help="with --dataset: a template over the input columns, "
+            "e.g. '### Question:\\n{question}\\n### Answer:' (default: columns joined)",
+        )
+        p.add_argument("--scores", default="paper", help="scores to fit on (default: paper)")
+        p.add_argument(
+            "--complexity",
+            type=Path,
+            help="heuristics of the known tasks (default: <runs>/complexity/train.csv)",
+        )
+        runs_option(p)
+        _common(p)
+        p.set_defaults(handler=cmd_predict)
 
 
-def _common(p: argparse.ArgumentParser, datasets_dir: Path) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=int,
         help="worker processes (default: 1 below 50,000 rows, else up to 4 cores)",
     )
-    p.add_argument("--datasets", type=Path, default=datasets_dir, help="folder of task cards")
+    datasets_option(p)

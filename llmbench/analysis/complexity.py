@@ -33,7 +33,7 @@ import numpy as np
 
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
-from llmbench.prompts import template_fields
+from llmbench.tasks.cards import template_fields
 
 COMPRESSOR = "zlib-9"
 INPUT_FROM_TEMPLATE = "prompt_template"
@@ -123,13 +123,13 @@ class Batch:
 
 
 def token_counts(texts: Sequence[str]) -> list[int]:
-    """cl100k_base counts, as `llmbench.tokens.count_tokens` gives them, in this thread.
+    """cl100k_base counts, as `llmbench.tasks.tokens.count_tokens` gives them, in this thread.
 
     Worker processes already use every core; count_tokens' thread pool would only add a
     hand-off per text, which for prompt-sized texts costs more than encoding them (measured:
     1.1 s against 0.64 s of CPU for 20,000 glue_mnli-sized prompts).
     """
-    from llmbench.tokens import cl100k
+    from llmbench.tasks.tokens import cl100k
 
     encode = cl100k().encode_ordinary
     return [len(encode(text)) for text in texts]
@@ -281,8 +281,8 @@ def task_complexity(
 ) -> dict:
     """One row of heuristics for a prepared task's `split` (see the module docstring)."""
     from llmbench.paths import DATASETS_DIR
-    from llmbench.prepare import SPLIT_CODES, prepared_path
-    from llmbench.tasks import get_card
+    from llmbench.prepare.tables import SPLIT_CODES, prepared_path
+    from llmbench.tasks.cards import get_card
 
     card = get_card(task, datasets_dir or DATASETS_DIR)
     path = prepared_path(task, work_dir)

@@ -99,10 +99,10 @@ def plan_jobs(
 ) -> list[JobRecord]:
     """One job per (model, task): its config (rendered into runs/configs when not in `configs`),
     its prepared table and its output folder. Unknown names fail here, before anything runs."""
-    from llmbench.local_models import ensure_local_model
-    from llmbench.models import get_model
-    from llmbench.prepare import prepared_path
-    from llmbench.tasks import get_card
+    from llmbench.prepare.tables import prepared_path
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.models import get_model
+    from llmbench.train.local_models import ensure_local_model
 
     for name in models:
         model = get_model(name)
@@ -132,10 +132,10 @@ def _render_for_prepared_data(model: str, task: str, runs: Path) -> Path:
     """A config rendered into runs/configs, its sequence length measured on the prepared table
     with the model's own tokenizer when the model is local (the study's figures were measured
     on its own prompts, which a model's markup can outgrow: a truncated target teaches nothing)."""
-    from llmbench.models import get_model
-    from llmbench.prepare import prepared_path
-    from llmbench.render import write_rendered
-    from llmbench.stats import longest_in_model_tokens
+    from llmbench.prepare.stats import longest_in_model_tokens
+    from llmbench.prepare.tables import prepared_path
+    from llmbench.tasks.models import get_model
+    from llmbench.train.render import write_rendered
 
     base = get_model(model)
     measured = None
@@ -167,7 +167,7 @@ def run_sweep(
 
 
 def _start(job: JobRecord, manifest: Manifest) -> None:
-    from llmbench.training import run_directory
+    from llmbench.train.training import run_directory
 
     resumed = _checkpoint_step(run_directory(Path(job.output)))
     manifest.update(
@@ -205,7 +205,7 @@ def _run_local(job: JobRecord, manifest: Manifest) -> None:
 
 def execute_job(config: str, dataset: str, output: str) -> dict:
     """Train one job in a child process; the outcome as manifest fields. Runs on Ray workers too."""
-    from llmbench.training import finished_adapter, run_directory
+    from llmbench.train.training import finished_adapter, run_directory
 
     output_dir = Path(output)
     if not Path(dataset).is_file():

@@ -9,29 +9,12 @@ Ludwig's `format_input_with_prompt` does.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmbench.errors import LLMBenchError
-from llmbench.models import PROMPT_SLOT
-
-if TYPE_CHECKING:
-    from llmbench.models import BaseModel
-    from llmbench.tasks import TaskCard
-
-
-def template_fields(template: str) -> list[str]:
-    """The placeholder names of a template, in order of first use; raises on broken syntax."""
-    names: list[str] = []
-    for _, field_name, format_spec, conversion in string.Formatter().parse(template):
-        if field_name is None:
-            continue
-        if not field_name.isidentifier() or format_spec or conversion:
-            raise ValueError(f"placeholder '{{{field_name}}}' must be a plain column name")
-        if field_name not in names:
-            names.append(field_name)
-    return names
+from llmbench.tasks.cards import TaskCard
+from llmbench.tasks.models import PROMPT_SLOT, BaseModel
 
 
 def realized_template(card: TaskCard, model: BaseModel) -> str:

@@ -11,7 +11,8 @@ landmarks, people, organisations and places in the eval rows are drawn from pool
 never use, so an adapter has to carry what it learned over to unseen words rather than recall
 whole rows.
 
-The files are committed; `python -m llmbench.demo_data` regenerates them byte for byte (a test
+The files are committed; `python -m llmbench.prepare.demo_data` regenerates them byte for byte (a
+test
 holds them to that).
 """
 
@@ -35,25 +36,99 @@ def _pools(train: list[str], held_out: list[str]) -> dict[str, list[str]]:
 # --- glue_sst2: movie-review sentences, 1 positive / 0 negative --------------------------------
 
 SUBJECTS = [
-    "the film", "this movie", "the plot", "the screenplay", "the lead performance",
-    "the supporting cast", "the soundtrack", "the cinematography", "the dialogue", "the ending",
-    "the second half", "the opening scene", "the script", "the editing", "the villain",
-    "the story", "the humor", "the visual effects", "the pacing", "the final act",
+    "the film",
+    "this movie",
+    "the plot",
+    "the screenplay",
+    "the lead performance",
+    "the supporting cast",
+    "the soundtrack",
+    "the cinematography",
+    "the dialogue",
+    "the ending",
+    "the second half",
+    "the opening scene",
+    "the script",
+    "the editing",
+    "the villain",
+    "the story",
+    "the humor",
+    "the visual effects",
+    "the pacing",
+    "the final act",
 ]
 ADJECTIVES = {
     1: _pools(
-        ["wonderful", "moving", "charming", "brilliant", "delightful", "gripping", "heartfelt",
-         "funny", "beautiful", "clever", "thrilling", "warm", "stunning", "inventive",
-         "touching", "memorable", "superb", "engaging", "lovely", "powerful"],
-        ["masterful", "enchanting", "exhilarating", "captivating", "dazzling", "witty",
-         "tender", "glorious", "riveting", "joyous"],
+        [
+            "wonderful",
+            "moving",
+            "charming",
+            "brilliant",
+            "delightful",
+            "gripping",
+            "heartfelt",
+            "funny",
+            "beautiful",
+            "clever",
+            "thrilling",
+            "warm",
+            "stunning",
+            "inventive",
+            "touching",
+            "memorable",
+            "superb",
+            "engaging",
+            "lovely",
+            "powerful",
+        ],
+        [
+            "masterful",
+            "enchanting",
+            "exhilarating",
+            "captivating",
+            "dazzling",
+            "witty",
+            "tender",
+            "glorious",
+            "riveting",
+            "joyous",
+        ],
     ),
     0: _pools(
-        ["dull", "boring", "clumsy", "tedious", "awful", "bland", "confusing", "lifeless",
-         "predictable", "forgettable", "messy", "tiresome", "shallow", "sloppy", "flat",
-         "painful", "silly", "stale", "weak", "annoying"],
-        ["dreadful", "insufferable", "incoherent", "vapid", "grating", "plodding", "lackluster",
-         "abysmal", "listless", "turgid"],
+        [
+            "dull",
+            "boring",
+            "clumsy",
+            "tedious",
+            "awful",
+            "bland",
+            "confusing",
+            "lifeless",
+            "predictable",
+            "forgettable",
+            "messy",
+            "tiresome",
+            "shallow",
+            "sloppy",
+            "flat",
+            "painful",
+            "silly",
+            "stale",
+            "weak",
+            "annoying",
+        ],
+        [
+            "dreadful",
+            "insufferable",
+            "incoherent",
+            "vapid",
+            "grating",
+            "plodding",
+            "lackluster",
+            "abysmal",
+            "listless",
+            "turgid",
+        ],
     ),
 }
 ADVERBS = ["", "truly ", "rather ", "consistently ", "surprisingly ", "utterly ", "quite "]
@@ -91,15 +166,46 @@ def sst2_rows(rng: random.Random, part: str, count: int) -> list[dict]:
 # --- e2e_nlg: a restaurant's meaning representation and a description of it ------------------
 
 RESTAURANTS = _pools(
-    ["The Copper Pot", "Blue Heron", "The Lantern Room", "Saffron House", "The Old Mill",
-     "Green Olive", "The Quay", "Marigold", "The Red Fox", "Harbour Lights", "The Orchard",
-     "Silver Spoon", "The Wheatsheaf", "Cedar Grill", "The Pavilion", "Juniper"],
-    ["The Kingfisher", "Amber Table", "The Tollgate", "Rosewood", "The Boathouse",
-     "Little Fig", "The Granary", "Sable"],
+    [
+        "The Copper Pot",
+        "Blue Heron",
+        "The Lantern Room",
+        "Saffron House",
+        "The Old Mill",
+        "Green Olive",
+        "The Quay",
+        "Marigold",
+        "The Red Fox",
+        "Harbour Lights",
+        "The Orchard",
+        "Silver Spoon",
+        "The Wheatsheaf",
+        "Cedar Grill",
+        "The Pavilion",
+        "Juniper",
+    ],
+    [
+        "The Kingfisher",
+        "Amber Table",
+        "The Tollgate",
+        "Rosewood",
+        "The Boathouse",
+        "Little Fig",
+        "The Granary",
+        "Sable",
+    ],
 )
 LANDMARKS = _pools(
-    ["the Town Hall", "the Market Cross", "the Clock Tower", "the Museum", "the Stone Bridge",
-     "the Railway Station", "the Cathedral", "the Old Library"],
+    [
+        "the Town Hall",
+        "the Market Cross",
+        "the Clock Tower",
+        "the Museum",
+        "the Stone Bridge",
+        "the Railway Station",
+        "the Cathedral",
+        "the Old Library",
+    ],
     ["the Lighthouse", "the Botanic Garden", "the Bus Depot", "the Concert Hall"],
 )
 EAT_TYPES = ["pub", "restaurant", "coffee shop"]
@@ -126,11 +232,13 @@ def e2e_row(rng: random.Random, part: str) -> dict:
     mr += [f"near[{near}]"] if near else []
     kind = f"{PRICES[price]} {food} {eat}" if price else f"{food} {eat}"
     where = AREAS[area] + (f" near {near}" if near else "")
-    first = rng.choice([
-        f"{name} is {_a(kind)} {where}.",
-        f"{where[0].upper()}{where[1:]}, {name} is {_a(kind)}.",
-        f"There is {_a(kind)} called {name} {where}.",
-    ])
+    first = rng.choice(
+        [
+            f"{name} is {_a(kind)} {where}.",
+            f"{where[0].upper()}{where[1:]}, {name} is {_a(kind)}.",
+            f"There is {_a(kind)} called {name} {where}.",
+        ]
+    )
     rest = []
     if rating:
         rest.append(f"It has {_a(rating)} customer rating.")
@@ -167,31 +275,116 @@ def _csv(rows: list[dict]) -> str:
 # --- conllpp: CoNLL-2003 style sentences with PER, ORG, LOC and MISC tags ----------------------
 
 FIRST_NAMES = _pools(
-    ["Anna", "Lars", "Maria", "Tomasz", "Sofia", "Kenji", "Amara", "Pedro", "Ingrid", "Omar",
-     "Lucia", "Dmitri", "Fatima", "Hugo", "Mei", "Rafael", "Elif", "Jonas", "Chloe", "Kwame"],
+    [
+        "Anna",
+        "Lars",
+        "Maria",
+        "Tomasz",
+        "Sofia",
+        "Kenji",
+        "Amara",
+        "Pedro",
+        "Ingrid",
+        "Omar",
+        "Lucia",
+        "Dmitri",
+        "Fatima",
+        "Hugo",
+        "Mei",
+        "Rafael",
+        "Elif",
+        "Jonas",
+        "Chloe",
+        "Kwame",
+    ],
     ["Bruno", "Greta", "Yusuf", "Noemi", "Aleksander", "Priya", "Mateo", "Signe"],
 )
 SURNAMES = _pools(
-    ["Ekdahl", "Novak", "Moreau", "Okafor", "Lindqvist", "Tanaka", "Rossi", "Haddad", "Brennan",
-     "Kowalczyk", "Silva", "Vogel", "Mensah", "Duarte", "Petrov", "Yilmaz", "Ferreira",
-     "Nakamura", "Schulz", "Byrne"],
+    [
+        "Ekdahl",
+        "Novak",
+        "Moreau",
+        "Okafor",
+        "Lindqvist",
+        "Tanaka",
+        "Rossi",
+        "Haddad",
+        "Brennan",
+        "Kowalczyk",
+        "Silva",
+        "Vogel",
+        "Mensah",
+        "Duarte",
+        "Petrov",
+        "Yilmaz",
+        "Ferreira",
+        "Nakamura",
+        "Schulz",
+        "Byrne",
+    ],
     ["Halvorsen", "Zielinski", "Abara", "Castellano", "Virtanen", "Osei", "Marchetti", "Koval"],
 )
 ORGANIZATIONS = _pools(
-    ["Valdor Motors", "Kestrel Airlines", "Brightwater Bank", "Ostend Shipping", "Polar Foods",
-     "Tidewell Energy", "Marlow United", "Redcliff Rovers", "Ironvale Mining", "Sunmark Telecom",
-     "Harbor Insurance", "Copperline", "Northgate Steel", "Albion Press"],
-    ["Granton Athletic", "Silverfern Group", "Orbis Rail", "Calder Chemicals", "Westmark",
-     "Bluepeak Capital"],
+    [
+        "Valdor Motors",
+        "Kestrel Airlines",
+        "Brightwater Bank",
+        "Ostend Shipping",
+        "Polar Foods",
+        "Tidewell Energy",
+        "Marlow United",
+        "Redcliff Rovers",
+        "Ironvale Mining",
+        "Sunmark Telecom",
+        "Harbor Insurance",
+        "Copperline",
+        "Northgate Steel",
+        "Albion Press",
+    ],
+    [
+        "Granton Athletic",
+        "Silverfern Group",
+        "Orbis Rail",
+        "Calder Chemicals",
+        "Westmark",
+        "Bluepeak Capital",
+    ],
 )
 LOCATIONS = _pools(
-    ["Rotterdam", "Lisbon", "Nairobi", "Osaka", "Krakow", "Lyon", "Toronto", "Valencia",
-     "Gdansk", "Accra", "Porto", "Bergen", "Seville", "Leeds", "Tampere", "Brno"],
+    [
+        "Rotterdam",
+        "Lisbon",
+        "Nairobi",
+        "Osaka",
+        "Krakow",
+        "Lyon",
+        "Toronto",
+        "Valencia",
+        "Gdansk",
+        "Accra",
+        "Porto",
+        "Bergen",
+        "Seville",
+        "Leeds",
+        "Tampere",
+        "Brno",
+    ],
     ["Antwerp", "Dakar", "Sapporo", "Ljubljana", "Genoa", "Winnipeg", "Aarhus", "Cork"],
 )
 MISCELLANEOUS = _pools(
-    ["Dutch", "Swedish", "Brazilian", "Japanese", "Polish", "Kenyan", "French", "German",
-     "World Cup", "Olympic", "European Championship"],
+    [
+        "Dutch",
+        "Swedish",
+        "Brazilian",
+        "Japanese",
+        "Polish",
+        "Kenyan",
+        "French",
+        "German",
+        "World Cup",
+        "Olympic",
+        "European Championship",
+    ],
     ["Norwegian", "Chilean", "Ghanaian", "Asian Games", "Davis Cup"],
 )
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]

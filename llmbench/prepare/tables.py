@@ -20,21 +20,18 @@ next to the study's (the card's split_counts); a count that differs is reported,
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.util
 import json
 import os
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR
-from llmbench.tasks import SPLIT_NAMES, TaskCard, get_card
+from llmbench.prepare.task_code import task_module
+from llmbench.tasks.cards import SPLIT_NAMES, TaskCard, get_card
 
 SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
 FIXTURE_DIR = "fixture"
@@ -50,30 +47,6 @@ class PrepareResult:
     counts: dict[str, int] = field(default_factory=dict)
     # One line per prepared split whose row count is not the study's.
     differences: list[str] = field(default_factory=list)
-
-
-def task_module(task: str, datasets_dir: Path = DATASETS_DIR) -> ModuleType:
-    """The task's own preparation code, `datasets/<task>/prepare.py`, imported by path."""
-    path = Path(datasets_dir) / task / "prepare.py"
-    if not path.is_file():
-        raise LLMBenchError(f"{path}: file not found; expected the task's preparation code")
-    # One module per file: a user's folder may hold a task of the same name as ours.
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    name = f"llmbench_tasks.{task}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    # Registered before running, as a normal import does (dataclasses look themselves up there).
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    if not callable(getattr(module, "read_rows", None)):
-        raise LLMBenchError(f"{path}: read_rows: not defined; expected read_rows(source, card)")
-    return module
 
 
 def prepared_path(task: str, out_dir: Path = DEFAULT_WORK_DIR) -> Path:
@@ -106,7 +79,7 @@ def prepare_task(
     module = task_module(task, datasets_dir)
     check_work_dir(Path(out_dir))
     if source is None:
-        from llmbench.fetch import fetch_upstream
+        from llmbench.prepare.fetch import fetch_upstream
 
         source = fetch_upstream(card, out_dir)
     source = Path(source)
@@ -159,11 +132,11 @@ def check_work_dir(out_dir: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise LLMBenchError(
-            f"{existing}: is a file; expected a work directory (--out) or a folder to make it in"
+            f"{existing}: is a file; expected a work directory (--runs) or a folder to make it in"
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise LLMBenchError(
-            f"{existing}: not writable; expected a work directory (--out) llmbench can write in"
+            f"{existing}: not writable; expected a work directory (--runs) llmbench can write in"
         )
 
 
@@ -180,7 +153,7 @@ def folders_made_for(path: Path) -> Iterator[None]:
     except OSError as exc:
         raise LLMBenchError(
             f"{path.parent}: cannot be created ({exc.strerror}); expected a folder llmbench "
-            "can write in (--out)"
+            "can write in (--runs)"
         ) from None
     try:
         yield
@@ -204,7 +177,7 @@ def new_temp_file(target: Path) -> Path:
         except OSError as exc:
             raise LLMBenchError(
                 f"{temp.parent}: cannot write a file there ({exc.strerror}); expected a folder "
-                "llmbench can write in (--out)"
+                "llmbench can write in (--runs)"
             ) from None
 
 

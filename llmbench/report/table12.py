@@ -4,7 +4,7 @@ Recipe: every `<runs>/eval/<model>/<task>/<adapter or base>/scores.json` (`read_
 `collect_runs`) → one `Table12`: per (task, model) the best adapter's fine-tuned score and the
 base model's, the OpenAI baselines from your own runs or else the study's (`table_from_runs`;
 `study_table` is the study's own) → per task and per model summaries, and the largest block
-without gaps that `llmbench correlate` can read. `llmbench.report` renders it.
+without gaps that `llmbench correlate` can read. `llmbench.report.document` renders it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 
-# the names of llmbench.correlate's Table 12 layout, kept here so that `llmbench --help` does not
+# the names of llmbench.analysis.correlate's Table 12 layout, kept here so that `llmbench --help`
+# does not
 # import numpy through it
 GPT4 = "gpt-4"
 # the study's OpenAI baselines: a base run of a model with one of these names is a baseline
@@ -134,7 +135,7 @@ def study_table() -> Table12:
     """The study's Table 12, from the scores shipped with llmbench."""
     import pandas as pd
 
-    from llmbench.correlate import PAPER_SCORES, models_of
+    from llmbench.analysis.correlate import PAPER_SCORES, models_of
 
     frame = pd.read_csv(PAPER_SCORES).set_index("task")
     models = models_of(frame.columns)

@@ -18,7 +18,7 @@ def cmd_app(args: argparse.Namespace) -> None:
         args.base_model,
         adapters_dir=Path(args.adapters) if args.adapters else None,
         adapter_map=Path(args.adapter_map) if args.adapter_map else None,
-        results=Path(args.results) if args.results else None,
+        results=args.runs,
     )
     console.print(
         f"LoRA Land: {len(catalog.adapters)} adapter(s) on {catalog.base.name} via "
@@ -27,12 +27,10 @@ def cmd_app(args: argparse.Namespace) -> None:
     uvicorn.run(create_app(catalog), host=args.host, port=args.port, log_level="warning")
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "app",
-        help="the LoRA Land web page: each adapter beside its base model, answers streamed",
-        epilog="example: llmbench app --endpoint http://127.0.0.1:8080 --base-model tiny "
-        "--adapters runs/train --results runs",
+def configure(command: str, p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "example: llmbench app --endpoint http://127.0.0.1:8080 --base-model tiny "
+        "--adapters runs/train --runs runs"
     )
     p.add_argument("--endpoint", required=True, help="the LoRAX-compatible server's URL")
     p.add_argument(
@@ -49,7 +47,8 @@ def add_parser(sub) -> None:
     )
     which.add_argument("--adapter-map", help="a YAML or JSON file: task -> adapter id")
     p.add_argument(
-        "--results",
+        "--runs",
+        type=Path,
         help="work directory with `llmbench eval` scores and prepared data (default: the "
         "study's scores, examples from each task's fixture)",
     )

@@ -4,7 +4,7 @@ Load a scores table in the study's Table 12 layout (`task`, `<model>_ft`, `<mode
 model, `gpt-4`; other columns such as `gpt-3.5-turbo` are carried but unused) → derive the
 quality measures of each task → join the complexity heuristics of the same tasks → Pearson and
 Spearman matrices with p-values → CSVs, a Figure-8-style heatmap, and how well small models on
-the heuristics predict fine-tuning outcomes (see `llmbench.predict`).
+the heuristics predict fine-tuning outcomes (see `llmbench.analysis.predict`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from llmbench.errors import LLMBenchError
-from llmbench.paths import atomic_write_bytes, atomic_write_text
+from llmbench.paths import PACKAGE_DATA_DIR, atomic_write_bytes, atomic_write_text
 
 PAPER = "paper"
-PAPER_SCORES = Path(__file__).resolve().parent / "data" / "table12_scores.csv"
+PAPER_SCORES = PACKAGE_DATA_DIR / "table12_scores.csv"
 GPT4 = "gpt-4"
 FT, BASE = "_ft", "_base"
 MIN_TASKS = 4
@@ -141,7 +141,7 @@ def quality_measures(scores):
 
 def join_tasks(quality, complexity, scores_path: Path, complexity_path: Path):
     """Quality measures and heuristics side by side for the tasks of the complexity table."""
-    from llmbench.complexity import HEURISTICS
+    from llmbench.analysis.complexity import HEURISTICS
 
     absent = [t for t in complexity.index if t not in quality.index]
     if absent:
@@ -205,7 +205,7 @@ def plot_heatmap(r, path: Path, title: str, note: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llmbench.complexity import HEURISTICS
+    from llmbench.analysis.complexity import HEURISTICS
 
     block = r.loc[list(QUALITY), list(HEURISTICS)].to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.0 * len(HEURISTICS) + 3, 0.6 * len(QUALITY) + 3))
@@ -240,7 +240,7 @@ def plot_heatmap(r, path: Path, title: str, note: str = "") -> None:
 def known_tasks(scores: str | Path, complexity_path: Path):
     """(quality measures joined with heuristics per task, tasks whose heuristics are not from
     the study's training rows) for the tasks of the complexity table."""
-    from llmbench.complexity import not_the_study, read_complexity
+    from llmbench.analysis.complexity import not_the_study, read_complexity
 
     quality = quality_measures(load_scores(scores))
     complexity = read_complexity(complexity_path)
@@ -271,7 +271,7 @@ def fixture_note(not_study: list[str], total: int) -> str:
 def correlate(scores: str | Path, complexity_path: Path, out_dir: Path) -> CorrelateResult:
     """Quality vs heuristics: write quality.csv, joined.csv, pearson/spearman (+ _p) CSVs,
     figure8.png and prediction.csv into `out_dir`."""
-    from llmbench.predict import evaluate_predictors, write_evaluation
+    from llmbench.analysis.predict import evaluate_predictors, write_evaluation
 
     joined, not_study = known_tasks(scores, complexity_path)
     scores_path = scores_source(scores)

@@ -13,10 +13,10 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.models import BaseModel
 from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
-from llmbench.prompts import realized_template
-from llmbench.tasks import SPLIT_NAMES, TaskCard
+from llmbench.tasks.cards import SPLIT_NAMES, TaskCard
+from llmbench.tasks.models import BaseModel
+from llmbench.tasks.prompts import realized_template
 
 STATS_FILE = "token_stats.csv"
 
@@ -49,8 +49,8 @@ def task_token_stats(card: TaskCard, model: BaseModel, work_dir: Path) -> list[S
     """Per split of the task's prepared table: min, max, mean and p95 of each length."""
     import numpy as np
 
-    from llmbench.prepare import read_prepared
-    from llmbench.tokens import count_tokens
+    from llmbench.prepare.tables import read_prepared
+    from llmbench.tasks.tokens import count_tokens
 
     table = read_prepared(card.name, work_dir)
     template = realized_template(card, model)
@@ -60,20 +60,35 @@ def task_token_stats(card: TaskCard, model: BaseModel, work_dir: Path) -> list[S
         part = table[table[card.split_column] == code]
         if part.empty:
             continue
-        prompts = [template.format(**dict(zip(columns, values, strict=True)))
-                   for values in part[columns].itertuples(index=False, name=None)]
+        prompts = [
+            template.format(**dict(zip(columns, values, strict=True)))
+            for values in part[columns].itertuples(index=False, name=None)
+        ]
         prompt = np.array(count_tokens(prompts))
         target = np.array(count_tokens(part[card.target_col].tolist()))
-        results.append(SplitStats(card.name, model.name, split, len(part),
-                                  *_summary(prompt), *_summary(target), *_summary(prompt + target)))
+        results.append(
+            SplitStats(
+                card.name,
+                model.name,
+                split,
+                len(part),
+                *_summary(prompt),
+                *_summary(target),
+                *_summary(prompt + target),
+            )
+        )
     return results
 
 
 def _summary(lengths) -> tuple[int, int, float, float]:
     import numpy as np
 
-    return (int(lengths.min()), int(lengths.max()), round(float(lengths.mean()), 2),
-            round(float(np.percentile(lengths, 95)), 2))
+    return (
+        int(lengths.min()),
+        int(lengths.max()),
+        round(float(lengths.mean()), 2),
+        round(float(np.percentile(lengths, 95)), 2),
+    )
 
 
 def write_stats(rows: list[SplitStats], path: Path) -> None:
@@ -112,15 +127,17 @@ def longest_in_model_tokens(
     realized prompt, the target and the EOS token Ludwig appends), and where it was measured."""
     from transformers import AutoTokenizer
 
-    from llmbench.prepare import prepared_path, read_prepared
-    from llmbench.tasks import get_card
+    from llmbench.prepare.tables import prepared_path, read_prepared
+    from llmbench.tasks.cards import get_card
 
     card = get_card(task)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     table = read_prepared(task, work_dir)
     template = realized_template(card, model)
-    prompts = [template.format(**dict(zip(card.input_columns, values, strict=True)))
-               for values in table[list(card.input_columns)].itertuples(index=False, name=None)]
+    prompts = [
+        template.format(**dict(zip(card.input_columns, values, strict=True)))
+        for values in table[list(card.input_columns)].itertuples(index=False, name=None)
+    ]
     prompt_ids = tokenizer(prompts).input_ids
     _check_no_pad_token(tokenizer, prompt_ids, model, task)
     prompt_lengths = [len(ids) for ids in prompt_ids]

@@ -120,7 +120,7 @@ def _remove_unless_checkpointed(run_dir: Path) -> None:
 def config_columns(config: dict) -> list[str]:
     """The dataset columns a Ludwig LLM config reads: each feature's column (or name), the
     prompt template's fields and the fixed split's column."""
-    from llmbench.prompts import template_fields
+    from llmbench.tasks.cards import template_fields
 
     columns = []
     for section in ("input_features", "output_features"):

@@ -96,7 +96,7 @@ def run_bakeoff(
         ]
     complexity = complexity_stage(config, runs)
     correlate_dir = correlate_stage(config, runs, complexity, notes)
-    from llmbench.report import report
+    from llmbench.report.document import report
 
     report_dir = runs / "report"
     report(runs, report_dir)
@@ -104,8 +104,8 @@ def run_bakeoff(
 
 
 def _check_names(config: BakeoffConfig) -> None:
-    from llmbench.models import get_model
-    from llmbench.tasks import get_card
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.models import get_model
 
     for model in config.models:
         get_model(model)
@@ -114,7 +114,7 @@ def _check_names(config: BakeoffConfig) -> None:
 
 
 def prepare_stage(config: BakeoffConfig, runs: Path) -> None:
-    from llmbench.prepare import prepare_task, prepared_path
+    from llmbench.prepare.tables import prepare_task, prepared_path
 
     for task in config.tasks:
         if prepared_path(task, runs).is_file():
@@ -125,9 +125,9 @@ def prepare_stage(config: BakeoffConfig, runs: Path) -> None:
 
 def _shipped_source(kind: str, task: str) -> Path | None:
     """The copy shipped with llmbench that `source: demo|fixture` names; None for upstream."""
-    from llmbench.demo_data import DEMO_TASKS, demo_source
-    from llmbench.prepare import fixture_source
-    from llmbench.tasks import get_card
+    from llmbench.prepare.demo_data import DEMO_TASKS, demo_source
+    from llmbench.prepare.tables import fixture_source
+    from llmbench.tasks.cards import get_card
 
     if kind == "fixture":
         return fixture_source(get_card(task))
@@ -142,7 +142,7 @@ def _shipped_source(kind: str, task: str) -> Path | None:
 
 
 def train_stage(config: BakeoffConfig, runs: Path) -> None:
-    from llmbench.sweep import FAILED, plan_jobs, run_sweep
+    from llmbench.train.sweep import FAILED, plan_jobs, run_sweep
 
     jobs = plan_jobs(config.models, config.tasks, runs)
     manifest = run_sweep(jobs, runs, max_parallel=config.max_parallel)
@@ -167,8 +167,8 @@ class Endpoints:
         if self.config.endpoint:
             return self.config.endpoint
         if name not in self.urls:
-            from llmbench.models import get_model
             from llmbench.serving.launch import start_server
+            from llmbench.tasks.models import get_model
 
             model = get_model(name)
             base = (self.runs / model.local_path).resolve() if model.local_path else model.hub_id
@@ -194,7 +194,7 @@ class Endpoints:
 def evaluate_stage(
     config: BakeoffConfig, runs: Path, model: str, task: str, endpoints: Endpoints, progress: bool
 ) -> TaskScore:
-    from llmbench.evaluate import EvalSettings, evaluate, pending_examples
+    from llmbench.evaluate.harness import EvalSettings, evaluate, pending_examples
 
     results = []
     for adapter_id in (None, f"{model}/{task}"):
@@ -222,7 +222,7 @@ def evaluate_stage(
 
 
 def complexity_stage(config: BakeoffConfig, runs: Path) -> Path:
-    from llmbench.complexity import complexity_path, task_complexity, write_complexity
+    from llmbench.analysis.complexity import complexity_path, task_complexity, write_complexity
 
     rows = [task_complexity(task, runs) for task in config.tasks]
     path = complexity_path(runs / "complexity", "train")
@@ -240,7 +240,7 @@ def correlate_stage(
             f"this bake-off has {len(config.tasks)}; run `llmbench correlate` on more"
         )
         return None
-    from llmbench.correlate import correlate
+    from llmbench.analysis.correlate import correlate
 
     out = runs / "correlate"
     correlate("paper", complexity, out)

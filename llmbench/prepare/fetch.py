@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.tasks import TaskCard
+from llmbench.tasks.cards import TaskCard
 
 GITHUB_ARCHIVE = "https://codeload.github.com/{repo}/tar.gz/HEAD"
 
@@ -38,7 +38,7 @@ def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     kind = card.source["kind"]
-    from llmbench.prepare import task_module
+    from llmbench.prepare.task_code import task_module
 
     custom = getattr(task_module(card.name, card.folder.parent), "fetch", None)
     fetchers = {"hf": _fetch_hf, "kaggle": _fetch_kaggle, "github": _fetch_github}
@@ -82,8 +82,9 @@ def upstream_split_names(card: TaskCard) -> list[str]:
 
 def _fetch_hf(card: TaskCard, folder: Path) -> None:
     for name in upstream_split_names(card):
-        save_hf_split(card.source["id"], card.source.get("config"), name,
-                      folder / f"{name}.parquet")
+        save_hf_split(
+            card.source["id"], card.source.get("config"), name, folder / f"{name}.parquet"
+        )
 
 
 def _fetch_kaggle(card: TaskCard, folder: Path) -> None:

@@ -30,10 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from llmbench.backends import BACKENDS, Refused, Rejected, Request, Transient, make_backend
 from llmbench.errors import LLMBenchError
-from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
-from llmbench.responses import (
+from llmbench.evaluate.clients import BACKENDS, Refused, Rejected, Request, Transient, make_backend
+from llmbench.evaluate.responses import (
     ResponseLog,
     check_same_run,
     outcome_record,
@@ -44,6 +43,7 @@ from llmbench.responses import (
     to_send,
     write_error,
 )
+from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
 
 RESPONSES, SCORES, EXAMPLES = "responses.jsonl", "scores.json", "examples.csv"
 DEFAULT_MAX_FAILED_SHARE = 0.5  # `eval` exits 2 when more than this share of examples failed
@@ -137,17 +137,19 @@ def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
     return Path(work_dir) / "eval" / settings.model / settings.task / leaf
 
 
-def load_examples(settings: EvalSettings, work_dir: Path) -> tuple[list[Example], str]:
+def load_examples(
+    settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+) -> tuple[list[Example], str]:
     """The task's eval split, prompts realized for the base model; and the metric's name.
 
     Every input must hold a value and every target text: a missing input would otherwise be
     sent as the text "nan" or "None", and a bad target found only after every request.
     """
-    from llmbench.models import get_model
-    from llmbench.prompts import realize_prompt
-    from llmbench.tasks import get_card
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.models import get_model
+    from llmbench.tasks.prompts import realize_prompt
 
-    card = get_card(settings.task)
+    card = get_card(settings.task, datasets_dir)
     model = _markup_model(settings.model, get_model)
     table, path = _read_eval_table(card, work_dir)
     if table.empty:
@@ -165,7 +167,7 @@ def load_examples(settings: EvalSettings, work_dir: Path) -> tuple[list[Example]
 def _read_eval_table(card, work_dir: Path):
     import pyarrow as pa
 
-    from llmbench.prepare import prepared_path, read_prepared
+    from llmbench.prepare.tables import prepared_path, read_prepared
 
     path = prepared_path(card.name, work_dir)
     try:
@@ -213,7 +215,7 @@ def _is_missing(value) -> bool:
 
 def _markup_model(name: str, get_model):
     """The registry model whose markup wraps prompts; names outside it (gpt-4) get plain."""
-    from llmbench.models import load_registry
+    from llmbench.tasks.models import load_registry
 
     if name in load_registry():
         return get_model(name)
@@ -305,9 +307,10 @@ def pending_examples(
     work_dir: Path = DEFAULT_WORK_DIR,
     out_dir: Path | None = None,
     retry_failed: bool = True,
+    datasets_dir: Path = DATASETS_DIR,
 ) -> int:
     """How many eval examples a run would send (0: a rerun sends nothing)."""
-    examples, _ = load_examples(settings, work_dir)
+    examples, _ = load_examples(settings, work_dir, datasets_dir)
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
     return len(to_send(examples, read_responses(out / RESPONSES), retry_failed))
 
@@ -320,19 +323,22 @@ def evaluate(
     *,
     retry_failed: bool = True,
     restart: bool = False,
+    datasets_dir: Path = DATASETS_DIR,
 ) -> EvalResult:
     """Run (or resume) one evaluation and write its scores.
 
     Resuming sends the examples with no record, and the failed ones unless `retry_failed` is
     False; responses made with other answer-changing settings are refused unless `restart`.
     """
-    from llmbench.metrics import get_metric
-    from llmbench.tasks import get_card
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.metrics import get_metric
 
-    examples, metric = load_examples(settings, work_dir)
+    examples, metric = load_examples(settings, work_dir, datasets_dir)
     get_metric(metric).preflight()  # before any request: e.g. a sandbox that cannot isolate
     if settings.max_new_tokens is None:
-        settings = _with(settings, max_new_tokens=get_card(settings.task).max_new_tokens)
+        settings = _with(
+            settings, max_new_tokens=get_card(settings.task, datasets_dir).max_new_tokens
+        )
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
     responses_path = out / RESPONSES
     if restart:
@@ -391,7 +397,7 @@ def score_run(
     out: Path,
 ) -> EvalResult:
     """Score every example (missing or failed: 0), then write scores.json and examples.csv."""
-    from llmbench.metrics import get_metric
+    from llmbench.tasks.metrics import get_metric
 
     metric = get_metric(metric_name)
     rows, failed, truncated = [], [], []

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError, did_you_mean, unknown_name
-from llmbench.metrics import METRICS
 from llmbench.paths import DATASETS_DIR
-from llmbench.prompts import template_fields
+from llmbench.tasks.metrics import METRICS
 from llmbench.validation import load_schema, read_yaml, schema_problems
 
 CARD_FILE = "metadata.yaml"
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a template, in order of first use; raises on broken syntax."""
+    names: list[str] = []
+    for _, field_name, format_spec, conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        if not field_name.isidentifier() or format_spec or conversion:
+            raise ValueError(f"placeholder '{{{field_name}}}' must be a plain column name")
+        if field_name not in names:
+            names.append(field_name)
+    return names
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import jinja2
 import yaml
 
 from llmbench.errors import LLMBenchError, unknown_name
-from llmbench.models import BaseModel, get_model, load_registry, study_models
 from llmbench.paths import (
     CONFIGS_DIR,
     DATASETS_DIR,
@@ -25,9 +24,10 @@ from llmbench.paths import (
     TEMPLATES_DIR,
     atomic_write_text,
 )
-from llmbench.prompts import realized_template
-from llmbench.stats import longest_examples
-from llmbench.tasks import TaskCard, get_card, load_cards
+from llmbench.prepare.stats import longest_examples
+from llmbench.tasks.cards import TaskCard, get_card, load_cards
+from llmbench.tasks.models import BaseModel, get_model, load_registry, study_models
+from llmbench.tasks.prompts import realized_template
 
 TEMPLATE_NAME = "ludwig_config.yaml.j2"
 # The study sized every task to fit an A10G with 7B models; no task needs more than this.
@@ -229,8 +229,13 @@ def render_configs(
     task_names = select(tasks, cards, "task", sorted(cards))
     longest = longest_examples(token_stats) if token_stats else {}
     rendered = [
-        render_one(cards[t], registry[m], out_dir, work_dir,
-                   (longest[t], str(token_stats)) if t in longest else None)
+        render_one(
+            cards[t],
+            registry[m],
+            out_dir,
+            work_dir,
+            (longest[t], str(token_stats)) if t in longest else None,
+        )
         for m in model_names
         for t in task_names
     ]

@@ -1,7 +1,7 @@
-"""`llmbench report`: the study's Table 12 and Figure 5 from your evaluation runs (or the study's).
+"""The report: the study's Table 12 and Figure 5 from your evaluation runs (or the study's).
 
 Recipe: read every `<runs>/eval/<model>/<task>/<adapter or base>/scores.json` → one Table 12
-(built by `llmbench.table12`): per (task, model) the best adapter's fine-tuned score and its
+(built by `llmbench.report.table12`): per (task, model) the best adapter's fine-tuned score and its
 lift over the base model, GPT-4 from your own `gpt-4` base runs or else the study's → per model
 averages, per task the best fine-tuned model and its lift over GPT-4 → `table12.md` (with the
 study's numbers beside yours), `table12.csv` (the Table 12 layout `llmbench correlate --scores`
@@ -11,15 +11,13 @@ the study's shipped scores.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmbench.errors import LLMBenchError
-from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_bytes, atomic_write_text
-from llmbench.table12 import (
+from llmbench.paths import atomic_write_bytes, atomic_write_text
+from llmbench.report.table12 import (
     BASE,
     BASELINES,
     FT,
@@ -279,43 +277,3 @@ def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
     who = "the study (LoRA Land)" if runs_dir is None else str(runs_dir)
     plot_figure5(table, files[3], f"Figure 5: lift of the best fine-tuned adapter per task — {who}")
     return ReportResult(table, files)
-
-
-def cmd_report(args: argparse.Namespace) -> None:
-    from llmbench.console import console
-
-    if args.paper and args.runs is not None:
-        raise LLMBenchError("report: RUNS and --paper both given; expected one or the other")
-    runs = None if args.paper else (args.runs or DEFAULT_WORK_DIR)
-    out = args.out or (DEFAULT_WORK_DIR / "report-paper" if args.paper else runs / "report")
-    result = report(runs, out)
-    table, lifts = result.table, per_task(result.table)["lift_over_gpt4"].dropna()
-    console.print(
-        f"Table 12 of {len(table.tasks)} tasks × {len(table.models)} models: the best adapter "
-        f"beats GPT-4 on {(lifts > 0).sum()} of {len(lifts)} tasks",
-        markup=False,
-    )
-    if table.failed:
-        console.print(f"{len(table.failed)} run(s) with failed requests, flagged {FAILED}")
-    console.print(f"written to {out}: {', '.join(p.name for p in result.files)}", markup=False)
-
-
-def add_parser(sub) -> None:
-    """Register `report` on the `llmbench` command's subparsers object `sub`."""
-    p = sub.add_parser(
-        "report",
-        help="the study's Table 12 and Figure 5 from your evaluation runs (or --paper)",
-        epilog="examples: llmbench report runs --out runs/report; llmbench report --paper",
-    )
-    p.add_argument(
-        "runs", nargs="?", type=Path, help="work directory holding eval/ (default: runs)"
-    )
-    p.add_argument(
-        "--paper", action="store_true", help="render the study's own scores instead of runs"
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        help="output folder (default: RUNS/report, or runs/report-paper with --paper)",
-    )
-    p.set_defaults(handler=cmd_report)

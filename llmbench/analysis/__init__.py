@@ -1,0 +1,1 @@
+"""Analysis: dataset-complexity heuristics, their correlation with quality, and predictions."""

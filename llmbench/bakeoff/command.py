@@ -1,0 +1,48 @@
+"""`llmbench bakeoff`: the study end to end from one YAML config (default: the embedded one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from llmbench.arguments import runs_option
+
+
+def configure(command: str, p: argparse.ArgumentParser) -> None:
+    p.epilog = "example: llmbench bakeoff --config my-bakeoff.yaml --runs runs"
+    p.add_argument(
+        "--config",
+        help="bake-off settings (default: the embedded default, smollm2-135m on the demo rows)",
+    )
+    runs_option(p)
+    p.set_defaults(handler=cmd_bakeoff)
+
+
+def cmd_bakeoff(args: argparse.Namespace) -> None:
+    from llmbench.bakeoff.pipeline import load_config, run_bakeoff
+    from llmbench.console import console, print_table
+
+    config = load_config(args.config and Path(args.config))
+    result = run_bakeoff(config, args.runs)
+    print_table(
+        f"bake-off ({args.runs})",
+        ("model", "task", "metric", "n", "base", "adapter", "lift", "failed"),
+        [
+            (
+                s.model,
+                s.task,
+                s.metric,
+                s.n,
+                f"{s.base:.3f}",
+                f"{s.adapter:.3f}",
+                f"{s.lift:+.3f}",
+                s.failed,
+            )
+            for s in result.scores
+        ],
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(f"report: {result.report_dir}/table12.md, {result.report_dir}/figure5.png")
+    if "tiny" in config.models:
+        console.print("The tiny model's scores show the pipeline working, not model quality.")

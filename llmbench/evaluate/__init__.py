@@ -1,0 +1,1 @@
+"""Evaluation: endpoint clients, the harness that scores a model on a task, response checks."""

@@ -1,0 +1,1 @@
+"""Load testing a serving endpoint with many adapters."""

@@ -1,0 +1,2 @@
+"""Preparation: fetching upstream data, the shared upstream readers, prepared tables, and
+the demo rows."""

@@ -1,0 +1,1 @@
+"""Reports: Table 12 from evaluation runs, and the documents rendered from it."""

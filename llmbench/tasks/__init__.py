@@ -1,0 +1,1 @@
+"""Task cards, the base-model registry, prompts, token counts and the metrics a card names."""

@@ -1,0 +1,1 @@
+"""Training: rendering Ludwig configs, 4-bit LoRA training, sweeps, building local base models."""
