@@ -14,8 +14,10 @@ setup-serve:
 demo: setup setup-serve
 	.venv/bin/llmbench bakeoff
 
-test: setup setup-serve
+# Lint first: it takes a second and fails before minutes of tests.
+test: setup setup-serve lint
 	.venv/bin/python -m pytest -q
 
 lint: setup
-	.venv/bin/ruff check llmbench tests datasets bench
+	.venv/bin/ruff format --check --quiet .
+	.venv/bin/ruff check --quiet .
