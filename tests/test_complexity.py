@@ -14,10 +14,7 @@ from llmbench.analysis import complexity
 from llmbench.analysis.complexity import (
     HEURISTICS,
     compressibility,
-    lcs_length,
     read_complexity,
-    rouge_l,
-    rouge_tokens,
     summarize,
     task_complexity,
     write_complexity,
@@ -74,39 +71,21 @@ def prepare_fixtures(work: Path) -> Path:
 HAND_ROWS = [("good movie", "good", 0), ("bad bad film", "bad", 0), ("ignored", "x", 1)]
 
 
-def test_rouge_tokens_lowercase_and_split_on_anything_but_letters_and_digits():
-    assert rouge_tokens("Hello, World! x-y 42 Café") == ["hello", "world", "x", "y", "42", "caf"]
+def test_the_input_output_rouge_l_is_the_rouge_metric(monkeypatch, tmp_path):
+    """One ROUGE-L in the package: complexity measures with the `rouge` metric's function."""
+    from llmbench.tasks import metrics
 
+    calls = []
 
-@pytest.mark.parametrize(
-    ("a", "b", "length"),
-    [
-        ("abcbdab", "bdcaba", 4),
-        ("abc", "abc", 3),
-        ("abc", "def", 0),
-        ("", "abc", 0),
-        ("aaaa", "aa", 2),
-        ("a" * 200 + "b", "b" + "a" * 3, 3),
-    ],
-)
-def test_lcs_length_of_hand_worked_pairs(a, b, length):
-    assert lcs_length(list(a), list(b)) == length == lcs_length(list(b), list(a))
+    def counting_rouge(generated: str, target: str) -> float:
+        calls.append((generated, target))
+        return metrics.rouge(generated, target)
 
-
-def test_rouge_l_is_the_f_measure_of_the_longest_common_subsequence():
-    # LCS of [the cat sat on the mat] and [the cat on mat] is 4: P = 4/4, R = 4/6, F = 0.8
-    assert rouge_l("The cat sat on the mat.", "the cat, on mat") == pytest.approx(0.8)
-    assert rouge_l("", "anything") == 0.0 and rouge_l("!!", "?") == 0.0
-
-
-def test_rouge_l_agrees_with_rouge_score_on_random_texts():
-    scorer = pytest.importorskip("rouge_score.rouge_scorer").RougeScorer(["rougeL"])
-    rng = random.Random(7)
-    words = "The cat sat ON the mat 0 1 2 x-y z_w é a".split()
-    for _ in range(300):
-        a = " ".join(rng.choices(words, k=rng.randrange(0, 80)))
-        b = " ".join(rng.choices(words, k=rng.randrange(0, 30)))
-        assert rouge_l(a, b) == pytest.approx(scorer.score(a, b)["rougeL"].fmeasure, abs=1e-12)
+    monkeypatch.setattr(complexity, "rouge", counting_rouge)
+    cards, work = write_task(tmp_path, HAND_ROWS)
+    row = task_complexity("mine", work, datasets_dir=cards)
+    assert calls == [("Review: good movie", "good"), ("Review: bad bad film", "bad")]
+    assert row["io_rougeL_mean"] == pytest.approx((0.5 + 0.4) / 2, abs=1e-12)
 
 
 def test_compressibility_is_zlib_9_size_over_raw_size():

@@ -98,6 +98,22 @@ def test_rouge_equals_rouge_score_on_random_pairs():
         assert abs(score("rouge", generated, target) - expected) <= 1e-9, (generated, target)
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "length"),
+    [
+        ("abcbdab", "bdcaba", 4),
+        ("abc", "abc", 3),
+        ("abc", "def", 0),
+        ("", "abc", 0),
+        ("aaaa", "aa", 2),
+        ("a" * 200 + "b", "b" + "a" * 3, 3),
+        ("ab" * 70, "ba" * 70, 139),  # carries run past the top bit along the way
+    ],
+)
+def test_lcs_length_of_hand_worked_pairs(a, b, length):
+    assert lcs_length(list(a), list(b)) == length == lcs_length(list(b), list(a))
+
+
 def test_lcs_length_handles_long_texts():
     a = [f"w{i % 97}" for i in range(1200)]
     b = [f"w{i % 89}" for i in range(1000)]

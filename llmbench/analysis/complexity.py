@@ -5,8 +5,9 @@ realized prompt without any model's markup; a user's dataset without a template 
 columns with a blank line) and output = the target:
 
 - input, output and example (input + output) lengths in tiktoken cl100k_base tokens;
-- the ROUGE-L F-measure between input and output, tokenized as rouge-score does (lowercase,
-  runs of characters other than a-z and 0-9 split words, no stemming);
+- the ROUGE-L F-measure between input and output: the `rouge` metric's (tokenized as
+  rouge-score does: lowercase, runs of characters other than a-z and 0-9 split words, no
+  stemming);
 - compressibility: zlib (level 9) compressed size over raw size of the example's UTF-8 text
   (input, a newline, output); short texts can exceed 1 because of zlib's fixed overhead.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import string
 import zlib
 from collections import deque
@@ -34,6 +34,7 @@ import numpy as np
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
 from llmbench.tasks.cards import template_fields
+from llmbench.tasks.metrics import rouge
 
 COMPRESSOR = "zlib-9"
 INPUT_FROM_TEMPLATE = "prompt_template"
@@ -54,48 +55,8 @@ HEURISTICS = (
 )
 COLUMNS = ("task", "split", *HEURISTICS, "compressor", "input_text", "study_n_train")
 
-_WORD = re.compile(r"[a-z0-9]+")
-
 
 # --- one example --------------------------------------------------------------------------------
-
-
-def rouge_tokens(text: str) -> list[str]:
-    """rouge-score's default tokens: lowercase, split on anything but a-z and 0-9."""
-    return _WORD.findall(text.lower())
-
-
-def lcs_length(a: Sequence, b: Sequence) -> int:
-    """Length of the longest common subsequence, bit-parallel (Crochemore et al. 2001).
-
-    Bits of one Python integer stand for positions of the longer sequence, so the loop runs
-    once per item of the shorter one; each step is a few machine-word operations per 64 items.
-    """
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return 0
-    wanted = set(b)
-    masks: dict = {}
-    for position, item in enumerate(a):
-        if item in wanted:
-            masks[item] = masks.get(item, 0) | (1 << position)
-    full = (1 << len(a)) - 1
-    row = full
-    for item in b:
-        match = masks.get(item)
-        if match:
-            kept = row & match
-            row = (row + kept) | (row - kept)
-    return len(a) - (row & full).bit_count()
-
-
-def rouge_l(reference: str, candidate: str) -> float:
-    """ROUGE-L F-measure of two texts (symmetric); 0 when either has no words."""
-    ref, cand = rouge_tokens(reference), rouge_tokens(candidate)
-    if not ref or not cand:
-        return 0.0
-    return 2 * lcs_length(ref, cand) / (len(ref) + len(cand))
 
 
 def compressibility(text: str) -> float:
@@ -188,7 +149,7 @@ def measure_batch(batch: Batch) -> np.ndarray:
     measures = np.empty((len(inputs), 4), dtype=np.float64)
     measures[:, 0] = input_token_counts(batch)
     measures[:, 1] = token_counts(batch.targets)
-    measures[:, 2] = [rouge_l(i, o) for i, o in zip(inputs, batch.targets, strict=True)]
+    measures[:, 2] = [rouge(i, o) for i, o in zip(inputs, batch.targets, strict=True)]
     measures[:, 3] = [
         compressibility(example_text(i, o)) for i, o in zip(inputs, batch.targets, strict=True)
     ]
@@ -281,11 +242,12 @@ def task_complexity(
 ) -> dict:
     """One row of heuristics for a prepared task's `split` (see the module docstring)."""
     from llmbench.paths import DATASETS_DIR
-    from llmbench.prepare.tables import SPLIT_CODES, prepared_path
+    from llmbench.prepare.tables import SPLIT_CODES
     from llmbench.tasks.cards import get_card
+    from llmbench.workdir import Workdir
 
     card = get_card(task, datasets_dir or DATASETS_DIR)
-    path = prepared_path(task, work_dir)
+    path = Workdir(work_dir).prepared(task)
     if not path.is_file():
         raise LLMBenchError(f"{path}: not prepared yet; run `llmbench prepare --task {task}`")
     if split not in SPLIT_CODES:
@@ -383,8 +345,9 @@ def _prepared_batches(path: Path, card, code: int) -> Iterator[Batch]:
 # --- the table of every task --------------------------------------------------------------------
 
 
-def complexity_path(folder: Path = DEFAULT_WORK_DIR / "complexity", split: str = "train") -> Path:
-    """Where `llmbench complexity` writes (and `correlate` reads) one split's table."""
+def complexity_path(folder: Path, split: str = "train") -> Path:
+    """One split's table in a folder given with `complexity --out` (in the work directory:
+    Workdir.complexity)."""
     return Path(folder) / f"{split}.csv"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -126,23 +126,31 @@ def rouge_tokens(text: str) -> list[str]:
     return _ROUGE_TOKEN.findall(text.lower())
 
 
-def lcs_length(a: list[str], b: list[str]) -> int:
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     """Length of the longest common subsequence of two token lists.
 
-    Bit-parallel (Hyyrö 2004): one big-integer step per token of `a`, so long texts cost about
-    len(a) integer operations instead of len(a) * len(b) table cells.
+    Bit-parallel (Hyyrö 2004): the bits of one Python integer stand for the positions of the
+    longer list, and the loop runs once per token of the shorter one, a few big-integer
+    operations each, instead of filling a len(a) * len(b) table. Only tokens the two lists share
+    get a bit mask, so a long text against a short one (a prompt and its label) costs little
+    more than reading the long one.
     """
     if len(a) < len(b):
         a, b = b, a
+    if not b:
+        return 0
+    shared = set(b)
     positions: dict[str, int] = {}
-    for index, token in enumerate(b):
-        positions[token] = positions.get(token, 0) | (1 << index)
-    full = (1 << len(b)) - 1
-    row = full
-    for token in a:
+    for index, token in enumerate(a):
+        if token in shared:
+            positions[token] = positions.get(token, 0) | (1 << index)
+    row = (1 << len(a)) - 1
+    for token in b:
         matches = row & positions.get(token, 0)
-        row = ((row + matches) | (row - matches)) & full
-    return len(b) - row.bit_count()
+        if matches:
+            # Carries may run past the top bit; masking once at the end keeps the count right.
+            row = (row + matches) | (row - matches)
+    return len(a) - (row & ((1 << len(a)) - 1)).bit_count()
 
 
 def rouge_l_fmeasure(generated_tokens: list[str], target_tokens: list[str]) -> float:
