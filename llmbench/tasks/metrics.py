@@ -1,9 +1,10 @@
 """The metrics a task card may name, keyed by the names the cards use.
 
 Every name here is one that the evaluation harness scores with; a card that names anything else
-fails validation. Each entry declares its behaviour (what it measures, whether higher is better,
-how per-example scores aggregate) and carries its `score`: a pure function
-`(generated, target) -> float` of one model response and the row's target text, in [0, 1].
+fails validation. Each entry says what it measures and carries its `score`: a pure function
+`(generated, target) -> float` of one model response and the row's target text. Every metric
+shares one contract rather than declaring its own: a score lies in [0, 1], higher is better, and
+a task's score is the mean over its examples (what the harness, the lift and the report assume).
 
 A response the metric cannot read (no label, no number, no option) scores 0: it counts in the
 denominator like any wrong answer. A target the metric cannot read is a data error and raises
@@ -29,8 +30,6 @@ class MetricSpec:
     name: str
     description: str
     score: Score
-    higher_is_better: bool = True
-    aggregation: str = "mean"
     # raises LLMBenchError when the metric cannot run here; called before any request is sent
     preflight: Callable[[], None] = lambda: None
 
@@ -42,8 +41,6 @@ def register_metric(
     name: str,
     description: str,
     *,
-    higher_is_better: bool = True,
-    aggregation: str = "mean",
     preflight: Callable[[], None] = lambda: None,
 ) -> Callable[[Score], Score]:
     """Register the decorated `(generated, target) -> float` function under `name`."""
@@ -54,9 +51,7 @@ def register_metric(
                 f"metric '{name}' is registered twice: by {METRICS[name].score.__qualname__} "
                 f"and {score.__qualname__}; rename one of them"
             )
-        METRICS[name] = MetricSpec(
-            name, description, score, higher_is_better, aggregation, preflight
-        )
+        METRICS[name] = MetricSpec(name, description, score, preflight)
         return score
 
     return register

@@ -264,15 +264,3 @@ def finished_adapter(run_dir: Path) -> Path | None:
     """The run's adapter directory when training finished and wrote it, else None."""
     adapter_dir = Path(run_dir) / "model" / "model_weights"
     return adapter_dir if all((adapter_dir / n).is_file() for n in ADAPTER_FILES) else None
-
-
-def training_losses(run_dir: Path) -> list[float]:
-    """The training loss Ludwig recorded at each checkpoint of a finished run."""
-    import json
-
-    path = Path(run_dir) / "training_statistics.json"
-    if not path.is_file():
-        raise LLMBenchError(f"{path}: not found; expected a finished Ludwig run")
-    training = json.loads(path.read_text(encoding="utf-8"))["training"]
-    (feature,) = [name for name in training if name != "combined"]
-    return list(training[feature]["loss"])
