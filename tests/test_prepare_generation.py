@@ -23,13 +23,13 @@ from prepare_helpers import (  # noqa: I001 - tests/ is on sys.path
 )
 
 from llmbench.errors import LLMBenchError
+from llmbench.prepare.readers.ner import entities_json
 from llmbench.prepare.tables import (
     fixture_source,
     prepare_task,
     prepared_path,
     read_prepared,
 )
-from llmbench.prepare.task_code import task_module
 from llmbench.tasks.cards import get_card
 from llmbench.tasks.metrics import humaneval_pass_at_1
 
@@ -301,7 +301,6 @@ def test_humaneval_targets_carry_what_pass_at_1_needs(tmp_path):
 
 
 def test_entities_json_reads_an_i_tag_after_o_as_a_new_span_and_keeps_non_ascii():
-    entities_json = task_module("conllpp").entities_json
     keys = {"PER": "person", "LOC": "location"}
     tokens = ["Zoë", "Ng", "met", "Zoë", "Ng", "in", "São", "Paulo"]
     tags = ["I-PER", "I-PER", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC"]
@@ -313,7 +312,6 @@ def test_entities_json_reads_an_i_tag_after_o_as_a_new_span_and_keeps_non_ascii(
 
 def test_entities_json_lists_a_repeated_entity_once_per_mention_in_order_of_mention():
     # As the study's processed conllpp file does ("Polish", "Polish", "Polish").
-    entities_json = task_module("conllpp").entities_json
     keys = {"MISC": "miscellaneous", "LOC": "location"}
     tokens = [
         "Polish",
@@ -337,7 +335,6 @@ def test_entities_json_lists_a_repeated_entity_once_per_mention_in_order_of_ment
 
 
 def test_entities_json_splits_adjacent_b_tags_and_type_changes():
-    entities_json = task_module("conllpp").entities_json
     keys = {"PER": "person", "ORG": "organization"}
     tokens = ["Ann", "Bo", "Acme", "Corp"]
     tags = ["B-PER", "B-PER", "I-ORG", "I-ORG"]

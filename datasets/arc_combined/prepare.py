@@ -11,9 +11,10 @@ The configs come from the card's source.config ('ARC-Challenge+ARC-Easy'); each 
 the Challenge rows followed by the Easy rows, in upstream order.
 
 Upstream columns: id, question, choices {text: [...], label: [...]}, answerKey. Inputs: the
-question, and the choices rendered by mmlu's `lettered_choices` as lines 'A. ...' in upstream
-order (3 to 5 options). The target is the letter at the answerKey's position among the choice
-labels, so the few questions labelled '1'-'5' (answerKey '1'-'5') get letters A-E like the rest.
+question, and the choices rendered by `lettered_choices` (llmbench/prepare/readers/choices.py)
+as lines 'A. ...' in upstream order (3 to 5 options). The target is the letter at the
+answerKey's position among the choice labels, so the few questions labelled '1'-'5' (answerKey
+'1'-'5') get letters A-E like the rest.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import hf_rows, row_text
-from llmbench.prepare.task_code import task_module
+from llmbench.prepare.readers.choices import LETTERS, lettered_choices, option_texts
+from llmbench.prepare.readers.formats import hf_rows, row_text
 
-DATASETS = Path(__file__).resolve().parents[1]
-MMLU = task_module("mmlu", DATASETS)
 REQUIRED = ("question", "choices", "answerKey")
 
 
@@ -40,7 +39,7 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
                     split,
                     {
                         "question": row_text(row, "question", path, number),
-                        "choices": MMLU.lettered_choices(options),
+                        "choices": lettered_choices(options),
                         "answer": answer_letter(row["answerKey"], labels, path, number),
                     },
                 )
@@ -65,7 +64,7 @@ def choice_lists(choices, path: Path, number: int) -> tuple[list[str], list[str]
             f"{path}: row {number}: choices is {choices!r:.60}; expected an object "
             "{text: [...], label: [...]}"
         )
-    options = MMLU.option_texts(choices.get("text"), "choices.text", path, number)
+    options = option_texts(choices.get("text"), "choices.text", path, number)
     if len(choices["label"]) != len(options):
         raise LLMBenchError(
             f"{path}: row {number}: choices has {len(options)} texts but "
@@ -82,7 +81,7 @@ def answer_letter(key, labels: list[str], path: Path, number: int) -> str:
             f"{path}: row {number}: answerKey {key!r} is not a choice label; expected one of "
             f"{', '.join(labels)}"
         )
-    return MMLU.LETTERS[labels.index(key)]
+    return LETTERS[labels.index(key)]
 
 
 def fetch(card, folder: Path) -> None:

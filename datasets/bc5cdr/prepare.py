@@ -2,10 +2,10 @@
 
 A row: sentence = the sentence's tokens joined by single spaces; entities = compact JSON with
 the keys chemical then disease, each mapped to the list of that type's BIO spans, one per
-mention in order of mention -- the same convention as conllpp, through conllpp's
-`entities_json` (one function for every NER task). The study's processed bc5cdr file is not
-available to check; its conllpp file keeps repeats, and both tasks' targets come from one
-convention, so bc5cdr keeps them too.
+mention in order of mention -- the same convention as conllpp, through the shared NER reader
+(llmbench/prepare/readers/ner.py, one convention for every NER task). The study's processed
+bc5cdr file is not available to check; its conllpp file keeps repeats, and both tasks' targets
+come from one convention, so bc5cdr keeps them too.
 
 Two upstream layouts are read, told apart by the file names in `source`:
 - the IOB release (cambridgeltl/MTL-Bioinformatics-2016, BC5CDR-IOB): train.tsv, devel.tsv,
@@ -20,10 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.readers import read_token_blocks
-from llmbench.prepare.task_code import task_module
-
-_NER = task_module("conllpp", Path(__file__).resolve().parents[1])
+from llmbench.prepare.readers.ner import hf_token_rows, token_block_rows
 
 ENTITY_KEYS = {"Chemical": "chemical", "Disease": "disease"}
 TNER_LABELS = ("O", "B-Chemical", "B-Disease", "I-Disease", "I-Chemical")
@@ -33,19 +30,11 @@ IOB_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     if any((source / name).is_file() for name in IOB_FILES.values()):
         for split in card.source["splits"]:
-            yield from _iob_rows(source / IOB_FILES[split], split)
+            yield from token_block_rows(
+                source / IOB_FILES[split], split, 2, ENTITY_KEYS, delimiter="\t"
+            )
     else:
         for split, upstream_split in card.source["splits"].items():
-            yield from _NER.hf_token_rows(
+            yield from hf_token_rows(
                 source, split, upstream_split, "tags", TNER_LABELS, ENTITY_KEYS
             )
-
-
-def _iob_rows(path: Path, split: str) -> Iterator[tuple[str, dict]]:
-    for start, block in read_token_blocks(path, 2, delimiter="\t"):
-        tokens = [token for token, _ in block]
-        tags = [tag for _, tag in block]
-        entities = _NER.entities_json(
-            tokens, tags, ENTITY_KEYS, lambda index, start=start: f"{path}: line {start + index}"
-        )
-        yield split, {"sentence": " ".join(tokens), "entities": entities}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import hf_rows, row_text
+from llmbench.prepare.readers.formats import hf_rows, row_text
 
 ANSWERS = {"true": "yes", "false": "no"}
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import read_csv, sniff_encoding, undo_mojibake
+from llmbench.prepare.readers.formats import read_csv, sniff_encoding, undo_mojibake
 
 REQUIRED = ("OriginalTweet", "Sentiment")
 SENTIMENTS = ("Extremely Negative", "Negative", "Neutral", "Positive", "Extremely Positive")

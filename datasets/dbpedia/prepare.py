@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import class_index, hf_rows, row_text
+from llmbench.prepare.readers.formats import class_index, hf_rows, row_text
 
 CLASSES = (
     "Company",

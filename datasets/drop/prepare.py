@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import read_hf_split
+from llmbench.prepare.readers.formats import read_hf_split
 
 REQUIRED = ("passage", "question", "answers_spans")
 

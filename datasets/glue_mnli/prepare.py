@@ -3,7 +3,7 @@ as text (0 entailment, 1 neutral, 2 contradiction). Upstream columns: premise, h
 idx. Our validation is validation_matched followed by validation_mismatched (9815 + 9832 rows).
 Test labels (test_matched, test_mismatched) are hidden (-1), so they are not prepared. Train
 (392702 rows) is read as a stream; the reader and its decisions are shared with the other GLUE
-tasks in datasets/glue_cola/prepare.py.
+tasks in llmbench/prepare/readers/glue.py.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.task_code import task_module
+from llmbench.prepare.readers.glue import ClassLabel, read_glue
 
-GLUE = task_module("glue_cola", Path(__file__).resolve().parents[1])
-LABEL = GLUE.ClassLabel(("entailment", "neutral", "contradiction"))
+LABEL = ClassLabel(("entailment", "neutral", "contradiction"))
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    return GLUE.read_glue(source, card, LABEL)
+    return read_glue(source, card, LABEL)

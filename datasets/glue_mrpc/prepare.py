@@ -1,7 +1,7 @@
 """glue_mrpc: one row per sentence pair of GLUE MRPC; the target is the integer label as text
 (1 equivalent, 0 not equivalent). Upstream columns: sentence1, sentence2, label, idx. Test labels
 are hidden (-1), so only train and validation are prepared; the reader and its decisions are
-shared with the other GLUE tasks in datasets/glue_cola/prepare.py.
+shared with the other GLUE tasks in llmbench/prepare/readers/glue.py.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.task_code import task_module
+from llmbench.prepare.readers.glue import ClassLabel, read_glue
 
-GLUE = task_module("glue_cola", Path(__file__).resolve().parents[1])
-LABEL = GLUE.ClassLabel(("not_equivalent", "equivalent"))
+LABEL = ClassLabel(("not_equivalent", "equivalent"))
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    return GLUE.read_glue(source, card, LABEL)
+    return read_glue(source, card, LABEL)

@@ -2,7 +2,7 @@
 as text (0 entailment: the sentence answers the question, 1 not_entailment). Upstream columns:
 question, sentence, label, idx. Test labels are hidden (-1), so only train and validation are
 prepared; the reader and its decisions are shared with the other GLUE tasks in
-datasets/glue_cola/prepare.py.
+llmbench/prepare/readers/glue.py.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.task_code import task_module
+from llmbench.prepare.readers.glue import ClassLabel, read_glue
 
-GLUE = task_module("glue_cola", Path(__file__).resolve().parents[1])
-LABEL = GLUE.ClassLabel(("entailment", "not_entailment"))
+LABEL = ClassLabel(("entailment", "not_entailment"))
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    return GLUE.read_glue(source, card, LABEL)
+    return read_glue(source, card, LABEL)

@@ -2,7 +2,7 @@
 float in [0, 5]) as text with up to three decimals and no trailing zeros: 3.8, 0, 4.125 (the
 upstream float32 3.799999952 becomes 3.8). Upstream columns: sentence1, sentence2, label, idx.
 Test scores are hidden (-1), so only train and validation are prepared; the reader and its
-decisions are shared with the other GLUE tasks in datasets/glue_cola/prepare.py.
+decisions are shared with the other GLUE tasks in llmbench/prepare/readers/glue.py.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.task_code import task_module
+from llmbench.prepare.readers.glue import SimilarityScore, read_glue
 
-GLUE = task_module("glue_cola", Path(__file__).resolve().parents[1])
-LABEL = GLUE.SimilarityScore()
+LABEL = SimilarityScore()
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    return GLUE.read_glue(source, card, LABEL)
+    return read_glue(source, card, LABEL)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import read_csv
+from llmbench.prepare.readers.formats import read_csv
 
 TRAIN_FILE, TEST_FILE, TEST_LABELS_FILE = "train.csv", "test.csv", "test_labels.csv"
 TARGETS = {"1": "yes", "0": "no"}

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import read_csv
+from llmbench.prepare.readers.formats import read_csv
 
 SEED = 20240429
 STUDY_SIZES = {"train": 17000, "validation": 2000, "test": 1000}

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import find_split_file, read_hf_split, read_jsonl
+from llmbench.prepare.readers.formats import find_split_file, read_hf_split, read_jsonl
 from llmbench.tasks.metrics import humaneval_target
 
 MAGICODER_FILE = "data-oss_instruct-decontaminated.jsonl"

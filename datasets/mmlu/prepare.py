@@ -1,9 +1,9 @@
 """mmlu: one row per question of cais/mmlu, config all (57 subjects); train is its
 auxiliary_train (99842 rows), validation 1531, test 14042.
 
-Inputs: the question, and the choices rendered as lines 'A. ...', 'B. ...' (`lettered_choices`,
-shared with arc_combined). The target is the letter of the upstream integer answer (0 -> A,
-3 -> D). The subject column is not used.
+Inputs: the question, and the choices rendered as lines 'A. ...', 'B. ...' (`lettered_choices`
+in llmbench/prepare/readers/choices.py, shared with arc_combined). The target is the letter of
+the upstream integer answer (0 -> A, 3 -> D). The subject column is not used.
 
 Upstream: one file per split with columns question, subject, choices (a list of texts) and answer
 (int). Some exports of auxiliary_train wrap each row in a `train` object
@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import class_index, hf_rows, row_text
+from llmbench.prepare.readers.choices import LETTERS, lettered_choices, option_texts
+from llmbench.prepare.readers.formats import class_index, hf_rows, row_text
 
-LETTERS = "ABCDE"
 REQUIRED = ("question", "choices", "answer")
 
 
@@ -54,22 +54,3 @@ def unwrapped(row: dict, path: Path, number: int) -> dict:
             f"{', '.join(REQUIRED)}"
         )
     return row
-
-
-def option_texts(value, column: str, path: Path, number: int) -> list[str]:
-    """The options of a multiple-choice row: a list of 2 to 5 texts."""
-    if (
-        not isinstance(value, list)
-        or not 2 <= len(value) <= len(LETTERS)
-        or not all(isinstance(option, str) for option in value)
-    ):
-        raise LLMBenchError(
-            f"{path}: row {number}: {column} is {value!r:.60}; expected a list of 2 to "
-            f"{len(LETTERS)} texts"
-        )
-    return value
-
-
-def lettered_choices(options: list[str]) -> str:
-    """Options as lines 'A. first', 'B. second', ..., each stripped of surrounding whitespace."""
-    return "\n".join(f"{LETTERS[i]}. {option.strip()}" for i, option in enumerate(options))

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import read_hf_split, sniff_encoding, text_lines
+from llmbench.prepare.readers.formats import read_hf_split, sniff_encoding, text_lines
 
 REQUIRED = ("title", "text", "topics")
 NO_TOPIC = "none"

@@ -1,9 +1,9 @@
 """tldr_headline_gen: one row per news item; the input is its content, the target its headline.
 
-The same rows as tldr_content_gen with input and target swapped, read by its `tldr_items`:
-headline and content stripped of surrounding whitespace (upstream headlines often end with a
-space); the upstream's split codes 0 and 2 (or its train/test split files) give train and test
-(7138 / 794 rows). category is not used.
+The same rows as tldr_content_gen with input and target swapped, read by `tldr_items`
+(llmbench/prepare/readers/generation.py): headline and content stripped of surrounding
+whitespace (upstream headlines often end with a space); the upstream's split codes 0 and 2 (or
+its train/test split files) give train and test (7138 / 794 rows). category is not used.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.task_code import task_module
-
-_TLDR = task_module("tldr_content_gen", Path(__file__).resolve().parents[1])
+from llmbench.prepare.readers.generation import tldr_items
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    for split, headline, content in _TLDR.tldr_items(source, card):
+    for split, headline, content in tldr_items(source, card):
         yield split, {"content": content, "headline": headline}

@@ -12,7 +12,8 @@ Two upstream layouts are read, told apart by the file names in `source`:
 - the Hugging Face export of GEM/viggo, one file per split (train/validation/test
   .jsonl/.parquet/.csv) with the columns meaning_representation and target (its references
   column repeats the target and is not used).
-Reading is e2e_nlg's `mr_ref_rows`: the two tasks' upstreams have the same shapes.
+Reading is `mr_ref_rows` (llmbench/prepare/readers/generation.py), shared with e2e_nlg: the two
+tasks' upstreams have the same shapes.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.task_code import task_module
-
-_E2E = task_module("e2e_nlg", Path(__file__).resolve().parents[1])
+from llmbench.prepare.readers.generation import mr_ref_rows
 
 CSV_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}
 HF_COLUMNS = ("meaning_representation", "target")
@@ -30,4 +29,4 @@ HF_COLUMNS = ("meaning_representation", "target")
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     csv_layout = (source / CSV_FILES["validation"]).is_file()
-    yield from _E2E.mr_ref_rows(source, card, CSV_FILES if csv_layout else None, HF_COLUMNS)
+    yield from mr_ref_rows(source, card, CSV_FILES if csv_layout else None, HF_COLUMNS)

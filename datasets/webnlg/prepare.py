@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import find_split_file, read_hf_split
+from llmbench.prepare.readers.formats import find_split_file, read_hf_split
 
 COLUMNS = ("modified_triple_sets", "lex")
 

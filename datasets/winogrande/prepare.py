@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.prepare.readers import hf_rows, read_jsonl, row_text
+from llmbench.prepare.readers.formats import hf_rows, read_jsonl, row_text
 
 ANSWERS = ("1", "2")
 INPUTS = ("sentence", "option1", "option2")
