@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import pandas as pd
 import pytest
 from PIL import Image
+from user_task import TASK, write_user_task
 
-from llmbench.bakeoff.pipeline import load_config, run_bakeoff
+from llmbench.bakeoff.pipeline import BakeoffConfig, TaskScore, load_config, run_bakeoff
 from llmbench.errors import LLMBenchError
+from llmbench.paths import DATASETS_DIR
 from llmbench.serving.launch import SERVE_VENV
 
 
@@ -19,11 +23,25 @@ def test_the_embedded_default_is_smollm2_on_the_demo_tasks():
 
 
 def tiny_fixture_config(tmp_path):
-    """The default's tasks on the tiny model and the shipped fixtures: the fast end-to-end run
-    (the default itself, on smollm2, is what `make demo` runs and times)."""
+    """The default's tasks on the tiny model and the shipped fixtures, beside a task of the
+    user's own, all from the user's folder: the fast end-to-end run (the default itself, on
+    smollm2, is what `make demo` runs and times)."""
+    folder = users_folder(tmp_path, ["glue_sst2", "boolq", "conllpp"])
     path = tmp_path / "tiny.yaml"
-    path.write_text("models: [tiny]\ntasks: [glue_sst2, boolq, conllpp]\nsource: fixture\n")
+    path.write_text(
+        f"models: [tiny]\ntasks: [glue_sst2, boolq, conllpp, {TASK}]\nsource: fixture\n"
+        f"datasets: {folder}\neval_limit: 4\n"
+    )
     return load_config(path)
+
+
+def users_folder(tmp_path, study_tasks):
+    """A folder of cards of the user's own: copies of some of the project's tasks beside a
+    task of their own (capital_of, see user_task.py)."""
+    root = write_user_task(tmp_path / "my_tasks")
+    for task in study_tasks:
+        shutil.copytree(DATASETS_DIR / task, root / task)
+    return root
 
 
 def test_a_task_without_demo_data_is_refused_by_name(tmp_path):
@@ -49,7 +67,7 @@ def test_a_broken_config_lists_every_problem(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_tiny_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
+def test_a_tiny_bakeoff_with_a_users_task_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     if not (SERVE_VENV / "bin" / "python").exists():
         pytest.skip("no serving environment: run `bash scripts/setup-serve.sh`")
     config = tiny_fixture_config(tmp_path)
@@ -61,6 +79,12 @@ def test_a_tiny_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
         assert 0.0 <= score.base <= 1.0 and 0.0 <= score.adapter <= 1.0
     table = (result.report_dir / "table12.md").read_text()
     assert all(task in table for task in config.tasks)
+    # four tasks: the bake-off's own scores are correlated, the user's task among them; the
+    # study knows three of them, too few, and says so in a note
+    assert list(result.correlate_dirs) == ["bakeoff"]
+    joined = pd.read_csv(result.correlate_dirs["bakeoff"] / "joined.csv", index_col="task")
+    assert sorted(joined.index) == sorted(config.tasks)
+    assert any(n.startswith("correlate (study scores) skipped") for n in result.notes)
     with Image.open(result.report_dir / "figure5.png") as image:
         image.verify()
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
@@ -77,23 +101,90 @@ def test_a_tiny_bakeoff_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
     assert [s.adapter for s in again.scores] == [s.adapter for s in result.scores]
 
 
-def test_with_four_or_more_tasks_the_bakeoff_correlates_them(tmp_path):
-    from llmbench.bakeoff.pipeline import (
-        BakeoffConfig,
-        complexity_stage,
-        correlate_stage,
-        prepare_stage,
-    )
+def made_up_scores(config):
+    """Scores as the evaluate stage returns them, different per task, without a server."""
+    return [
+        TaskScore(model, task, "rouge", 0.1 * i, 0.1 * i + 0.05 * (i % 3), 3, 0)
+        for model in config.models
+        for i, task in enumerate(config.tasks)
+    ]
 
-    tasks = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
-    config = BakeoffConfig(models=["tiny"], tasks=tasks, source="fixture")
-    prepare_stage(config, tmp_path)
+
+def test_with_four_or_more_tasks_the_bakeoff_correlates_its_own_scores_and_the_studys(tmp_path):
+    from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
+
+    study = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
+    config = BakeoffConfig(
+        models=["tiny"],
+        tasks=[*study, TASK],
+        source="fixture",
+        datasets=str(users_folder(tmp_path, study)),
+    )
+    runs = tmp_path / "runs"
+    prepare_stage(config, runs)
     notes: list[str] = []
-    out = correlate_stage(config, tmp_path, complexity_stage(config, tmp_path), notes)
-    assert out == tmp_path / "correlate" and not notes
-    assert (out / "pearson.csv").is_file() and (out / "figure8.png").is_file()
-    with Image.open(out / "figure8.png") as image:
-        image.verify()
-    config.tasks = config.tasks[:3]
-    assert correlate_stage(config, tmp_path, tmp_path / "unused.csv", notes) is None
+    dirs = correlate_stage(
+        config, runs, complexity_stage(config, runs), made_up_scores(config), notes
+    )
+    assert dirs == {
+        "bakeoff": runs / "correlate" / "bakeoff",
+        "study": runs / "correlate" / "study",
+    }
+    own = pd.read_csv(dirs["bakeoff"] / "joined.csv", index_col="task")
+    assert sorted(own.index) == sorted(config.tasks)  # the user's task beside the rest
+    assert own.at[TASK, "avg_ft_score"] == pytest.approx(0.4 + 0.05)
+    assert own["gpt4_score"].isna().all()  # a bake-off runs no GPT-4
+    studys = pd.read_csv(dirs["study"] / "joined.csv", index_col="task")
+    assert sorted(studys.index) == sorted(study)  # the study cannot know the user's task
+    for folder in dirs.values():
+        with Image.open(folder / "figure8.png") as image:
+            image.verify()
+    assert f"correlate (study scores): left out, no score in table12_scores.csv: {TASK}" in notes
+
+
+def test_a_users_task_that_leaves_the_study_too_few_tasks_is_a_note_not_an_error(tmp_path):
+    from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
+
+    study = ["glue_sst2", "boolq", "conllpp"]
+    config = BakeoffConfig(
+        models=["tiny"],
+        tasks=[*study, TASK],
+        source="fixture",
+        datasets=str(users_folder(tmp_path, study)),
+    )
+    runs = tmp_path / "runs"
+    prepare_stage(config, runs)
+    notes: list[str] = []
+    dirs = correlate_stage(
+        config, runs, complexity_stage(config, runs), made_up_scores(config), notes
+    )
+    assert list(dirs) == ["bakeoff"] and (dirs["bakeoff"] / "pearson.csv").is_file()
+    skipped = [n for n in notes if n.startswith("correlate (study scores) skipped")]
+    assert len(skipped) == 1 and "3 task(s), 1 more without a score" in skipped[0]
+    assert not (runs / "correlate" / "study").exists()
+
+
+def test_fewer_than_four_tasks_are_not_correlated(tmp_path):
+    from llmbench.bakeoff.pipeline import correlate_stage
+
+    config = BakeoffConfig(models=["tiny"], tasks=["glue_sst2", "boolq", "conllpp"])
+    notes: list[str] = []
+    assert correlate_stage(config, tmp_path, tmp_path / "unused.csv", [], notes) == {}
     assert "needs at least 4 tasks" in notes[0]
+
+
+def test_the_bakeoff_takes_its_cards_from_the_config_or_the_flag(tmp_path):
+    mine = write_user_task(tmp_path / "mine")
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text(f"models: [tiny]\ntasks: [{TASK}]\nsource: fixture\ndatasets: {mine}\n")
+    config = load_config(path)
+    assert config.datasets_dir == mine
+    from llmbench.bakeoff.pipeline import prepare_stage
+
+    prepare_stage(config, tmp_path / "runs")
+    assert (tmp_path / "runs" / "prepared" / f"{TASK}.parquet").is_file()
+    # without it, the project's cards: the user's task is unknown there, by name
+    path.write_text(f"models: [tiny]\ntasks: [{TASK}]\nsource: fixture\n")
+    with pytest.raises(LLMBenchError, match=f"unknown task '{TASK}'"):
+        run_bakeoff(load_config(path), tmp_path / "other")
+    assert not (tmp_path / "other").exists()

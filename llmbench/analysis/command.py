@@ -8,6 +8,7 @@ from pathlib import Path
 
 from llmbench.arguments import datasets_option, runs_option
 from llmbench.errors import LLMBenchError
+from llmbench.workdir import Workdir
 
 
 def cmd_complexity(args: argparse.Namespace) -> None:
@@ -19,15 +20,15 @@ def cmd_complexity(args: argparse.Namespace) -> None:
     )
     from llmbench.analysis.correlate import fixture_note
     from llmbench.console import console
-    from llmbench.prepare.tables import prepared_path
     from llmbench.tasks.cards import load_cards
 
+    workdir = Workdir(args.runs)
     if args.task == "all":
         names = sorted(load_cards(args.datasets))
-        tasks = [n for n in names if prepared_path(n, args.runs).is_file()]
+        tasks = [n for n in names if workdir.prepared(n).is_file()]
         if not tasks:
             raise LLMBenchError(
-                f"{args.runs}/prepared: no prepared table for any task; run "
+                f"{workdir.prepared_dir}: no prepared table for any task; run "
                 "`llmbench prepare` first"
             )
     else:
@@ -36,7 +37,7 @@ def cmd_complexity(args: argparse.Namespace) -> None:
         task_complexity(t, args.runs, args.split, args.datasets, args.workers, progress=True)
         for t in tasks
     ]
-    out = complexity_path(args.out or args.runs / "complexity", args.split)
+    out = complexity_path(args.out, args.split) if args.out else workdir.complexity(args.split)
     write_complexity(rows, out)
     _print_complexity(rows, args.split)
     if len(tasks) < len(names):
@@ -84,16 +85,17 @@ def cmd_correlate(args: argparse.Namespace) -> None:
     from llmbench.analysis.correlate import correlate, fixture_note
     from llmbench.console import console
 
-    complexity = args.complexity or _default_complexity(args.runs)
-    result = correlate(args.scores, complexity, args.out)
+    complexity = args.complexity or Workdir(args.runs).complexity()
+    out = args.out or Workdir(args.runs).correlate
+    result = correlate(args.scores, complexity, out)
     _print_strongest(result)
     for evaluation in result.predictions:
         console.print(evaluation.verdict(), markup=False)
         console.print(f"  {evaluation.carriers()}", markup=False)
-    note = fixture_note(result.not_study, len(result.tasks))
-    if note:
-        console.print(f"note: {note}", style="bold", markup=False)
-    console.print(f"written to {args.out}: {', '.join(p.name for p in result.files)}")
+    for note in [fixture_note(result.not_study, len(result.tasks)), *result.notes]:
+        if note:
+            console.print(f"note: {note}", style="bold", markup=False)
+    console.print(f"written to {out}: {', '.join(p.name for p in result.files)}")
 
 
 def _print_strongest(result) -> None:
@@ -119,7 +121,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from llmbench.analysis.predict import predict_outcomes
 
     _check_dataset_flags(args)
-    known, not_study = known_tasks(args.scores, args.complexity or _default_complexity(args.runs))
+    complexity = args.complexity or Workdir(args.runs).complexity()
+    known, not_study = known_tasks(args.scores, complexity)
     result = predict_outcomes(_dataset_heuristics(args), known)
     _print_prediction(result, not_study, args.scores)
 
@@ -211,12 +214,6 @@ def _print_prediction(result, not_study: list[str], scores: str) -> None:
         console.print(f"note: known tasks' {note}", style="bold", markup=False)
 
 
-def _default_complexity(work_dir: Path) -> Path:
-    from llmbench.analysis.complexity import complexity_path
-
-    return complexity_path(Path(work_dir) / "complexity", "train")
-
-
 def configure(command: str, p: argparse.ArgumentParser) -> None:
     if command == "complexity":
         p.epilog = "example: llmbench complexity --task all --runs runs"
@@ -248,12 +245,7 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
             help="`llmbench complexity` CSV (default: <runs>/complexity/train.csv)",
         )
         runs_option(p)
-        p.add_argument(
-            "--out",
-            type=Path,
-            default=Path("runs/correlate"),
-            help="output folder (default: runs/correlate)",
-        )
+        p.add_argument("--out", type=Path, help="output folder (default: <runs>/correlate)")
         p.set_defaults(handler=cmd_correlate)
     else:
         p.epilog = (

@@ -118,15 +118,17 @@ def _layout_problems(path: Path, columns: list[str]) -> list[str]:
 def quality_measures(scores):
     """Per task: the seven quality measures of QUALITY from its scores.
 
-    Lift over GPT-4 is a fine-tuned score minus GPT-4's; a base-model lift is a model's
-    fine-tuned score minus its own base score; averages and maxima run over the base models.
+    Lift over GPT-4 is a fine-tuned score minus GPT-4's (blank without a `gpt-4` column); a
+    base-model lift is a model's fine-tuned score minus its own base score; averages and maxima
+    run over the base models.
     """
     import pandas as pd
 
     models = models_of(scores.columns)
     ft = scores[[m + FT for m in models]].to_numpy()
     base = scores[[m + BASE for m in models]].to_numpy()
-    gpt4 = scores[GPT4].to_numpy()
+    # a bake-off's own scores have no GPT-4 column: its two measures are then left blank
+    gpt4 = scores[GPT4].to_numpy() if GPT4 in scores.columns else np.full(len(scores), np.nan)
     measures = {
         "gpt4_score": gpt4,
         "max_lift_over_gpt4": ft.max(axis=1) - gpt4,
@@ -139,22 +141,33 @@ def quality_measures(scores):
     return pd.DataFrame(measures, index=scores.index).round(6)
 
 
-def join_tasks(quality, complexity, scores_path: Path, complexity_path: Path):
-    """Quality measures and heuristics side by side for the tasks of the complexity table."""
+def join_tasks(quality, complexity, scores_path, complexity_path: Path, unscored_ok: bool = False):
+    """Quality measures and heuristics side by side for the tasks of the complexity table.
+
+    A task with no score row is an error, unless `unscored_ok` (the study's scores, which cannot
+    know your own tasks): it is then left out (`unscored` names it).
+    """
     from llmbench.analysis.complexity import HEURISTICS
 
-    absent = [t for t in complexity.index if t not in quality.index]
-    if absent:
+    absent = unscored(quality, complexity)
+    if absent and not unscored_ok:
         raise LLMBenchError(
             f"{scores_path}: task(s) {', '.join(absent)} missing; expected a score row for every "
             f"task of {complexity_path} (or drop those tasks from it)"
         )
-    if len(complexity) < MIN_TASKS:
+    scored = [t for t in complexity.index if t in quality.index]
+    if len(scored) < MIN_TASKS:
+        without = f", {len(absent)} more without a score in {scores_path}" if absent else ""
         raise LLMBenchError(
-            f"{complexity_path}: {len(complexity)} task(s); expected at least "
+            f"{complexity_path}: {len(scored)} task(s){without}; expected at least "
             f"{MIN_TASKS} to correlate"
         )
-    return quality.loc[complexity.index].join(complexity[list(HEURISTICS)])
+    return quality.loc[scored].join(complexity.loc[scored, list(HEURISTICS)])
+
+
+def unscored(quality, complexity) -> list[str]:
+    """The tasks of the complexity table with no row in the scores."""
+    return [t for t in complexity.index if t not in quality.index]
 
 
 # --- correlations -------------------------------------------------------------------------------
@@ -239,13 +252,17 @@ def plot_heatmap(r, path: Path, title: str, note: str = "") -> None:
 
 def known_tasks(scores: str | Path, complexity_path: Path):
     """(quality measures joined with heuristics per task, tasks whose heuristics are not from
-    the study's training rows) for the tasks of the complexity table."""
+    the study's training rows) for the tasks of the complexity table; with the study's scores,
+    tasks the study does not have are left out."""
     from llmbench.analysis.complexity import not_the_study, read_complexity
 
     quality = quality_measures(load_scores(scores))
     complexity = read_complexity(complexity_path)
-    joined = join_tasks(quality, complexity, scores_source(scores), Path(complexity_path))
-    return joined, not_the_study(complexity.reset_index().to_dict("records"))
+    joined = join_tasks(
+        quality, complexity, scores_source(scores), Path(complexity_path), str(scores) == PAPER
+    )
+    rows = complexity.loc[joined.index].reset_index().to_dict("records")
+    return joined, not_the_study(rows)
 
 
 @dataclass
@@ -256,6 +273,8 @@ class CorrelateResult:
     predictions: list = field(default_factory=list)
     not_study: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # in the complexity table, not scored
+    notes: list[str] = field(default_factory=list)
 
 
 def fixture_note(not_study: list[str], total: int) -> str:
@@ -270,11 +289,35 @@ def fixture_note(not_study: list[str], total: int) -> str:
 
 def correlate(scores: str | Path, complexity_path: Path, out_dir: Path) -> CorrelateResult:
     """Quality vs heuristics: write quality.csv, joined.csv, pearson/spearman (+ _p) CSVs,
-    figure8.png and prediction.csv into `out_dir`."""
+    figure8.png and prediction.csv into `out_dir`. With the study's scores (`paper`), tasks the
+    study does not have are left out and named in the result."""
+    return correlate_scores(
+        load_scores(scores),
+        complexity_path,
+        out_dir,
+        str(scores_source(scores)),
+        unscored_ok=str(scores) == PAPER,
+    )
+
+
+def correlate_scores(
+    scores, complexity_path: Path, out_dir: Path, source: str, unscored_ok: bool = False
+) -> CorrelateResult:
+    """`correlate` on a scores table already in hand (a bake-off's own: task-indexed,
+    `<model>_ft` and `<model>_base` columns, `gpt-4` when there is one); `source` names it."""
+    from llmbench.analysis.complexity import not_the_study, read_complexity
     from llmbench.analysis.predict import evaluate_predictors, write_evaluation
 
-    joined, not_study = known_tasks(scores, complexity_path)
-    scores_path = scores_source(scores)
+    complexity = read_complexity(complexity_path)
+    quality_all = quality_measures(scores)
+    joined = join_tasks(quality_all, complexity, source, Path(complexity_path), unscored_ok)
+    not_study = not_the_study(complexity.loc[joined.index].reset_index().to_dict("records"))
+    left_out = unscored(quality_all, complexity)
+    notes = []
+    if left_out:
+        notes.append(f"left out, no score in {Path(source).name}: {', '.join(left_out)}")
+    if GPT4 not in scores.columns:
+        notes.append(f"no {GPT4} scores in {Path(source).name}: its two measures are left blank")
     quality = joined[list(QUALITY)]
     pearson, pearson_p = correlation_matrix(joined, "pearson")
     spearman, spearman_p = correlation_matrix(joined, "spearman")
@@ -297,10 +340,17 @@ def correlate(scores: str | Path, complexity_path: Path, out_dir: Path) -> Corre
     plot_heatmap(
         pearson,
         files[-1],
-        f"Pearson r: task quality ({scores_path.name}) vs dataset complexity, {len(joined)} tasks",
+        f"Pearson r: task quality ({Path(source).name}) vs dataset complexity, {len(joined)} tasks",
         fixture_note(not_study, len(joined)),
     )
-    predictions = evaluate_predictors(joined)
-    files.append(out_dir / "prediction.csv")
-    write_evaluation(predictions, files[-1])
-    return CorrelateResult(list(joined.index), pearson, spearman, predictions, not_study, files)
+    try:
+        predictions = evaluate_predictors(joined)
+    except LLMBenchError as exc:  # e.g. every task scored the same: nothing to predict
+        predictions = []
+        notes += [f"no prediction.csv: {problem}" for problem in exc.problems]
+    else:
+        files.append(out_dir / "prediction.csv")
+        write_evaluation(predictions, files[-1])
+    return CorrelateResult(
+        list(joined.index), pearson, spearman, predictions, not_study, files, left_out, notes
+    )

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError, did_you_mean
-from llmbench.paths import DEFAULT_WORK_DIR
 from llmbench.tasks.cards import TaskCard, load_cards
 from llmbench.tasks.models import BaseModel, load_registry
 from llmbench.tasks.prompts import realize_prompt, realized_template
 from llmbench.validation import read_yaml
+from llmbench.workdir import Workdir
+from llmbench.workdir import adapter_id as sweep_adapter_id
 
 EXAMPLES_SHOWN = 5
 ADAPTER_CONFIG = "adapter_config.json"
@@ -48,7 +49,8 @@ def resolve_base(name: str, results: Path | None) -> Base:
     by_hub_id = {m.hub_id: m for m in registry.values() if m.hub_id}
     if name in registry or name in by_hub_id:
         model = registry.get(name) or by_hub_id[name]
-        local = Path(results or DEFAULT_WORK_DIR) / model.local_path if model.local_path else None
+        workdir = Workdir(results) if results else Workdir()
+        local = workdir.local_model(model) if model.local_path else None
         has_local = local is not None and (local / "config.json").is_file()
         return Base(model.name, model, local if has_local else None)
     folder = Path(name).expanduser()
@@ -103,7 +105,7 @@ def adapters_from_dir(root: Path, cards: dict[str, TaskCard], model: str) -> dic
         raise LLMBenchError(f"--adapters {root}: not a folder")
     found = {}
     for task in cards:
-        for adapter_id in (task, f"{model}/{task}"):
+        for adapter_id in (task, sweep_adapter_id(model, task)):
             folder = root / adapter_id
             if folder.is_dir() and next(folder.rglob(ADAPTER_CONFIG), None) is not None:
                 found[task] = adapter_id
@@ -145,9 +147,8 @@ def scores(task: str, adapter_id: str, model: str, results: Path | None) -> dict
 
     found = {}
     if results is not None:
-        leaves = {"adapter": adapter_id.replace("/", "__"), "base": "base"}
-        for side, leaf in leaves.items():
-            path = Path(results) / "eval" / model / task / leaf / SCORES
+        for side, adapter in (("adapter", adapter_id), ("base", None)):
+            path = Workdir(results).eval_run(model, task, adapter) / SCORES
             if path.is_file():
                 found[side] = _your_score(path)
     study = _study_scores(task, model)
@@ -188,15 +189,23 @@ def _study_table():
 def example_rows(card: TaskCard, results: Path | None, limit: int = EXAMPLES_SHOWN) -> dict:
     """The first rows of the task's eval split: from `<results>/prepared/` when prepared there,
     else from the task's fixture, prepared on the fly into a temporary folder."""
-    from llmbench.prepare.tables import fixture_source, prepare_task, prepared_path, read_prepared
+    from llmbench.prepare.tables import fixture_source, prepare_task, read_prepared
 
-    if results is not None and prepared_path(card.name, results).is_file():
+    prepared = Workdir(results).prepared(card.name) if results is not None else None
+    if prepared is not None and prepared.is_file():
         frame = read_prepared(card.name, results, split=card.split_column_value)
-        source = f"the prepared {card.eval_split} split ({prepared_path(card.name, results)})"
+        source = f"the prepared {card.eval_split} split ({prepared})"
     else:
         with tempfile.TemporaryDirectory(prefix="llmbench-app-") as work:
             try:
-                prepare_task(card.name, fixture_source(card), Path(work), progress=False)
+                # the card's own folder of cards: a user's task prepares with its own code
+                prepare_task(
+                    card.name,
+                    fixture_source(card),
+                    Path(work),
+                    datasets_dir=card.folder.parent,
+                    progress=False,
+                )
             except LLMBenchError as exc:
                 return {"rows": [], "source": f"none: the fixture did not prepare ({exc})"}
             frame = read_prepared(card.name, Path(work), split=card.split_column_value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llmbench.arguments import datasets_option
+
 
 def cmd_app(args: argparse.Namespace) -> None:
     import uvicorn
@@ -19,6 +21,7 @@ def cmd_app(args: argparse.Namespace) -> None:
         adapters_dir=Path(args.adapters) if args.adapters else None,
         adapter_map=Path(args.adapter_map) if args.adapter_map else None,
         results=args.runs,
+        datasets_dir=args.datasets,
     )
     console.print(
         f"LoRA Land: {len(catalog.adapters)} adapter(s) on {catalog.base.name} via "
@@ -52,6 +55,7 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         help="work directory with `llmbench eval` scores and prepared data (default: the "
         "study's scores, examples from each task's fixture)",
     )
+    datasets_option(p)
     p.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=7860, help="default: 7860")
     p.set_defaults(handler=cmd_app)

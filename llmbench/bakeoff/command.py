@@ -15,6 +15,12 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         help="bake-off settings (default: the embedded default, smollm2-135m on the demo rows)",
     )
     runs_option(p)
+    p.add_argument(
+        "--datasets",
+        type=Path,
+        help="folder of task cards, <DIR>/<task>/metadata.yaml (default: the config's "
+        "`datasets`, else the project's own)",
+    )
     p.set_defaults(handler=cmd_bakeoff)
 
 
@@ -23,6 +29,8 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
     from llmbench.console import console, print_table
 
     config = load_config(args.config and Path(args.config))
+    if args.datasets:
+        config.datasets = str(args.datasets)
     result = run_bakeoff(config, args.runs)
     print_table(
         f"bake-off ({args.runs})",
@@ -43,6 +51,8 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
     )
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
+    for name, folder in result.correlate_dirs.items():
+        console.print(f"correlation ({name} scores): {folder}/figure8.png", markup=False)
     console.print(f"report: {result.report_dir}/table12.md, {result.report_dir}/figure5.png")
     if "tiny" in config.models:
         console.print("The tiny model's scores show the pipeline working, not model quality.")

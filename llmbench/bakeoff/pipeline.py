@@ -2,8 +2,13 @@
 
 prepare -> train (the resumable sweep, rendering configs as needed) -> serve (starts
 `llmbench serve` unless an endpoint is given) -> evaluate each base model and adapter ->
-complexity -> correlate (when enough tasks) -> report. Every stage skips what is already done:
-prepared tables are kept, trained jobs are skipped, evaluations resume from their responses.
+complexity -> correlate (when enough tasks: the bake-off's own scores, and the study's for the
+tasks it has) -> report. Every stage skips what is already done: prepared tables are kept,
+trained jobs are skipped, evaluations resume from their responses.
+
+Tasks come from the project's cards, or from a folder of your own (`datasets:` in the config, or
+`--datasets`): a task of your own is prepared, trained, evaluated and correlated like the
+study's, and is only left out of the comparison with the study's scores, which cannot know it.
 
 The default config (llmbench/data/bakeoff.yaml) is the embedded default: smollm2-135m (a real
 instruction-tuned model built offline) on three tasks prepared from the team's generated demo
@@ -18,11 +23,15 @@ from importlib import resources
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.paths import DEFAULT_WORK_DIR
+from llmbench.paths import CONFIGS_DIR, DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
 from llmbench.validation import load_schema, read_yaml, validate_or_raise
+from llmbench.workdir import Workdir, adapter_id
 
 MIN_TASKS_TO_CORRELATE = 4  # correlate refuses fewer
 SCHEMA = "bakeoff"  # llmbench/schemas/bakeoff.schema.json: every key, its type and its default
+# The two correlations, each in <runs>/correlate/<name>/: the bake-off's own scores, and the
+# study's Table 12 for the tasks the study has.
+OWN, STUDY = "bakeoff", "study"
 
 
 def _default(key: str):
@@ -35,6 +44,7 @@ def _default(key: str):
 class BakeoffConfig:
     models: list[str]
     tasks: list[str]
+    datasets: str | None = _default("datasets")
     source: str = _default("source")
     sources: dict = _default("sources")
     endpoint: str | None = _default("endpoint")
@@ -42,6 +52,11 @@ class BakeoffConfig:
     max_parallel: int = _default("max_parallel")
     eval_limit: int | None = _default("eval_limit")
     eval_concurrency: int = _default("eval_concurrency")
+
+    @property
+    def datasets_dir(self) -> Path:
+        """The folder of task cards the tasks come from."""
+        return Path(self.datasets) if self.datasets else DATASETS_DIR
 
 
 @dataclass
@@ -63,7 +78,7 @@ class TaskScore:
 class BakeoffResult:
     scores: list[TaskScore]
     report_dir: Path
-    correlate_dir: Path | None
+    correlate_dirs: dict[str, Path]  # OWN and/or STUDY -> the folder written, when correlated
     notes: list[str]
     servers_started: int = 0
 
@@ -95,12 +110,12 @@ def run_bakeoff(
             for task in config.tasks
         ]
     complexity = complexity_stage(config, runs)
-    correlate_dir = correlate_stage(config, runs, complexity, notes)
+    correlate_dirs = correlate_stage(config, runs, complexity, scores, notes)
     from llmbench.report.document import report
 
-    report_dir = runs / "report"
+    report_dir = Workdir(runs).report
     report(runs, report_dir)
-    return BakeoffResult(scores, report_dir, correlate_dir, notes, len(endpoints.processes))
+    return BakeoffResult(scores, report_dir, correlate_dirs, notes, len(endpoints.processes))
 
 
 def _check_names(config: BakeoffConfig) -> None:
@@ -110,28 +125,34 @@ def _check_names(config: BakeoffConfig) -> None:
     for model in config.models:
         get_model(model)
     for task in config.tasks:
-        get_card(task)
+        get_card(task, config.datasets_dir)
 
 
 def prepare_stage(config: BakeoffConfig, runs: Path) -> None:
-    from llmbench.prepare.tables import prepare_task, prepared_path
+    from llmbench.prepare.tables import prepare_task
 
     for task in config.tasks:
-        if prepared_path(task, runs).is_file():
+        if Workdir(runs).prepared(task).is_file():
             continue
-        source = config.sources.get(task) or _shipped_source(config.source, task)
-        prepare_task(task, source=Path(source) if source else None, out_dir=runs, progress=False)
+        source = config.sources.get(task) or _shipped_source(config, task)
+        prepare_task(
+            task,
+            source=Path(source) if source else None,
+            out_dir=runs,
+            datasets_dir=config.datasets_dir,
+            progress=False,
+        )
 
 
-def _shipped_source(kind: str, task: str) -> Path | None:
-    """The copy shipped with llmbench that `source: demo|fixture` names; None for upstream."""
+def _shipped_source(config: BakeoffConfig, task: str) -> Path | None:
+    """The copy shipped with the task that `source: demo|fixture` names; None for upstream."""
     from llmbench.prepare.demo_data import DEMO_TASKS, demo_source
     from llmbench.prepare.tables import fixture_source
     from llmbench.tasks.cards import get_card
 
-    if kind == "fixture":
-        return fixture_source(get_card(task))
-    if kind == "demo":
+    if config.source == "fixture":
+        return fixture_source(get_card(task, config.datasets_dir))
+    if config.source == "demo":
         if task not in DEMO_TASKS:
             raise LLMBenchError(
                 f"bake-off: task {task} has no demo data (source: demo); demo tasks: "
@@ -144,7 +165,7 @@ def _shipped_source(kind: str, task: str) -> Path | None:
 def train_stage(config: BakeoffConfig, runs: Path) -> None:
     from llmbench.train.sweep import FAILED, plan_jobs, run_sweep
 
-    jobs = plan_jobs(config.models, config.tasks, runs)
+    jobs = plan_jobs(config.models, config.tasks, runs, CONFIGS_DIR, config.datasets_dir)
     manifest = run_sweep(jobs, runs, max_parallel=config.max_parallel)
     failed = [j.key for j in jobs if manifest.jobs[j.key].state == FAILED]
     if failed:
@@ -159,7 +180,7 @@ class Endpoints:
     (a rerun with every evaluation complete starts no server) and stopped on exit."""
 
     def __init__(self, config: BakeoffConfig, runs: Path):
-        self.config, self.runs = config, runs
+        self.config, self.workdir = config, Workdir(runs)
         self.urls: dict[str, str] = {}
         self.processes: list = []
 
@@ -170,13 +191,11 @@ class Endpoints:
             from llmbench.serving.launch import start_server
             from llmbench.tasks.models import get_model
 
-            model = get_model(name)
-            base = (self.runs / model.local_path).resolve() if model.local_path else model.hub_id
             process, self.urls[name] = start_server(
-                base,
-                (self.runs / "train").resolve(),
+                self.workdir.base_model(get_model(name)),
+                self.workdir.train.resolve(),
                 max_loaded_adapters=self.config.max_loaded_adapters,
-                log_path=self.runs / f"serve-{name}.log",
+                log_path=self.workdir.serve_log(name),
             )
             self.processes.append(process)
         return self.urls[name]
@@ -196,19 +215,20 @@ def evaluate_stage(
 ) -> TaskScore:
     from llmbench.evaluate.harness import EvalSettings, evaluate, pending_examples
 
+    datasets = config.datasets_dir
     results = []
-    for adapter_id in (None, f"{model}/{task}"):
+    for adapter in (None, adapter_id(model, task)):
         settings = EvalSettings(
             task=task,
             endpoint="",
             model=model,
-            adapter_id=adapter_id,
+            adapter_id=adapter,
             limit=config.eval_limit,
             concurrency=config.eval_concurrency,
         )
-        if pending_examples(settings, runs):
+        if pending_examples(settings, runs, datasets_dir=datasets):
             settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
-        results.append(evaluate(settings, runs, progress=progress))
+        results.append(evaluate(settings, runs, progress=progress, datasets_dir=datasets))
     base, adapter = results
     return TaskScore(
         model,
@@ -222,26 +242,64 @@ def evaluate_stage(
 
 
 def complexity_stage(config: BakeoffConfig, runs: Path) -> Path:
-    from llmbench.analysis.complexity import complexity_path, task_complexity, write_complexity
+    from llmbench.analysis.complexity import task_complexity, write_complexity
 
-    rows = [task_complexity(task, runs) for task in config.tasks]
-    path = complexity_path(runs / "complexity", "train")
+    rows = [task_complexity(task, runs, "train", config.datasets_dir) for task in config.tasks]
+    path = Workdir(runs).complexity("train")
     write_complexity(rows, path)
     return path
 
 
 def correlate_stage(
-    config: BakeoffConfig, runs: Path, complexity: Path, notes: list[str]
-) -> Path | None:
-    """The study's scores against these tasks' heuristics, when there are enough tasks."""
+    config: BakeoffConfig,
+    runs: Path,
+    complexity: Path,
+    scores: list[TaskScore],
+    notes: list[str],
+) -> dict[str, Path]:
+    """The bake-off's own scores, and the study's for the tasks the study has, against these
+    tasks' heuristics, each when there are enough tasks; what was not done is a note, never an
+    error, so that no task of yours can stop the bake-off at its last stage."""
     if len(config.tasks) < MIN_TASKS_TO_CORRELATE:
         notes.append(
             f"correlate skipped: it needs at least {MIN_TASKS_TO_CORRELATE} tasks and "
             f"this bake-off has {len(config.tasks)}; run `llmbench correlate` on more"
         )
-        return None
-    from llmbench.analysis.correlate import correlate
+        return {}
+    from llmbench.analysis.correlate import PAPER, correlate, correlate_scores
 
-    out = runs / "correlate"
-    correlate("paper", complexity, out)
-    return out
+    workdir = Workdir(runs)
+    own = workdir.correlation(OWN)
+    own_scores = own_scores_table(scores)
+    atomic_write_text(own / "scores.csv", own_scores.to_csv(index_label="task"))
+    runs_by_name = {
+        OWN: lambda: correlate_scores(own_scores, complexity, own, str(own / "scores.csv")),
+        STUDY: lambda: correlate(PAPER, complexity, workdir.correlation(STUDY)),
+    }
+    done = {}
+    for name, run in runs_by_name.items():
+        try:
+            result = run()
+        except LLMBenchError as exc:
+            notes += [f"correlate ({name} scores) skipped: {problem}" for problem in exc.problems]
+            continue
+        done[name] = workdir.correlation(name)
+        notes += [f"correlate ({name} scores): {note}" for note in result.notes]
+    return done
+
+
+def own_scores_table(scores: list[TaskScore]):
+    """The bake-off's scores in the layout `correlate` reads: per task, `<model>_ft` (the
+    adapter) and `<model>_base` for each model; no GPT-4, which a bake-off does not run."""
+    import pandas as pd
+
+    from llmbench.analysis.correlate import BASE, FT
+
+    models = list(dict.fromkeys(s.model for s in scores))
+    tasks = list(dict.fromkeys(s.task for s in scores))
+    cells = {(s.task, s.model): s for s in scores}
+    columns = {
+        **{m + FT: [cells[t, m].adapter for t in tasks] for m in models},
+        **{m + BASE: [cells[t, m].base for t in tasks] for m in models},
+    }
+    return pd.DataFrame(columns, index=pd.Index(tasks, name="task"))

@@ -16,6 +16,7 @@ from llmbench.arguments import (
     share,
 )
 from llmbench.errors import LLMBenchError
+from llmbench.workdir import ADAPTER_ID
 
 
 def configure(command: str, p: argparse.ArgumentParser) -> None:
@@ -29,8 +30,8 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--endpoint", required=True, type=http_url)
         p.add_argument(
             "--adapter-id-format",
-            default="{model}/{task}",
-            help="adapter id per pair (default: {model}/{task}, the sweep's layout)",
+            default=ADAPTER_ID,
+            help=f"adapter id per pair (default: {ADAPTER_ID}, the sweep's layout)",
         )
         p.add_argument("--skip-adapters", action="store_true", help="base models only")
         _eval_options(p, with_model=False)

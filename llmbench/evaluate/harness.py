@@ -44,6 +44,7 @@ from llmbench.evaluate.responses import (
     write_error,
 )
 from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.workdir import Workdir
 
 RESPONSES, SCORES, EXAMPLES = "responses.jsonl", "scores.json", "examples.csv"
 DEFAULT_MAX_FAILED_SHARE = 0.5  # `eval` exits 2 when more than this share of examples failed
@@ -132,9 +133,8 @@ class EvalResult:
 
 
 def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
-    """runs/eval/<model>/<task>/<adapter or base>/ (an adapter id's slashes become '__')."""
-    leaf = settings.adapter_id.replace("/", "__") if settings.adapter_id else "base"
-    return Path(work_dir) / "eval" / settings.model / settings.task / leaf
+    """<runs>/eval/<model>/<task>/<adapter or base>/ (see Workdir.eval_run)."""
+    return Workdir(work_dir).eval_run(settings.model, settings.task, settings.adapter_id)
 
 
 def load_examples(
@@ -167,9 +167,9 @@ def load_examples(
 def _read_eval_table(card, work_dir: Path):
     import pyarrow as pa
 
-    from llmbench.prepare.tables import prepared_path, read_prepared
+    from llmbench.prepare.tables import read_prepared
 
-    path = prepared_path(card.name, work_dir)
+    path = Workdir(work_dir).prepared(card.name)
     try:
         return read_prepared(card.name, work_dir, split=card.split_column_value), path
     except (pa.ArrowException, OSError) as exc:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from llmbench.arguments import adapter_source_option, names
+from llmbench.workdir import Workdir
 
 
 def configure(command: str, p: argparse.ArgumentParser) -> None:
@@ -41,7 +42,7 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-remote", action="store_true", help="allow an endpoint that is not on this machine"
     )
-    p.add_argument("--out", default="runs/loadtest")
+    p.add_argument("--out", default=str(Workdir().loadtest), help="default: %(default)s")
     p.set_defaults(handler=cmd_loadtest)
 
 

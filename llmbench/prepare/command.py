@@ -109,23 +109,24 @@ def cmd_tasks_validate(args: argparse.Namespace) -> None:
 
 def cmd_tasks_stats(args: argparse.Namespace) -> None:
     from llmbench.console import console, print_table
-    from llmbench.prepare.stats import stats_path, task_token_stats, write_stats
-    from llmbench.prepare.tables import prepared_path
+    from llmbench.prepare.stats import task_token_stats, write_stats
     from llmbench.tasks.cards import get_card, load_cards
     from llmbench.tasks.models import get_model
+    from llmbench.workdir import Workdir
 
+    workdir = Workdir(args.runs)
     names = [args.task] if args.task else sorted(load_cards(args.datasets))
-    prepared = [n for n in names if prepared_path(n, args.runs).is_file()]
+    prepared = [n for n in names if workdir.prepared(n).is_file()]
     if not prepared:
         raise LLMBenchError(
-            f"{args.runs}/prepared: no prepared table for {', '.join(names)}; "
+            f"{workdir.prepared_dir}: no prepared table for {', '.join(names)}; "
             "run `llmbench prepare` first"
         )
     model = get_model(args.model)
     rows = [
         r for n in prepared for r in task_token_stats(get_card(n, args.datasets), model, args.runs)
     ]
-    out = args.out or stats_path(args.runs)
+    out = args.out or workdir.token_stats
     write_stats(rows, out)
     print_table(
         f"tokens (cl100k_base), prompts realized for {model.name}",

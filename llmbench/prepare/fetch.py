@@ -16,17 +16,14 @@ from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 from llmbench.tasks.cards import TaskCard
+from llmbench.workdir import Workdir
 
 GITHUB_ARCHIVE = "https://codeload.github.com/{repo}/tar.gz/HEAD"
 
 
-def upstream_dir(card: TaskCard, out_dir: Path) -> Path:
-    return Path(out_dir) / "upstream" / card.name
-
-
 def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
     """Download the task's upstream once; return the folder `read_rows` takes as its source."""
-    folder = upstream_dir(card, out_dir)
+    folder = Workdir(out_dir).upstream(card.name)
     if (folder / ".complete").is_file():
         return folder
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("LLMBENCH_OFFLINE") == "1":

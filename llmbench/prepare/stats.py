@@ -13,12 +13,11 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
 from llmbench.tasks.cards import SPLIT_NAMES, TaskCard
 from llmbench.tasks.models import BaseModel
 from llmbench.tasks.prompts import realized_template
-
-STATS_FILE = "token_stats.csv"
+from llmbench.workdir import Workdir
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class SplitStats:
 
 
 def stats_path(work_dir: Path = DEFAULT_WORK_DIR) -> Path:
-    return Path(work_dir) / "stats" / STATS_FILE
+    return Workdir(work_dir).token_stats
 
 
 def task_token_stats(card: TaskCard, model: BaseModel, work_dir: Path) -> list[SplitStats]:
@@ -121,16 +120,16 @@ def longest_examples(path: Path) -> dict[str, int]:
 
 
 def longest_in_model_tokens(
-    task: str, model: BaseModel, model_dir: Path, work_dir: Path
+    task: str, model: BaseModel, model_dir: Path, work_dir: Path, datasets_dir: Path = DATASETS_DIR
 ) -> tuple[int, str]:
     """The longest whole example of the task's prepared table in the model's own tokens (its
     realized prompt, the target and the EOS token Ludwig appends), and where it was measured."""
     from transformers import AutoTokenizer
 
-    from llmbench.prepare.tables import prepared_path, read_prepared
+    from llmbench.prepare.tables import read_prepared
     from llmbench.tasks.cards import get_card
 
-    card = get_card(task)
+    card = get_card(task, datasets_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     table = read_prepared(task, work_dir)
     template = realized_template(card, model)
@@ -143,7 +142,7 @@ def longest_in_model_tokens(
     prompt_lengths = [len(ids) for ids in prompt_ids]
     target_lengths = [len(ids) for ids in tokenizer(table[card.target_col].tolist()).input_ids]
     longest = max(p + t + 1 for p, t in zip(prompt_lengths, target_lengths, strict=True))
-    return longest, f"{prepared_path(task, work_dir)}, {model.name}'s tokenizer"
+    return longest, f"{Workdir(work_dir).prepared(task)}, {model.name}'s tokenizer"
 
 
 def _check_no_pad_token(tokenizer, prompt_ids: list[list[int]], model: BaseModel, task: str):

@@ -7,7 +7,7 @@ Each task's own code lives beside its card in `datasets/<task>/prepare.py` and d
 
 where the split name is train, validation or test and each row holds the card's input columns
 and target column as text. This module streams those rows into
-`<out>/prepared/<task>.parquet` in bounded batches, checks them, and renames the file into place
+`<runs>/prepared/<task>.parquet` in bounded batches, checks them, and renames the file into place
 only when the whole table is good. A failure leaves nothing behind: no half table, no temporary
 file, no folder it made, and an earlier good table as it was. Files get the user's umask.
 
@@ -32,6 +32,7 @@ from llmbench.errors import LLMBenchError
 from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR
 from llmbench.prepare.task_code import task_module
 from llmbench.tasks.cards import SPLIT_NAMES, TaskCard, get_card
+from llmbench.workdir import Workdir
 
 SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
 FIXTURE_DIR = "fixture"
@@ -50,13 +51,13 @@ class PrepareResult:
 
 
 def prepared_path(task: str, out_dir: Path = DEFAULT_WORK_DIR) -> Path:
-    """Where `prepare` writes a task's table."""
-    return Path(out_dir) / "prepared" / f"{task}.parquet"
+    """Where `prepare` writes a task's table (see Workdir.prepared)."""
+    return Workdir(out_dir).prepared(task)
 
 
 def manifest_path(task: str, out_dir: Path = DEFAULT_WORK_DIR) -> Path:
     """Where `prepare` records the source and row counts of a task's table."""
-    return Path(out_dir) / "prepared" / f"{task}.manifest.json"
+    return Workdir(out_dir).prepared_manifest(task)
 
 
 def fixture_source(card: TaskCard) -> Path:
@@ -78,6 +79,7 @@ def prepare_task(
     card = get_card(task, datasets_dir)
     module = task_module(task, datasets_dir)
     check_work_dir(Path(out_dir))
+    workdir = Workdir(out_dir)
     if source is None:
         from llmbench.prepare.fetch import fetch_upstream
 
@@ -86,13 +88,13 @@ def prepare_task(
     if not source.exists():
         raise LLMBenchError(f"{source}: not found; expected the task's upstream file or folder")
     rows = module.read_rows(source, card)
-    target = prepared_path(task, out_dir)
+    target = workdir.prepared(task)
     # A fixture is small by design: its counts are recorded, not held to the study's.
     compare = source.resolve() != fixture_source(card).resolve()
     with folders_made_for(target):
         counts = _write_table(card, rows, target, progress, strict and compare)
     differences = count_differences(card, counts) if compare else []
-    write_manifest(card, source, counts, manifest_path(task, out_dir))
+    write_manifest(card, source, counts, workdir.prepared_manifest(task))
     return PrepareResult(task=task, path=target, counts=counts, differences=differences)
 
 
@@ -278,7 +280,7 @@ def read_prepared(task: str, out_dir: Path = DEFAULT_WORK_DIR, split: int | None
     """A prepared table as a pandas DataFrame (text columns as str), optionally one split."""
     import pyarrow.parquet as pq
 
-    path = prepared_path(task, out_dir)
+    path = Workdir(out_dir).prepared(task)
     if not path.is_file():
         raise LLMBenchError(f"{path}: not prepared yet; run `llmbench prepare --task {task}`")
     frame = pq.read_table(path).to_pandas()

@@ -7,13 +7,13 @@ import argparse
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.paths import DEFAULT_WORK_DIR
+from llmbench.workdir import Workdir
 
 
 def configure(command: str, p: argparse.ArgumentParser) -> None:
     p.epilog = "examples: llmbench report --runs runs --out runs/report; llmbench report --paper"
     p.add_argument(
-        "--runs", type=Path, help=f"work directory holding eval/ (default: {DEFAULT_WORK_DIR})"
+        "--runs", type=Path, help=f"work directory holding eval/ (default: {Workdir().root})"
     )
     p.add_argument(
         "--paper", action="store_true", help="render the study's own scores instead of runs"
@@ -33,9 +33,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     if args.paper and args.runs is not None:
         raise LLMBenchError("report: --runs and --paper both given; expected one or the other")
-    runs = None if args.paper else (args.runs or DEFAULT_WORK_DIR)
-    out = args.out or (DEFAULT_WORK_DIR / "report-paper" if args.paper else runs / "report")
-    result = report(runs, out)
+    workdir = Workdir(args.runs) if args.runs else Workdir()
+    out = args.out or (workdir.report_paper if args.paper else workdir.report)
+    result = report(None if args.paper else workdir.root, out)
     table, lifts = result.table, per_task(result.table)["lift_over_gpt4"].dropna()
     console.print(
         f"Table 12 of {len(table.tasks)} tasks × {len(table.models)} models: the best adapter "

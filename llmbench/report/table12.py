@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.workdir import EVAL_SCORES_GLOB, Workdir
 
 # the names of llmbench.analysis.correlate's Table 12 layout, kept here so that `llmbench --help`
 # does not
@@ -24,7 +25,6 @@ GPT4 = "gpt-4"
 BASELINES = ("gpt-3.5-turbo", GPT4)
 FT, BASE = "_ft", "_base"
 STUDY, OURS = "study", "ours"
-SCORES_GLOB = "eval/*/*/*/scores.json"
 RUN_KEYS = {"task": str, "model": str, "score": (int, float), "n": int, "n_failed": int}
 
 
@@ -82,10 +82,10 @@ def read_run(path: Path) -> Run:
 
 def collect_runs(runs_dir: Path) -> list[Run]:
     """Every run under `<runs_dir>/eval/`, in path order; every broken file reported at once."""
-    paths = sorted(Path(runs_dir).glob(SCORES_GLOB))
+    paths = Workdir(runs_dir).eval_scores()
     if not paths:
         raise LLMBenchError(
-            f"{runs_dir}: no {SCORES_GLOB}; expected the work directory of `llmbench eval` "
+            f"{runs_dir}: no {EVAL_SCORES_GLOB}; expected the work directory of `llmbench eval` "
             "(or --paper for the study's own table)"
         )
     runs, problems = [], []

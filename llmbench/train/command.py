@@ -8,6 +8,7 @@ from pathlib import Path
 from llmbench.arguments import count, datasets_option, names, runs_option
 from llmbench.errors import LLMBenchError
 from llmbench.paths import CONFIGS_DIR
+from llmbench.workdir import Workdir
 
 
 def configure(command: str, p: argparse.ArgumentParser) -> None:
@@ -17,9 +18,10 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
             handler=cmd_models_list
         )
     elif command == "build-model":
-        p.epilog = "example: llmbench build-model smollm2-135m --out runs/models/smollm2-135m"
+        p.epilog = "example: llmbench build-model smollm2-135m --runs runs"
         p.add_argument("name", help="tiny or smollm2-135m")
-        p.add_argument("--out", help="the folder to write (default runs/models/NAME)")
+        runs_option(p, ", where models/NAME is written")
+        p.add_argument("--out", type=Path, help="the folder to write (default: <runs>/models/NAME)")
         p.set_defaults(handler=cmd_build_model)
     elif command == "render-configs":
         p.epilog = "example: llmbench render-configs --models tiny --tasks gsm8k --out runs/configs"
@@ -49,7 +51,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     one = p.add_argument_group("one job")
     one.add_argument("--config", help="a rendered Ludwig config")
     one.add_argument("--dataset", help="the task's prepared table")
-    one.add_argument("--output-directory", default="runs/train", help="default: runs/train")
+    one.add_argument("--output-directory", type=Path, help="default: <runs>/train")
     one.add_argument("--experiment-name", default="run")
     one.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
@@ -99,9 +101,10 @@ def cmd_models_list(args: argparse.Namespace) -> None:
 
 def cmd_build_model(args: argparse.Namespace) -> None:
     from llmbench.console import console
+    from llmbench.tasks.models import get_model
     from llmbench.train.local_models import build_model
 
-    path = build_model(args.name, Path(args.out or f"runs/models/{args.name}"))
+    path = build_model(args.name, args.out or Workdir(args.runs).local_model(get_model(args.name)))
     console.print(f"{args.name} written to {path}")
 
 
@@ -143,7 +146,7 @@ def _train_one(args: argparse.Namespace) -> None:
     adapter = train(
         Path(args.config),
         Path(args.dataset),
-        Path(args.output_directory),
+        args.output_directory or Workdir(args.runs).train,
         experiment_name=args.experiment_name,
         resume=args.resume,
     )
@@ -159,7 +162,7 @@ def _train_sweep(args: argparse.Namespace) -> None:
     models = names(args.models) or [m.name for m in study_models()]
     tasks = names(args.tasks) or sorted(load_cards(args.datasets))
     runs = args.runs
-    jobs = plan_jobs(models, tasks, runs, Path(args.configs))
+    jobs = plan_jobs(models, tasks, runs, Path(args.configs), args.datasets)
     manifest = run_sweep(jobs, runs, args.max_parallel, args.ray_address, args.gpus_per_job)
     records = [manifest.jobs[j.key] for j in jobs]
     print_table(

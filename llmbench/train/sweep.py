@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.paths import CONFIGS_DIR, DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.paths import CONFIGS_DIR, DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.workdir import ADAPTER_ID, Workdir
 
-MANIFEST = "manifest.json"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
@@ -56,7 +56,7 @@ class JobRecord:
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.task}"
+        return ADAPTER_ID.format(model=self.model, task=self.task)
 
 
 class Manifest:
@@ -95,54 +95,71 @@ class Manifest:
 
 
 def plan_jobs(
-    models: list[str], tasks: list[str], runs: Path, configs: Path = CONFIGS_DIR
+    models: list[str],
+    tasks: list[str],
+    runs: Path,
+    configs: Path = CONFIGS_DIR,
+    datasets_dir: Path = DATASETS_DIR,
 ) -> list[JobRecord]:
-    """One job per (model, task): its config (rendered into runs/configs when not in `configs`),
-    its prepared table and its output folder. Unknown names fail here, before anything runs."""
-    from llmbench.prepare.tables import prepared_path
+    """One job per (model, task): its config (rendered into <runs>/configs from the cards in
+    `datasets_dir` when not in `configs`), its prepared table and its output folder. Unknown
+    names fail here, before anything runs."""
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.models import get_model
     from llmbench.train.local_models import ensure_local_model
 
+    workdir = Workdir(runs)
     for name in models:
         model = get_model(name)
         if model.local_path:  # built offline, into the work directory
-            ensure_local_model(name, Path(runs) / model.local_path)
-    for name in tasks:
-        get_card(name)
+            ensure_local_model(name, workdir.local_model(model))
+    cards = {name: get_card(name, datasets_dir) for name in tasks}
     jobs = []
     for model in models:
         for task in tasks:
-            config = Path(configs) / model / f"{task}.yaml"
-            if not config.is_file():
-                config = _render_for_prepared_data(model, task, runs)
+            config = _given_config(configs, model, cards[task]) or _render_for_prepared_data(
+                model, cards[task], workdir, datasets_dir
+            )
             jobs.append(
                 JobRecord(
                     model=model,
                     task=task,
                     config=str(config),
-                    dataset=str(prepared_path(task, runs)),
-                    output=str(Path(runs) / "train" / model / task),
+                    dataset=str(workdir.prepared(task)),
+                    output=str(workdir.train_output(model, task)),
                 )
             )
     return jobs
 
 
-def _render_for_prepared_data(model: str, task: str, runs: Path) -> Path:
-    """A config rendered into runs/configs, its sequence length measured on the prepared table
+def _given_config(configs: Path, model: str, card) -> Path | None:
+    """The config in `configs` for (model, task), if there is one; never the study's own
+    configs for a card of another folder (a task of yours may share a name with ours)."""
+    path = Path(configs) / model / f"{card.name}.yaml"
+    study_configs = Path(configs).resolve() == CONFIGS_DIR.resolve()
+    if study_configs and card.folder.parent.resolve() != DATASETS_DIR.resolve():
+        return None
+    return path if path.is_file() else None
+
+
+def _render_for_prepared_data(model: str, card, workdir: Workdir, datasets_dir: Path) -> Path:
+    """A config rendered into <runs>/configs, its sequence length measured on the prepared table
     with the model's own tokenizer when the model is local (the study's figures were measured
     on its own prompts, which a model's markup can outgrow: a truncated target teaches nothing)."""
     from llmbench.prepare.stats import longest_in_model_tokens
-    from llmbench.prepare.tables import prepared_path
     from llmbench.tasks.models import get_model
-    from llmbench.train.render import write_rendered
+    from llmbench.train.render import render_one
 
     base = get_model(model)
     measured = None
     # without a prepared table the job fails on its own, naming the missing data
-    if base.local_path and prepared_path(task, runs).is_file():
-        measured = longest_in_model_tokens(task, base, Path(runs) / base.local_path, runs)
-    return write_rendered(model, task, Path(runs) / "configs", runs, measured).path
+    if base.local_path and workdir.prepared(card.name).is_file():
+        measured = longest_in_model_tokens(
+            card.name, base, workdir.local_model(base), workdir.root, datasets_dir
+        )
+    rendered = render_one(card, base, workdir.configs, workdir.root, measured)
+    atomic_write_text(rendered.path, rendered.text)
+    return rendered.path
 
 
 def run_sweep(
@@ -153,7 +170,7 @@ def run_sweep(
     gpus_per_job: float = 1.0,
 ) -> Manifest:
     """Run every job not yet done; return the manifest as it ends."""
-    manifest = Manifest.load(Path(runs) / "train" / MANIFEST)
+    manifest = Manifest.load(Workdir(runs).train_manifest)
     for job in jobs:
         manifest.add(job)
     pending = [manifest.jobs[j.key] for j in jobs if manifest.jobs[j.key].state != DONE]
