@@ -142,6 +142,28 @@ def test_with_four_or_more_tasks_the_bakeoff_correlates_its_own_scores_and_the_s
     assert f"correlate (study scores): left out, no score in table12_scores.csv: {TASK}" in notes
 
 
+def test_an_earlier_bakeoffs_tasks_in_the_work_directory_are_left_out_by_name(tmp_path):
+    from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
+
+    study = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
+    folder = str(users_folder(tmp_path, study))
+    runs = tmp_path / "runs"
+    earlier = BakeoffConfig(models=["tiny"], tasks=study, source="fixture", datasets=folder)
+    prepare_stage(earlier, runs)
+    complexity_stage(earlier, runs)
+    config = BakeoffConfig(
+        models=["tiny"], tasks=[*study[1:], TASK], source="fixture", datasets=folder
+    )
+    prepare_stage(config, runs)
+    notes: list[str] = []
+    dirs = correlate_stage(
+        config, runs, complexity_stage(config, runs), made_up_scores(config), notes
+    )
+    own = pd.read_csv(dirs["bakeoff"] / "joined.csv", index_col="task")
+    assert sorted(own.index) == sorted(config.tasks)
+    assert "correlate (bakeoff scores): left out, no score in scores.csv: glue_sst2" in notes
+
+
 def test_a_users_task_that_leaves_the_study_too_few_tasks_is_a_note_not_an_error(tmp_path):
     from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
 

@@ -273,7 +273,11 @@ def correlate_stage(
     own_scores = own_scores_table(scores)
     atomic_write_text(own / "scores.csv", own_scores.to_csv(index_label="task"))
     runs_by_name = {
-        OWN: lambda: correlate_scores(own_scores, complexity, own, str(own / "scores.csv")),
+        # the complexity table keeps the rows of earlier bake-offs in this work directory:
+        # tasks this one did not score are left out, and named in a note
+        OWN: lambda: correlate_scores(
+            own_scores, complexity, own, str(own / "scores.csv"), unscored_ok=True
+        ),
         STUDY: lambda: correlate(PAPER, complexity, workdir.correlation(STUDY)),
     }
     done = {}
