@@ -486,14 +486,10 @@ def test_hellaswag_processed_cannot_take_an_ending_from_an_unlabelled_row(tmp_pa
 
 # --- the real upstream files, where ../shared/data has them -------------------------------------
 
-# Where a real copy would sit under ../shared/data (one folder per upstream dataset, one file per
-# split; arc_combined's holds ARC-Challenge/ and ARC-Easy/). None of these are there yet, so the
-# test skips; it runs as soon as one is added.
-SHARED_COPIES = {task: f"glue/{task.removeprefix('glue_')}" for task in GLUE} | {
-    "boolq": "boolq",
-    "dbpedia": "dbpedia_14",
-    "mmlu": "mmlu",
-    "arc_combined": "ai2_arc",
+# Where a real copy sits (or would sit) under ../shared/data: a folder named for the task, in
+# its publisher's layout (GLUE's TSV folders, AI2's ARC release folders, or one file per
+# Hugging Face split). Missing ones skip; a test runs as soon as its copy is added.
+SHARED_COPIES = {task: task for task in (*GLUE, "boolq", "dbpedia", "mmlu", "arc_combined")} | {
     "hellaswag": "hellaswag",
     "hellaswag_processed": "hellaswag",
 }
@@ -549,3 +545,60 @@ def test_real_upstream_gives_the_study_counts(task, tmp_path):
     card = get_card(task)
     frame = prepare(task, source, tmp_path)
     assert counts_of(frame) == study_counts(task, card.source["splits"])
+
+
+def ai2_line(row: dict) -> dict:
+    """A Hugging Face ARC row as AI2's release writes it."""
+    choices = [{"text": t, "label": lab} for t, lab in zip(*row["choices"].values(), strict=True)]
+    return {
+        "id": row["id"],
+        "question": {"stem": row["question"], "choices": choices},
+        "answerKey": row["answerKey"],
+    }
+
+
+def test_arc_reads_ai2_release_files(tmp_path):
+    fixture = fixture_source(get_card("arc_combined"))
+    source = tmp_path / "ai2"
+    for config in ("ARC-Challenge", "ARC-Easy"):
+        for split, name in (("train", "Train"), ("validation", "Dev"), ("test", "Test")):
+            rows = read_jsonl(fixture / config / f"{split}.jsonl")
+            write_jsonl(source / config / f"{config}-{name}.jsonl", [ai2_line(r) for r in rows])
+    expected = prepare("arc_combined", fixture, tmp_path / "hf")
+    assert prepare("arc_combined", source, tmp_path / "out").equals(expected)
+
+
+def test_arc_ai2_question_without_stem_and_choices_names_the_file_and_line(tmp_path):
+    source = tmp_path / "ai2"
+    for config in ("ARC-Challenge", "ARC-Easy"):
+        for name in ("Train", "Dev", "Test"):
+            choices = [{"text": "Rain", "label": "A"}, {"text": "Sun", "label": "B"}]
+            line = {"id": "q1", "question": {"stem": "Why?", "choices": choices}, "answerKey": "A"}
+            write_jsonl(source / config / f"{config}-{name}.jsonl", [line])
+    path = source / "ARC-Challenge" / "ARC-Challenge-Train.jsonl"
+    write_jsonl(path, [line, {"id": "q2", "question": "Why not?", "answerKey": "A"}])
+    assert_fails_cleanly(
+        "arc_combined", source, tmp_path / "out", str(path), "row 2", "question is 'Why not?'"
+    )
+
+
+@pytest.mark.shared_data
+def test_real_arc_release_rows_match_its_files(tmp_path):
+    real = SHARED_DATA / "arc_combined"
+    if not real.is_dir():
+        pytest.skip(f"{real} is absent: no real copy of arc_combined in ../shared/data")
+    test = rows_of(prepare("arc_combined", real, tmp_path), "test")
+    challenge = read_jsonl(real / "ARC-Challenge" / "ARC-Challenge-Test.jsonl")
+    easy = read_jsonl(real / "ARC-Easy" / "ARC-Easy-Test.jsonl")
+    published = challenge + easy  # each split: the Challenge rows, then the Easy rows
+    assert len(test) == len(published) == 3548
+    for index in (0, len(challenge), len(published) - 1):
+        line = published[index]
+        labels = [c["label"] for c in line["question"]["choices"]]
+        assert test.loc[index, "question"] == line["question"]["stem"].strip()
+        assert (
+            test.loc[index, "choices"]
+            .splitlines()[0]
+            .endswith(line["question"]["choices"][0]["text"].strip())
+        )
+        assert test.loc[index, "answer"] == "ABCDE"[labels.index(line["answerKey"])]

@@ -1,11 +1,18 @@
 """arc_combined: one row per question of allenai/ai2_arc, ARC-Challenge and ARC-Easy together
 (train 1119 + 2251, validation 299 + 570, test 1172 + 2376).
 
-Local copy layout: one folder per config, each with one file per split (the layout a fetch of
-this two-config card is to write):
+Local copy layout: one folder per config, each holding either AI2's release files (the
+ARC-V1-Feb2018 folders, JSONL) or one Hugging Face export file per split (the layout a fetch of
+this two-config card writes):
 
+    <source>/ARC-Challenge/ARC-Challenge-{Train,Dev,Test}.jsonl   (AI2: Dev is validation)
+    <source>/ARC-Easy/ARC-Easy-{Train,Dev,Test}.jsonl
+or
     <source>/ARC-Challenge/{train,validation,test}.jsonl   (or .parquet / .csv)
     <source>/ARC-Easy/{train,validation,test}.jsonl
+
+An AI2 line holds id, question {stem, choices: [{text, label}, ...]} and answerKey; it is read
+as the Hugging Face loader reads it (question = the stem, choices = the texts and labels).
 
 The configs come from the card's source.config ('ARC-Challenge+ARC-Easy'); each of our splits is
 the Challenge rows followed by the Easy rows, in upstream order.
@@ -24,16 +31,17 @@ from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 from llmbench.prepare.readers.choices import LETTERS, lettered_choices, option_texts
-from llmbench.prepare.readers.formats import hf_rows, row_text
+from llmbench.prepare.readers.formats import hf_rows, read_jsonl, row_text
 
 REQUIRED = ("question", "choices", "answerKey")
+AI2_SPLITS = {"train": "Train", "validation": "Dev", "test": "Test"}
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     configs = config_folders(source, card)
     for split, upstream in card.source["splits"].items():
         for folder in configs:
-            for _, path, number, row in hf_rows(folder, {split: upstream}, REQUIRED):
+            for path, number, row in config_rows(folder, split, upstream):
                 options, labels = choice_lists(row["choices"], path, number)
                 yield (
                     split,
@@ -55,6 +63,39 @@ def config_folders(source: Path, card) -> list[Path]:
             f"({', '.join(configs)}), each with one file per split"
         )
     return [Path(source) / c for c in configs]
+
+
+def config_rows(folder: Path, split: str, upstream: str) -> Iterator[tuple[Path, int, dict]]:
+    """(file, row number, row with question, choices and answerKey) of one config's split: from
+    AI2's `<config>-<Train|Dev|Test>.jsonl` when the folder holds AI2 files, else from the
+    Hugging Face export."""
+    ai2_files = [folder / f"{folder.name}-{name}.jsonl" for name in AI2_SPLITS.values()]
+    if not any(path.is_file() for path in ai2_files):
+        for _, path, number, row in hf_rows(folder, {split: upstream}, REQUIRED):
+            yield path, number, row
+        return
+    path = folder / f"{folder.name}-{AI2_SPLITS[upstream]}.jsonl"
+    for number, line in read_jsonl(path, ("question", "answerKey")):
+        yield path, number, ai2_row(line, path, number)
+
+
+def ai2_row(line: dict, path: Path, number: int) -> dict:
+    """An AI2 line in the Hugging Face row's shape: the stem as question, the choices as lists."""
+    question = line["question"]
+    choices = question.get("choices") if isinstance(question, dict) else None
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise LLMBenchError(
+            f"{path}: row {number}: question is {question!r:.60}; expected an object "
+            "{stem, choices: [{text, label}, ...]}"
+        )
+    return {
+        "question": question.get("stem"),
+        "choices": {
+            "text": [c.get("text") for c in choices],
+            "label": [c.get("label") for c in choices],
+        },
+        "answerKey": line["answerKey"],
+    }
 
 
 def choice_lists(choices, path: Path, number: int) -> tuple[list[str], list[str]]:

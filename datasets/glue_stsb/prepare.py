@@ -3,6 +3,9 @@ float in [0, 5]) as text with up to three decimals and no trailing zeros: 3.8, 0
 upstream float32 3.799999952 becomes 3.8). Upstream columns: sentence1, sentence2, label, idx.
 Test scores are hidden (-1), so only train and validation are prepared; the reader and its
 decisions are shared with the other GLUE tasks in llmbench/prepare/readers/glue.py.
+
+GLUE's TSV folder: train.tsv and dev.tsv with the header
+`index genre filename year old_index source1 source2 sentence1 sentence2 score`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbench.prepare.readers.glue import SimilarityScore, read_glue
+from llmbench.prepare.readers.glue import SimilarityScore, TsvColumns, read_glue
 
 LABEL = SimilarityScore()
+TSV = TsvColumns({"sentence1": "sentence1", "sentence2": "sentence2"}, "score")
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
-    return read_glue(source, card, LABEL)
+    return read_glue(source, card, LABEL, TSV)

@@ -150,12 +150,23 @@ def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int
 
 
 def read_csv(
-    path: Path, required: tuple[str, ...] = (), delimiter: str = ",", encoding: str = "utf-8-sig"
+    path: Path,
+    required: tuple[str, ...] = (),
+    delimiter: str = ",",
+    encoding: str = "utf-8-sig",
+    *,
+    fieldnames: tuple[str, ...] | None = None,
+    quoting: int = csv.QUOTE_MINIMAL,
 ) -> Iterator[tuple[int, dict]]:
     """(line number, row dict) for each CSV record; the header must name every `required` column
     and every record must have as many fields as the header. The number is the record's last
-    line (a quoted field may span lines)."""
-    reader = csv.DictReader((line for _, line in text_lines(path, encoding)), delimiter=delimiter)
+    line (a quoted field may span lines).
+
+    `fieldnames` names the columns of a file without a header line (every line is a record);
+    `quoting=csv.QUOTE_NONE` reads quote characters as text (the GLUE TSV files)."""
+    lines = (line for _, line in text_lines(path, encoding))
+    reader = csv.DictReader(lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting)
+    width = "header's" if fieldnames is None else "expected"
     try:
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
@@ -168,8 +179,7 @@ def read_csv(
             if None in row or None in row.values():
                 count = "more" if None in row else "fewer"
                 raise LLMBenchError(
-                    f"{path}: line {reader.line_num}: {count} fields than the header's "
-                    f"{len(header)}"
+                    f"{path}: line {reader.line_num}: {count} fields than the {width} {len(header)}"
                 )
             yield reader.line_num, row
     except csv.Error as exc:
@@ -286,12 +296,13 @@ def hf_rows(
                 yield split, path, number, row
 
 
-def row_text(row: dict, column: str, path: Path, number: int) -> str:
-    """The row's text in `column`, surrounding whitespace stripped; anything else is an error."""
+def row_text(row: dict, column: str, path: Path, number: int, unit: str = "row") -> str:
+    """The row's text in `column`, surrounding whitespace stripped; anything else is an error
+    naming the file and the row (or, with `unit="line"`, the line)."""
     value = row[column]
     if not isinstance(value, str):
         raise LLMBenchError(
-            f"{path}: row {number}: {column} is {type(value).__name__}; expected text"
+            f"{path}: {unit} {number}: {column} is {type(value).__name__}; expected text"
         )
     return value.strip()
 
