@@ -736,3 +736,100 @@ def test_real_humaneval_gives_164_runnable_test_rows(tmp_path):
             problem["task_id"],
             "exec",
         )
+
+
+# Spot checks: the first, middle and last rows of each real file, read here on their own terms.
+
+
+def spots(published: list) -> list[int]:
+    return [0, len(published) // 2, len(published) - 1]
+
+
+@pytest.mark.shared_data
+def test_real_gsm8k_rows_are_the_published_problems(tmp_path):
+    real = shared("gsm8k")
+    frame = prepare("gsm8k", real, tmp_path)
+    for split in ("train", "test"):
+        published = [json.loads(line) for line in (real / f"{split}.jsonl").open(encoding="utf-8")]
+        rows = rows_of(frame, split)
+        assert len(rows) == len(published)
+        for index in spots(published):
+            assert rows.loc[index, "question"] == published[index]["question"]
+            assert rows.loc[index, "answer"] == published[index]["answer"]
+
+
+@pytest.mark.shared_data
+def test_real_viggo_rows_are_the_published_pairs(tmp_path):
+    real = shared("viggo")
+    frame = prepare("viggo", real, tmp_path)
+    for split, name in (("train", "train.csv"), ("validation", "valid.csv"), ("test", "test.csv")):
+        with open(real / name, encoding="utf-8-sig", newline="") as handle:
+            published = list(csv.DictReader(handle))
+        rows = rows_of(frame, split)
+        for index in spots(published):
+            assert rows.loc[index, "meaning_representation"] == published[index]["mr"]
+            assert rows.loc[index, "reference"] == published[index]["ref"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("task", ["tldr_content_gen", "tldr_headline_gen"])
+def test_real_tldr_rows_are_the_published_items(task, tmp_path):
+    real = shared("tldr_news")
+    frame = prepare(task, real, tmp_path)
+    with gzip.open(real / "tldr_news_full.csv.gz", "rt", encoding="utf-8", newline="") as handle:
+        items = list(csv.DictReader(handle))
+    for split, code in (("train", "0"), ("test", "2")):
+        published = [item for item in items if item["split"] == code]
+        rows = rows_of(frame, split)
+        for index in spots(published):
+            assert rows.loc[index, "headline"] == published[index]["headline"].strip()
+            assert rows.loc[index, "content"] == published[index]["content"].strip()
+
+
+def sentences(path: Path, delimiter: str | None) -> list[list[list[str]]]:
+    """The file's sentences as lists of fields, -DOCSTART- lines and blank lines between."""
+    found, block = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if block:
+                found.append(block)
+            block = []
+        else:
+            block.append(line.split(delimiter))
+    return found + ([block] if block else [])
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("task", "files", "delimiter", "types"),
+    [
+        (
+            "conllpp",
+            ("conllpp_train.txt", "conllpp_dev.txt", "conllpp_test.txt"),
+            None,
+            {"PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous"},
+        ),
+        (
+            "bc5cdr",
+            ("train.tsv", "devel.tsv", "test.tsv"),
+            "\t",
+            {"Chemical": "chemical", "Disease": "disease"},
+        ),
+    ],
+)
+def test_real_ner_rows_are_the_published_sentences(task, files, delimiter, types, tmp_path):
+    real = shared(task)
+    frame = prepare(task, real, tmp_path)
+    for split, name in zip(("train", "validation", "test"), files, strict=True):
+        published = sentences(real / name, delimiter)
+        rows = rows_of(frame, split)
+        assert len(rows) == len(published)
+        for index in spots(published):
+            tokens, tags = [f[0] for f in published[index]], [f[-1] for f in published[index]]
+            assert rows.loc[index, "sentence"] == " ".join(tokens)
+            entities = json.loads(rows.loc[index, "entities"])
+            # Every tagged token is in exactly one listed span of its type, and nothing else is.
+            for kind, key in types.items():
+                tagged = sum(tag.endswith(f"-{kind}") for tag in tags)
+                assert sum(len(span.split(" ")) for span in entities[key]) == tagged
+                assert all(span in rows.loc[index, "sentence"] for span in entities[key])
