@@ -83,3 +83,44 @@ def test_a_weights_file_that_is_not_safetensors_is_refused(tmp_path):
     (tmp_path / "a" / "adapter_model.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(AdapterError, match="not a safetensors file"):
         check_adapter_fits("a", tmp_path / "a", base_linear_shapes(SMOLLM2))
+
+
+def write_pickled_adapter(folder: Path, tensors: dict, name: str = "adapter_model.bin") -> Path:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(tensors, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["adapter_model.bin", "adapter_model.pt"])
+def test_a_torch_pickled_adapter_made_for_another_base_is_refused_too(tmp_path, name):
+    folder = write_pickled_adapter(tmp_path / "a", lora("q_proj", 128, 128), name)
+    with pytest.raises(AdapterError, match="lora_A.weight has shape \\[8, 128\\]"):
+        check_adapter_fits("a", folder, base_linear_shapes(SMOLLM2))
+
+
+def test_a_torch_pickled_adapter_with_nan_is_refused_naming_the_tensor(tmp_path):
+    tensors = lora("v_proj", 576, 192)
+    name = f"{PREFIX}.v_proj.lora_A.weight"
+    tensors[name][0, 0] = float("nan")
+    folder = write_pickled_adapter(tmp_path / "a", tensors)
+    with pytest.raises(AdapterError, match=f"tensor {name} holds Inf or NaN"):
+        check_adapter_fits("a", folder, base_linear_shapes(SMOLLM2))
+
+
+def test_safetensors_are_checked_before_a_pickle_beside_them(tmp_path):
+    # vLLM reads the safetensors file when both exist; a stray .bin must not block a good adapter
+    folder = write_adapter(tmp_path / "a", lora("q_proj", 576, 576))
+    (folder / "adapter_model.bin").write_bytes(b"not a pickle")
+    check_adapter_fits("a", folder, base_linear_shapes(SMOLLM2))
+
+
+def test_lora_a_and_b_of_different_ranks_are_refused(tmp_path):
+    import torch
+
+    tensors = lora("q_proj", 576, 576, rank=8)
+    tensors[f"{PREFIX}.q_proj.lora_B.weight"] = torch.zeros(576, 4, dtype=torch.bfloat16)
+    folder = write_adapter(tmp_path / "a", tensors)
+    with pytest.raises(AdapterError, match="lora_A has rank 8 but lora_B has rank 4"):
+        check_adapter_fits("a", folder, base_linear_shapes(SMOLLM2))

@@ -471,7 +471,7 @@ def test_health_info_and_metrics(served):
 
     assert requests.get(served["url"] + "/health", timeout=10).status_code == 200
     info = requests.get(served["url"] + "/info", timeout=10).json()
-    assert info["model_id"] == str(served["base"]) and info["max_total_tokens"] == 1024
+    assert info["model_id"] == served["base"].name and info["max_total_tokens"] == 1024
     assert info["max_loaded_adapters"] == MAX_LOADED_ADAPTERS
     metrics = requests.get(served["url"] + "/metrics", timeout=10)
     assert metrics.headers["content-type"].startswith("text/plain")

@@ -48,11 +48,33 @@ def _outside_root(adapter_id: str) -> AdapterError:
     )
 
 
+# Longest adapter_id accepted, in UTF-8 bytes, and longest part between slashes: Linux's
+# PATH_MAX and NAME_MAX, so a longer name is a 400, not an ENAMETOOLONG from deep inside.
+MAX_ADAPTER_ID_BYTES = 4096
+MAX_NAME_PART_BYTES = 255
+
+
 def check_adapter_name(adapter_id: str) -> None:
-    """Reject names that could only mean a path outside the root, before touching the disk."""
+    """Reject names that could only mean a path outside the root, or no path at all, before
+    touching the disk."""
+    try:
+        encoded = adapter_id.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from JSON's \udXXX escapes
+        raise AdapterError(
+            400, "invalid_adapter", "adapter_id is not valid UTF-8 (a lone surrogate?)"
+        ) from None
     if not adapter_id or "\x00" in adapter_id or "\\" in adapter_id:
         raise AdapterError(400, "invalid_adapter", f"adapter_id {adapter_id!r} is not a valid name")
     parts = adapter_id.split("/")
+    if len(encoded) > MAX_ADAPTER_ID_BYTES or any(
+        len(part.encode("utf-8")) > MAX_NAME_PART_BYTES for part in parts
+    ):
+        raise AdapterError(
+            400,
+            "invalid_adapter",
+            f"adapter_id is too long ({len(encoded)} bytes; at most {MAX_ADAPTER_ID_BYTES}, "
+            f"and {MAX_NAME_PART_BYTES} between slashes)",
+        )
     if adapter_id.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", adapter_id):
         raise _outside_root(adapter_id)
 
@@ -73,6 +95,10 @@ def resolve_local_adapter(root: Path, adapter_id: str) -> Path:
     candidate = (root / adapter_id).resolve()
     if not _inside(candidate, root):
         raise _outside_root(adapter_id)
+    if candidate == root:  # "." and its spellings: the root holds adapters, it is none
+        raise AdapterError(
+            400, "invalid_adapter", f"adapter_id {adapter_id!r} names the adapters root itself"
+        )
     if not candidate.is_dir():
         raise AdapterError(404, "not_found", f"no adapter '{adapter_id}' in the adapters root")
     for layout in ADAPTER_LAYOUTS:
@@ -149,13 +175,42 @@ def resolve_adapter(root: Path, adapter_id: str, adapter_source: str | None) -> 
     )
 
 
+def canonical_adapter_id(root: Path, folder: Path, adapter_id: str, source: str | None) -> str:
+    """One name per adapter folder, whatever spelling found it: the resolved folder relative to
+    the root, without the Ludwig layout's tail (`gamma/model/model_weights` -> `gamma`), so
+    `alpha`, `./alpha`, `alpha/.` and a symlink to it share one loaded copy and one metrics
+    label. A hub adapter's name is its `owner/name`."""
+    if (source or "local") != "local":
+        return adapter_id
+    name = folder.relative_to(root.resolve()).as_posix()
+    for tail in (f"/{LUDWIG_WEIGHTS}", "/model_weights"):
+        if name.endswith(tail):
+            return name[: -len(tail)]
+    return name
+
+
+def weights_signature(folder: Path) -> tuple:
+    """What changes when an adapter folder's files are replaced: each adapter file's inode, size
+    and modification time (a stat call each; no file is opened)."""
+    signature = []
+    for name in (ADAPTER_CONFIG, *ADAPTER_WEIGHTS_FILES):
+        try:
+            stat = os.stat(folder / name)
+        except OSError:
+            continue
+        signature.append((name, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
 @dataclass
 class LoadedAdapter:
-    """An adapter the engine holds: its engine id (vLLM's lora_int_id), folder and users."""
+    """An adapter the engine holds: its engine id (vLLM's lora_int_id), folder, the signature of
+    its files when loaded (see weights_signature) and its users."""
 
     adapter_id: str
     int_id: int
     path: Path
+    signature: tuple = ()
     in_use: int = 0
 
 
@@ -167,6 +222,9 @@ class AdapterCache:
     by a running request is never evicted; when every loaded adapter is busy, a request for
     another one waits until one is released. The bound is strict: the engine's spare LoRA slot
     (see engine.py) stays empty only if no more than `capacity` adapters are ever loaded.
+    An adapter whose folder or files changed since it was loaded is reloaded before it serves
+    again (after the requests already using the old copy finish). A load that fails leaves
+    nothing behind: the name is not cached and the next request tries again.
     """
 
     capacity: int
@@ -178,14 +236,18 @@ class AdapterCache:
     _next_id: int = 1
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def acquire(self, adapter_id: str, path: Path) -> LoadedAdapter:
+    async def acquire(self, adapter_id: str, path: Path, signature: tuple = ()) -> LoadedAdapter:
         """The loaded adapter for `adapter_id` (loading it if needed), marked in use."""
         async with self._changed:
             adapter = self.loaded.get(adapter_id)
-            if adapter is not None and adapter.path != path and adapter.in_use == 0:
-                # The folder behind the name changed (e.g. a symlink was repointed): reload.
-                await self._evict(adapter)
-                adapter = None
+            while adapter is not None and (adapter.path, adapter.signature) != (path, signature):
+                # The folder behind the name changed (a symlink repointed, files replaced):
+                # reload once nobody uses the old copy.
+                if adapter.in_use == 0:
+                    await self._evict(adapter)
+                else:
+                    await self._changed.wait()
+                adapter = self.loaded.get(adapter_id)
             while adapter is None and len(self.loaded) >= self.capacity:
                 idle = next((a for a in self.loaded.values() if a.in_use == 0), None)
                 if idle is not None:
@@ -194,7 +256,7 @@ class AdapterCache:
                     await self._changed.wait()
                     adapter = self.loaded.get(adapter_id)  # another request may have loaded it
             if adapter is None:
-                adapter = LoadedAdapter(adapter_id, self._next_id, path)
+                adapter = LoadedAdapter(adapter_id, self._next_id, path, signature)
                 self._next_id += 1
                 await self.load(adapter_id, adapter.int_id, path)
                 self.loads += 1
@@ -213,9 +275,12 @@ class AdapterCache:
         del self.loaded[adapter.adapter_id]
         self.evictions += 1
         await self.unload(adapter.int_id)
+        self._changed.notify_all()
 
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# The weights files vLLM reads, in its order: safetensors, else a torch pickle (.bin, then .pt).
+ADAPTER_WEIGHTS_FILES = (ADAPTER_WEIGHTS, "adapter_model.bin", "adapter_model.pt")
 LORA_PART = re.compile(r"^(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[^.]+)?\.weight$")
 # The bits that are all ones in the exponent of an Inf or NaN, per floating dtype.
 NON_FINITE_EXPONENT = {"F32": ("<u4", 0x7F800000), "F16": ("<u2", 0x7C00), "BF16": ("<u2", 0x7F80)}
@@ -245,17 +310,45 @@ def base_linear_shapes(config: Any) -> dict[str, tuple[int, int]]:
 def check_adapter_fits(adapter_id: str, folder: Path, shapes: dict[str, tuple[int, int]]) -> None:
     """Refuse (400) an adapter whose LoRA weights cannot belong to this base model, or hold a
     non-finite number, before the engine sees it: vLLM fails such an adapter only half-way
-    through activating it, which leaves its slot in an unknown state for other requests."""
-    path = Path(folder) / ADAPTER_WEIGHTS
-    if not path.is_file():
-        return  # another weights format: vLLM's own checks apply
+    through activating it, which leaves its slot in an unknown state for other requests.
+    The file checked is the one vLLM would read (safetensors, else .bin, else .pt)."""
+    path = next(
+        (Path(folder) / n for n in ADAPTER_WEIGHTS_FILES if (Path(folder) / n).is_file()), None
+    )
+    if path is None:
+        return  # no weights at all: vLLM refuses the folder itself
+    if path.name != ADAPTER_WEIGHTS:
+        _check_pickled_tensors(adapter_id, path, shapes)
+        return
     header, data_start = _safetensors_header(adapter_id, path)
+    ranks: dict[str, dict[str, int]] = {}
     with open(path, "rb") as handle:
         for name, entry in header.items():
             if name == "__metadata__":
                 continue
-            _check_shape(adapter_id, name, entry.get("shape", []), shapes)
+            _check_shape(adapter_id, name, entry.get("shape", []), shapes, ranks)
             _check_finite(adapter_id, name, entry, handle, data_start)
+    _check_ranks_agree(adapter_id, ranks)
+
+
+def _check_pickled_tensors(adapter_id: str, path: Path, shapes: dict) -> None:
+    """The same checks on a torch-saved state dict, read as vLLM reads it (weights only)."""
+    import torch
+
+    try:
+        tensors = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for a file it cannot read; all mean "broken"
+        raise _unfit(adapter_id, f"{path.name} is not a readable torch weights file") from None
+    if not isinstance(tensors, dict):
+        raise _unfit(adapter_id, f"{path.name} does not hold a dict of tensors")
+    ranks: dict[str, dict[str, int]] = {}
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise _unfit(adapter_id, f"{path.name}: {name} is not a tensor")
+        _check_shape(adapter_id, name, list(tensor.shape), shapes, ranks)
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise _unfit(adapter_id, f"tensor {name} holds Inf or NaN values")
+    _check_ranks_agree(adapter_id, ranks)
 
 
 def _safetensors_header(adapter_id: str, path: Path) -> tuple[dict, int]:
@@ -276,10 +369,14 @@ def _safetensors_header(adapter_id: str, path: Path) -> tuple[dict, int]:
     return header, 8 + size
 
 
-def _check_shape(adapter_id: str, name: str, shape: list, shapes: dict) -> None:
+def _check_shape(adapter_id: str, name: str, shape: list, shapes: dict, ranks: dict) -> None:
     match = LORA_PART.match(name)
     if not match or not shapes:
         return
+    if len(shape) == 2:  # A is [r, in], B is [out, r]
+        ranks.setdefault(match["module"], {})[match["part"]] = shape[
+            0 if match["part"] == "A" else 1
+        ]
     module = match["module"].rsplit(".", 1)[-1]
     if module not in shapes:
         raise _unfit(adapter_id, f"it targets module '{module}', which the base model lacks")
@@ -292,6 +389,17 @@ def _check_shape(adapter_id: str, name: str, shape: list, shapes: dict) -> None:
             f"tensor {name} has shape {shape}, but the base model's {module} needs "
             f"{'input' if axis else 'output'} size {want} (was it trained on another base model?)",
         )
+
+
+def _check_ranks_agree(adapter_id: str, ranks: dict[str, dict[str, int]]) -> None:
+    """A module's lora_A and lora_B must share their rank: vLLM pads both to its largest rank and
+    would serve a mismatched pair silently, with part of the update missing."""
+    for module, parts in ranks.items():
+        if len(set(parts.values())) > 1:
+            raise _unfit(
+                adapter_id,
+                f"{module}: lora_A has rank {parts.get('A')} but lora_B has rank {parts.get('B')}",
+            )
 
 
 def _check_finite(adapter_id: str, name: str, entry: dict, handle, data_start: int) -> None:

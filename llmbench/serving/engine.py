@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,12 @@ from llmbench.serving.adapters import (
     AdapterError,
     LoadedAdapter,
     base_linear_shapes,
+    canonical_adapter_id,
     check_adapter_fits,
     resolve_adapter,
+    weights_signature,
 )
+from llmbench.serving.limits import DEFAULT_MAX_CONCURRENT_REQUESTS
 
 # On a CPU, vLLM reads gpu_memory_utilization as the fraction of RAM reserved for the KV cache;
 # 0.1 leaves room for everything else on a small machine (VLLM_CPU_KVCACHE_SPACE overrides it).
@@ -42,6 +47,16 @@ SPARE_LORA_SLOTS = 1
 # A name that failed to resolve is never remembered, so a newly added adapter answers at once;
 # a folder replaced behind a name is picked up within the local interval.
 RESOLVED_TTL_S = {"local": 1.0, "hub": 300.0}
+# Resolved names remembered at most; the oldest is forgotten beyond it, so a client inventing
+# names (or spellings of one name) cannot grow the server's memory.
+MAX_RESOLVED_NAMES = 1024
+# A prompt longer than this (characters) is tokenized off the event loop, on the one tokenizer
+# thread (Hugging Face's fast tokenizer is not safe to call from several threads at once); a
+# shorter one costs microseconds inline.
+INLINE_TOKENIZE_CHARS = 4096
+# A long prompt's first (context length x this) characters are tokenized first: if they alone
+# overflow the context, the request is refused without tokenizing the rest.
+PREFIX_CHARS_PER_TOKEN = 16
 
 
 class RequestError(Exception):
@@ -110,19 +125,43 @@ class Counters:
     generated_tokens: int = 0
     prompt_tokens: int = 0
     truncated_prompts: int = 0
-    in_flight: int = 0
+    in_flight: int = 0  # admitted and not finished (see ServingEngine.admit)
     request_seconds: float = 0.0
     queue_seconds: float = 0.0
     by_adapter: dict[str, int] = field(default_factory=dict)
 
 
+class Admission:
+    """One admitted request's place in the in-flight count; `release` is safe to call twice."""
+
+    def __init__(self, counters: Counters):
+        self._counters = counters
+        self._held = True
+        counters.in_flight += 1
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._counters.in_flight -= 1
+
+
 class ServingEngine:
     """vLLM's AsyncLLM with LoRA enabled, and the adapters it serves from `adapters_root`."""
 
-    def __init__(self, engine: Any, base_model: str, adapters_root: Path, max_loaded_adapters: int):
+    def __init__(
+        self,
+        engine: Any,
+        base_model: str,
+        adapters_root: Path,
+        max_loaded_adapters: int,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    ):
         self.engine = engine
         self.base_model = base_model
+        # What clients see as the base model's name: a local folder's name, never its path.
+        self.model_name = Path(base_model).name if Path(base_model).is_dir() else base_model
         self.adapters_root = adapters_root
+        self.max_concurrent_requests = max_concurrent_requests
         self.tokenizer = engine.get_tokenizer()
         self.max_model_len = engine.model_config.max_model_len
         self.dtype = str(engine.model_config.dtype)
@@ -130,7 +169,9 @@ class ServingEngine:
         self.counters = Counters()
         self.adapters = AdapterCache(max_loaded_adapters, self._load_lora, self._unload_lora)
         self._special_ids = set(getattr(self.tokenizer, "all_special_ids", []) or [])
-        self._resolved: dict[tuple[str, str], tuple[Path, float]] = {}  # -> (folder, until)
+        # (adapter_id, source) -> (canonical name, folder, until); see MAX_RESOLVED_NAMES
+        self._resolved: OrderedDict[tuple[str, str], tuple[str, Path, float]] = OrderedDict()
+        self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
 
     @classmethod
     def start(
@@ -142,6 +183,7 @@ class ServingEngine:
         max_lora_rank: int = DEFAULT_MAX_LORA_RANK,
         max_model_len: int | None = None,
         dtype: str = "auto",
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     ) -> ServingEngine:
         """Build vLLM's engine (about a minute on a CPU); call inside a running event loop."""
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -161,7 +203,7 @@ class ServingEngine:
             disable_log_stats=False,
         )
         engine = AsyncLLM.from_engine_args(args)
-        return cls(engine, base_model, adapters_root, max_loaded_adapters)
+        return cls(engine, base_model, adapters_root, max_loaded_adapters, max_concurrent_requests)
 
     async def _load_lora(self, adapter_id: str, int_id: int, path: Path) -> None:
         from vllm.lora.request import LoRARequest
@@ -173,26 +215,73 @@ class ServingEngine:
             with contextlib.suppress(Exception):  # leave no half-activated slot behind
                 await self.engine.remove_lora(int_id)
             raise AdapterError(
-                400, "invalid_adapter", f"adapter '{adapter_id}' could not be loaded: {error}"
+                400,
+                "invalid_adapter",
+                f"adapter '{adapter_id}' could not be loaded: {self.without_paths(error)}",
             ) from None
 
     async def _unload_lora(self, int_id: int) -> None:
         await self.engine.remove_lora(int_id)
 
+    def without_paths(self, error: Exception) -> str:
+        """An error's text for a client: the adapters root and the base model's folder become
+        `<adapters>` and the model's name, so no absolute path of the server leaves it."""
+        text = str(error) or type(error).__name__
+        for path, name in (
+            (str(self.adapters_root.resolve()), "<adapters>"),
+            (str(self.adapters_root), "<adapters>"),
+            (str(Path(self.base_model).resolve()), self.model_name),
+        ):
+            text = text.replace(path, name)
+        return text
+
+    def admit(self) -> Admission:
+        """A place among the requests in flight, or 429 when `max_concurrent_requests` are taken.
+        Called as a request arrives, before anything is awaited, so requests waiting for
+        an adapter or the tokenizer count too."""
+        if self.counters.in_flight >= self.max_concurrent_requests:
+            raise RequestError(429, "overloaded", "Model is overloaded")
+        return Admission(self.counters)
+
     def is_base(self, name: str | None) -> bool:
         """Whether an OpenAI `model` (or LoRAX adapter_id) means the base model."""
-        return not name or name in (self.base_model, Path(self.base_model).name)
+        return not name or name in (self.base_model, self.model_name)
 
     def count_tokens(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
+        try:
+            return list(self.tokenizer(text)["input_ids"])
+        except UnicodeEncodeError:  # a lone surrogate (JSON's \udXXX) cannot be tokenized
+            raise RequestError(
+                422, "validation", "Input validation error: `inputs` is not valid UTF-8"
+            ) from None
 
-    def prompt_ids(self, prompt: str, max_new_tokens: int | None, truncate: int | None = None):
+    async def prompt_ids(
+        self, prompt: str, max_new_tokens: int | None, truncate: int | None = None
+    ) -> tuple[list[int], int]:
         """The prompt's token ids and the max new tokens, or a 422 when they exceed the context.
 
         `truncate` (LoRAX's parameter) keeps only the last N prompt tokens; it is counted in
         /metrics. Without it nothing is cut: an over-long prompt is refused, never shortened.
+        A long prompt is tokenized on the tokenizer thread, so other requests go on meanwhile.
         """
-        ids = self.count_tokens(prompt)
+        if len(prompt) <= INLINE_TOKENIZE_CHARS:
+            ids = self.count_tokens(prompt)
+        else:
+            ids = await self._count_long(prompt, truncate is None)
+        return self._fit_context(ids, max_new_tokens, truncate)
+
+    async def _count_long(self, prompt: str, may_stop_early: bool) -> list[int]:
+        loop = asyncio.get_running_loop()
+        head = self.max_model_len * PREFIX_CHARS_PER_TOKEN
+        if may_stop_early and len(prompt) > head:
+            ids = await loop.run_in_executor(
+                self._tokenizer_thread, self.count_tokens, prompt[:head]
+            )
+            if len(ids) >= self.max_model_len:
+                return ids  # already too long: the rest cannot make it fit
+        return await loop.run_in_executor(self._tokenizer_thread, self.count_tokens, prompt)
+
+    def _fit_context(self, ids: list[int], max_new_tokens: int | None, truncate: int | None):
         if truncate is not None and len(ids) > truncate:
             ids = ids[-truncate:]
             self.counters.truncated_prompts += 1
@@ -216,23 +305,29 @@ class ServingEngine:
         adapter_id: str | None,
         adapter_source: str | None = None,
         output: Output = Output(),
+        admission: Admission | None = None,
     ) -> AsyncIterator[Step | Finish]:
         """Yield a Step per generated token, then a Finish; errors are RequestError.
 
         Without `output.stream` the Steps all come at the end, just before the Finish.
+        `admission` (from `admit`) is released when the generation ends, however it ends.
         """
-        adapter = await self._acquire(adapter_id, adapter_source)
-        started = time.perf_counter()
-        self.counters.requests += 1
-        self.counters.in_flight += 1
-        name = adapter.adapter_id if adapter else ""
-        self.counters.by_adapter[name] = self.counters.by_adapter.get(name, 0) + 1
+        admission = admission or self.admit()
+        adapter = None
         try:
-            async for event in self._run(prompt_ids, options, adapter, output, started):
-                yield event
+            params = self._sampling_params(options, output)
+            adapter = await self._acquire(adapter_id, adapter_source)
+            started = time.perf_counter()
+            self.counters.requests += 1
+            name = adapter.adapter_id if adapter else ""
+            self.counters.by_adapter[name] = self.counters.by_adapter.get(name, 0) + 1
+            try:
+                async for event in self._run(prompt_ids, params, adapter, output, started):
+                    yield event
+            finally:
+                self.counters.request_seconds += time.perf_counter() - started
         finally:
-            self.counters.in_flight -= 1
-            self.counters.request_seconds += time.perf_counter() - started
+            admission.release()
             if adapter is not None:
                 await self.adapters.release(adapter)
 
@@ -240,42 +335,60 @@ class ServingEngine:
         if self.is_base(adapter_id):
             return None
         try:
-            path = await self._resolve(adapter_id, source or "local")
-            return await self.adapters.acquire(adapter_id, path)
+            name, path = await self._resolve(adapter_id, source or "local")
+            signature = weights_signature(path) if (source or "local") == "local" else ()
+            return await self.adapters.acquire(name, path, signature)
         except AdapterError as error:
             raise RequestError(error.status, error.error_type, str(error)) from None
 
-    async def _resolve(self, adapter_id: str, source: str) -> Path:
-        """The adapter's folder: remembered for RESOLVED_TTL_S; a hub download runs in a thread,
-        so that other requests keep being served meanwhile."""
+    async def _resolve(self, adapter_id: str, source: str) -> tuple[str, Path]:
+        """The adapter's canonical name and folder: remembered for RESOLVED_TTL_S (at most
+        MAX_RESOLVED_NAMES names); a hub download runs in a thread, so that other requests keep
+        being served meanwhile."""
         now = time.monotonic()
-        path, until = self._resolved.get((adapter_id, source), (None, 0.0))
+        key = (adapter_id, source)
+        name, path, until = self._resolved.get(key, ("", None, 0.0))
         if path is not None and now < until:
-            return path
+            return name, path
         if source == "local":
             path = resolve_adapter(self.adapters_root, adapter_id, source)
         else:
             path = await asyncio.to_thread(resolve_adapter, self.adapters_root, adapter_id, source)
-        self._resolved[(adapter_id, source)] = (path, now + RESOLVED_TTL_S.get(source, 0.0))
-        return path
+        name = canonical_adapter_id(self.adapters_root, path, adapter_id, source)
+        self._resolved[key] = (name, path, now + RESOLVED_TTL_S.get(source, 0.0))
+        self._resolved.move_to_end(key)
+        while len(self._resolved) > MAX_RESOLVED_NAMES:
+            self._resolved.popitem(last=False)
+        return name, path
 
     def fail(self, error_type: str) -> None:
         self.counters.failures[error_type] = self.counters.failures.get(error_type, 0) + 1
 
-    async def _run(
-        self, prompt_ids, options, adapter, output: Output, started: float
-    ) -> AsyncIterator[Step | Finish]:
+    def _sampling_params(self, options: dict[str, Any], output: Output):
+        """vLLM's SamplingParams; a value vLLM refuses is the client's 422, found before any
+        adapter is loaded."""
         from vllm import SamplingParams
-        from vllm.lora.request import LoRARequest
         from vllm.sampling_params import RequestOutputKind
 
-        params = SamplingParams(
-            **options,
-            logprobs=0 if output.logprobs else None,  # 0: the sampled token's own
-            prompt_logprobs=0 if output.prompt_logprobs else None,
-            include_stop_str_in_output=output.include_stop,
-            output_kind=RequestOutputKind.DELTA if output.stream else RequestOutputKind.FINAL_ONLY,
-        )
+        try:
+            return SamplingParams(
+                **options,
+                logprobs=0 if output.logprobs else None,  # 0: the sampled token's own
+                prompt_logprobs=0 if output.prompt_logprobs else None,
+                include_stop_str_in_output=output.include_stop,
+                output_kind=(
+                    RequestOutputKind.DELTA if output.stream else RequestOutputKind.FINAL_ONLY
+                ),
+            )
+        except (ValueError, TypeError, OverflowError) as error:
+            first_line = (str(error) or type(error).__name__).splitlines()[0]
+            raise RequestError(422, "validation", f"Input validation error: {first_line}") from None
+
+    async def _run(
+        self, prompt_ids, params, adapter, output: Output, started: float
+    ) -> AsyncIterator[Step | Finish]:
+        from vllm.lora.request import LoRARequest
+
         lora = (
             LoRARequest(adapter.adapter_id, adapter.int_id, str(adapter.path)) if adapter else None
         )
@@ -305,7 +418,9 @@ class ServingEngine:
         except Exception as error:  # the engine's failure is the request's, not the server's
             self.fail("generation")
             raise RequestError(
-                424, "generation", f"Request failed during generation: {error}"
+                424,
+                "generation",
+                f"Request failed during generation: {self.without_paths(error)}",
             ) from None
         finally:
             # A client gone mid-stream closes this generator; closing vLLM's aborts the request.
@@ -319,7 +434,7 @@ class ServingEngine:
             tokens=tokens,
             prefill=prefill,
             prompt_tokens=len(prompt_ids),
-            seed=options.get("seed"),
+            seed=params.seed,
             queue_time=queue_time,
             time_to_first_token=first_token_at or 0.0,
             total_time=time.perf_counter() - started,
@@ -363,12 +478,14 @@ class ServingEngine:
 
     async def warm_up(self) -> None:
         """One short base-model request, so the first user request does not pay for compilation."""
-        ids, _ = self.prompt_ids("warm up", 2)
-        options = {"max_tokens": 2, "temperature": 0.0}
-        async for _ in self._run(ids, options, None, Output(stream=True), time.perf_counter()):
+        ids = self.count_tokens("warm up")
+        output = Output(stream=True)
+        params = self._sampling_params({"max_tokens": 2, "temperature": 0.0}, output)
+        async for _ in self._run(ids, params, None, output, time.perf_counter()):
             pass
 
     def shutdown(self) -> None:
+        self._tokenizer_thread.shutdown(wait=False, cancel_futures=True)
         self.engine.shutdown()
 
 

@@ -8,18 +8,26 @@ Plain pydantic (no vLLM), so it is tested in the main environment too.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_STOP_SEQUENCES = 4
+# LoRAX's integer formats (its OpenAPI description): seed is int64, top_k and max_new_tokens
+# int32. Larger numbers are a 422 here rather than an overflow deep inside the engine.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+StopSequence = Annotated[str, Field(min_length=1)]  # "" would stop before every token
 DEFAULT_MAX_NEW_TOKENS = 20  # LoRAX's default when a request gives none
 # Accepted because lorax-client always sends them, but only their "off" value is served.
 UNSUPPORTED_WHEN_SET = ("merged_adapters", "response_format", "return_k_alternatives", "schema")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys, a number given as a string or a bool ("5", true for an integer) and
+    Infinity/NaN are all refused rather than coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class GenerateParameters(Strict):
@@ -33,15 +41,15 @@ class GenerateParameters(Strict):
     details: bool = True
     do_sample: bool = False
     ignore_eos_token: bool = False
-    max_new_tokens: int | None = Field(None, gt=0)
+    max_new_tokens: int | None = Field(None, gt=0, le=INT32_MAX)
     repetition_penalty: float | None = Field(None, gt=0)
     return_full_text: bool | None = None
-    seed: int | None = Field(None, ge=0)
-    stop: list[str] = Field(default_factory=list, max_length=MAX_STOP_SEQUENCES)
+    seed: int | None = Field(None, ge=0, le=INT64_MAX)
+    stop: list[StopSequence] = Field(default_factory=list, max_length=MAX_STOP_SEQUENCES)
     temperature: float | None = Field(None, ge=0)
-    top_k: int | None = Field(None, gt=0)
+    top_k: int | None = Field(None, gt=0, le=INT32_MAX)
     top_p: float | None = Field(None, gt=0, le=1)
-    truncate: int | None = Field(None, gt=0)
+    truncate: int | None = Field(None, gt=0, le=INT32_MAX)
     typical_p: float | None = Field(None, gt=0, le=1)
     watermark: bool = False
     apply_chat_template: bool = False
@@ -87,14 +95,14 @@ class _OpenAIRequest(Strict):
     the base model's name: the base model)."""
 
     model: str = ""
-    max_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, gt=0)
+    max_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, gt=0, le=INT32_MAX)
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
     n: int | None = Field(None, ge=1, le=1)
-    stop: str | list[str] | None = None
+    stop: StopSequence | list[StopSequence] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=INT64_MAX)
     ignore_eos: bool = False  # vLLM's extension of the OpenAI API (LoRAX: ignore_eos_token)
     adapter_source: str | None = None
     api_token: str | None = None

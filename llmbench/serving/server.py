@@ -6,23 +6,43 @@ PYTHONPATH; it imports only this subpackage from llmbench. Routes and shapes fol
 OpenAPI description: /generate, /generate_stream (server-sent events, one token per event),
 / (what lorax-client posts to), /health, /info, /metrics, /v1/completions and
 /v1/chat/completions (`model` names the adapter). Errors are LoRAX's {"error", "error_type"}.
+Every request is admitted (or refused with 429) as it arrives, its body bounded in size and time
+(limits.py), and a non-streaming request whose client leaves is aborted in the engine.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from llmbench.serving.engine import Finish, Output, RequestError, ServingEngine, Step, Token
+from llmbench.serving.engine import (
+    Admission,
+    Finish,
+    Output,
+    RequestError,
+    ServingEngine,
+    Step,
+    Token,
+)
+from llmbench.serving.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_READ_TIMEOUT_S,
+    RequestLimits,
+    timed_http_protocol,
+)
 from llmbench.serving.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -30,7 +50,10 @@ from llmbench.serving.protocol import (
     GenerateRequest,
     sampling_options,
 )
-from llmbench.serving.status import MAX_CONCURRENT_REQUESTS, VERSION, add_status_routes
+from llmbench.serving.status import VERSION, add_status_routes
+
+# Printable ASCII but "%": what a header value may carry as it is; the rest is percent-encoded.
+HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 
 def create_app(settings: argparse.Namespace) -> FastAPI:
@@ -45,6 +68,7 @@ def create_app(settings: argparse.Namespace) -> FastAPI:
             max_lora_rank=settings.max_lora_rank,
             max_model_len=settings.max_model_len,
             dtype=settings.dtype,
+            max_concurrent_requests=settings.max_concurrent_requests,
         )
         await engine.warm_up()
         app.state.engine = engine
@@ -84,9 +108,50 @@ def _engine(request: Request) -> ServingEngine:
     return request.app.state.engine
 
 
-def _check_capacity(engine: ServingEngine) -> None:
-    if engine.counters.in_flight >= MAX_CONCURRENT_REQUESTS:
-        raise RequestError(429, "overloaded", "Model is overloaded")
+def _header_value(adapter_id: str | None) -> str:
+    """An adapter name as a header value: any name a folder may have (non-Latin-1 letters,
+    spaces, newlines) is percent-encoded UTF-8, never a failure after the generation."""
+    return quote(adapter_id or "", safe=HEADER_SAFE, errors="backslashreplace")
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Returns when the client has gone (its body was read before: see limits.RequestLimits)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _finish(events, request: Request, admission: Admission) -> Finish | None:
+    """The Finish of a non-streaming generation, or None when its client left first (the
+    generation is then cancelled, which aborts it in vLLM). Errors (a refused adapter, say)
+    are raised as they come, before any answer is sent. The admission is released either way
+    (the generation releases it too, but one cancelled before its first step never ran)."""
+    try:
+        return await _finish_or_abort(events, request)
+    finally:
+        admission.release()
+
+
+async def _finish_or_abort(events, request: Request) -> Finish | None:
+
+    async def collect():
+        event = None
+        while not isinstance(event, Finish):
+            event = await anext(events)
+        return event
+
+    collecting = asyncio.ensure_future(collect())
+    watching = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait({collecting, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watching.cancel()
+    if collecting.done():
+        return collecting.result()
+    collecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await collecting
+    await events.aclose()
+    return None
 
 
 # ---- LoRAX: /generate, /generate_stream, / ----------------------------------------------------
@@ -95,7 +160,7 @@ def _check_capacity(engine: ServingEngine) -> None:
 def _add_lorax_routes(app: FastAPI) -> None:
     @app.post("/generate")
     async def generate(body: GenerateRequest, request: Request):
-        return await _generate(_engine(request), body, as_list=False)
+        return await _generate(request, body, as_list=False)
 
     @app.post("/generate_stream")
     async def generate_stream(body: GenerateRequest, request: Request):
@@ -106,14 +171,23 @@ def _add_lorax_routes(app: FastAPI) -> None:
         # lorax-client posts every request here; `stream` chooses the answer's form.
         if body.stream:
             return await _generate_stream(_engine(request), body)
-        return await _generate(_engine(request), body, as_list=True)
+        return await _generate(request, body, as_list=True)
 
 
 async def _start(engine: ServingEngine, body: GenerateRequest, *, stream: bool):
-    """Validate, then start generating; the first event is awaited so errors come before 200."""
-    _check_capacity(engine)
+    """Admit, validate, then start generating. A stream's first event is awaited here, so that
+    its errors come before the 200; a non-streaming answer's wait is `_finish`'s."""
+    admission = engine.admit()
+    try:
+        return await _start_admitted(engine, body, stream, admission)
+    except BaseException:
+        admission.release()
+        raise
+
+
+async def _start_admitted(engine: ServingEngine, body: GenerateRequest, stream: bool, admission):
     p: GenerateParameters = body.parameters
-    ids, max_new = engine.prompt_ids(body.inputs, p.max_new_tokens, p.truncate)
+    ids, max_new = await engine.prompt_ids(body.inputs, p.max_new_tokens, p.truncate)
     options = sampling_options(
         max_new_tokens=max_new,
         do_sample=p.do_sample,
@@ -135,15 +209,17 @@ async def _start(engine: ServingEngine, body: GenerateRequest, *, stream: bool):
             logprobs=stream or p.details,  # lorax-client requires a logprob in stream events
             prompt_logprobs=p.decoder_input_details and p.details,
         ),
+        admission=admission,
     )
-    first = await anext(events)
-    return events, first
+    first = await anext(events) if stream else None
+    return events, first, admission
 
 
-async def _generate(engine: ServingEngine, body: GenerateRequest, *, as_list: bool):
-    events, event = await _start(engine, body, stream=False)
-    while not isinstance(event, Finish):
-        event = await anext(events)
+async def _generate(request: Request, body: GenerateRequest, *, as_list: bool):
+    events, _, admission = await _start(_engine(request), body, stream=False)
+    event = await _finish(events, request, admission)
+    if event is None:
+        return Response(status_code=499)  # nobody reads it: nginx's "client closed request"
     p = body.parameters
     text = (body.inputs if p.return_full_text else "") + event.generated_text
     answer = {"generated_text": text}
@@ -156,12 +232,12 @@ async def _generate(engine: ServingEngine, body: GenerateRequest, *, as_list: bo
             "prefill": [_prefill_json(t) for t in event.prefill],
             "tokens": [_token_json(t) for t in event.tokens],
         }
-    headers = _timing_headers(event) | {"x-adapter-id": p.adapter_id or ""}
+    headers = _timing_headers(event) | {"x-adapter-id": _header_value(p.adapter_id)}
     return JSONResponse([answer] if as_list else answer, headers=headers)
 
 
 async def _generate_stream(engine: ServingEngine, body: GenerateRequest):
-    events, first = await _start(engine, body, stream=True)
+    events, first, _ = await _start(engine, body, stream=True)
     p = body.parameters
     prefix = body.inputs if p.return_full_text else ""
 
@@ -198,7 +274,7 @@ async def _generate_stream(engine: ServingEngine, body: GenerateRequest):
         except RequestError as error:
             yield _sse({"error": str(error), "error_type": error.error_type})
 
-    headers = {"x-adapter-id": p.adapter_id or "", "x-accel-buffering": "no"}
+    headers = {"x-adapter-id": _header_value(p.adapter_id), "x-accel-buffering": "no"}
     return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
 
 
@@ -246,14 +322,22 @@ def _ms(seconds: float) -> str:
 def _add_openai_routes(app: FastAPI) -> None:
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request):
-        engine = _engine(request)
-        return await _openai(engine, body, body.prompt, chat=False)
+        admission = _engine(request).admit()
+        try:
+            return await _openai(request, body, body.prompt, chat=False, admission=admission)
+        except BaseException:
+            admission.release()
+            raise
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
-        engine = _engine(request)
-        prompt = _chat_prompt(engine, [m.model_dump() for m in body.messages])
-        return await _openai(engine, body, prompt, chat=True)
+        admission = _engine(request).admit()
+        try:
+            prompt = _chat_prompt(_engine(request), [m.model_dump() for m in body.messages])
+            return await _openai(request, body, prompt, chat=True, admission=admission)
+        except BaseException:
+            admission.release()
+            raise
 
 
 def _chat_prompt(engine: ServingEngine, messages: list[dict]) -> str:
@@ -267,13 +351,13 @@ def _chat_prompt(engine: ServingEngine, messages: list[dict]) -> str:
     return "\n".join(lines) + "\nassistant:"
 
 
-async def _openai(engine: ServingEngine, body, prompt: str, *, chat: bool):
-    _check_capacity(engine)
+async def _openai(request: Request, body, prompt: str, *, chat: bool, admission):
+    engine = _engine(request)
     try:
         stop = body.stop_list()
     except ValueError as error:
         raise RequestError(422, "validation", f"Input validation error: stop: {error}") from None
-    ids, max_new = engine.prompt_ids(prompt, body.max_tokens)
+    ids, max_new = await engine.prompt_ids(prompt, body.max_tokens)
     options = sampling_options(
         max_new_tokens=max_new,
         temperature=body.temperature,
@@ -289,22 +373,23 @@ async def _openai(engine: ServingEngine, body, prompt: str, *, chat: bool):
         adapter_id=adapter_id,
         adapter_source=body.adapter_source,
         output=Output(stream=body.stream, include_stop=False),
+        admission=admission,
     )
-    first = await anext(events)
     meta = {
         "id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}",
         "created": int(time.time()),
-        "model": body.model or engine.base_model,
+        "model": body.model or engine.model_name,
     }
     if body.stream:
+        first = await anext(events)
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
             _openai_stream(_chain(first, events), meta, chat, usage),
             media_type="text/event-stream",
         )
-    event = first
-    while not isinstance(event, Finish):
-        event = await anext(events)
+    event = await _finish(events, request, admission)
+    if event is None:
+        return Response(status_code=499)  # nobody reads it: nginx's "client closed request"
     finish = "length" if event.finish_reason == "length" else "stop"
     if chat:
         choice = {
@@ -324,7 +409,7 @@ async def _openai(engine: ServingEngine, body, prompt: str, *, chat: bool):
         "choices": [choice],
         "usage": _usage(event),
     }
-    headers = _timing_headers(event) | {"x-adapter-id": adapter_id or ""}
+    headers = _timing_headers(event) | {"x-adapter-id": _header_value(adapter_id)}
     return JSONResponse(answer, headers=headers)
 
 
@@ -383,6 +468,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=8,
         help="adapters kept loaded; the least recently used beyond it is evicted",
     )
+    parser.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_REQUESTS,
+        help="requests admitted at once, base and adapters alike; beyond it 429 (LoRAX's flag)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request body; beyond it 413 (LoRAX's payload limit)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=DEFAULT_READ_TIMEOUT_S,
+        help="seconds a client has to send a request's headers, and again its body",
+    )
     parser.add_argument("--max-lora-rank", type=int, default=16)
     parser.add_argument(
         "--max-model-len", type=int, default=None, help="context length (default: the model's)"
@@ -393,8 +496,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="weights' dtype in the engine (auto: bfloat16 on a CPU, float16 on a GPU)",
     )
     args = parser.parse_args(argv)
-    if args.max_loaded_adapters < 1:
-        parser.error("--max-loaded-adapters must be at least 1")
+    for flag in ("max_loaded_adapters", "max_concurrent_requests", "max_body_bytes"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.read_timeout <= 0:
+        parser.error("--read-timeout must be above 0 seconds")
     if not Path(args.adapters).is_dir():
         parser.error(f"--adapters {args.adapters}: not a folder")
     return args
@@ -404,7 +510,14 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     settings = parse_args(argv)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    app = RequestLimits(create_app(settings), settings.max_body_bytes, settings.read_timeout)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        http=timed_http_protocol(settings.read_timeout),
+    )
 
 
 if __name__ == "__main__":

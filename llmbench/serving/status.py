@@ -9,7 +9,6 @@ from llmbench.serving.engine import ServingEngine
 from llmbench.serving.protocol import MAX_STOP_SEQUENCES
 
 VERSION = "0.1.0"
-MAX_CONCURRENT_REQUESTS = 128
 
 
 def add_status_routes(app: FastAPI) -> None:
@@ -32,14 +31,18 @@ def add_status_routes(app: FastAPI) -> None:
 
 
 def model_info(engine: ServingEngine) -> dict:
-    """LoRAX's Info object, plus the adapters loaded now and how many may be."""
+    """LoRAX's Info object, plus the adapters loaded now and how many may be.
+
+    `model_id` is the base model's name (a local folder's name, not its path). The loaded
+    adapters' names are shown on purpose: the server has no notion of users, and anyone who can
+    reach it may name any adapter under the root (see docs/serving.md, "Who may see what")."""
     return {
-        "model_id": engine.base_model,
+        "model_id": engine.model_name,
         "model_sha": None,
         "model_dtype": engine.dtype,
         "model_device_type": _device_type(),
         "model_pipeline_tag": "lorax",
-        "max_concurrent_requests": MAX_CONCURRENT_REQUESTS,
+        "max_concurrent_requests": engine.max_concurrent_requests,
         "max_best_of": 1,
         "max_stop_sequences": MAX_STOP_SEQUENCES,
         "max_input_length": engine.max_model_len - 1,
@@ -80,7 +83,8 @@ def prometheus_text(engine: ServingEngine) -> str:
         ("lorax_request_input_length_sum", "counter", "Prompt tokens", c.prompt_tokens),
         ("llmbench_truncated_prompts_total", "counter", "Prompts cut by `truncate`",
          c.truncated_prompts),
-        ("llmbench_requests_in_flight", "gauge", "Requests being generated", c.in_flight),
+        ("llmbench_requests_in_flight", "gauge", "Requests admitted and not finished",
+         c.in_flight),
         ("llmbench_requests_by_adapter_total", "counter", 'Requests per adapter ("" is the base)',
          _labelled("adapter_id", c.by_adapter)),
         ("llmbench_adapters_loaded", "gauge", "Adapters loaded now", len(adapters.loaded)),
@@ -97,5 +101,8 @@ def prometheus_text(engine: ServingEngine) -> str:
 
 
 def _labelled(label: str, counts: dict[str, int]) -> list[tuple[str, int]]:
-    escaped = {k.replace("\\", "\\\\").replace('"', '\\"'): v for k, v in counts.items()}
+    escaped = {
+        k.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"): v
+        for k, v in counts.items()
+    }
     return [(f'{{{label}="{k}"}}', v) for k, v in sorted(escaped.items())] or [("", 0)]
