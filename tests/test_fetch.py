@@ -19,7 +19,7 @@ import threading
 import zipfile
 
 import pytest
-from hub_standin import HubStandIn, write_repo
+from hub_standin import EXPORT, REVISION, HubStandIn, write_export, write_repo
 
 import datasets
 from llmbench.errors import LLMBenchError
@@ -311,3 +311,227 @@ def test_a_dataset_the_hub_does_not_have_is_one_line_and_exit_2(tmp_path):
     assert "task glue_sst2: nyu-mll/glue (sst2), split " in errors[0]
     assert errors[0].endswith("give --source PATH")
     assert not (tmp_path / "fetched" / "prepared" / "glue_sst2.parquet").exists()
+
+
+# --- each Hugging Face task's online route, through the hub stand-in --------------------------
+
+# The route each task's prepare.py names: `load_dataset` on a script-free repository (no `fetch`
+# of its own: the default), or the hub's Parquet export (fetch = fetch_parquet_export).
+EXPORT_TASKS = (
+    "bc5cdr",
+    "conllpp",
+    "e2e_nlg",
+    "hellaswag",
+    "hellaswag_processed",
+    "reuters",
+    "tldr_content_gen",
+    "tldr_headline_gen",
+    "viggo",
+    "webnlg",
+    "wikisql",
+    "winogrande",
+)
+DATASET_TASKS = (
+    *(f"glue_{name}" for name in ("cola", "mnli", "mrpc", "qnli", "qqp", "sst2", "stsb", "wnli")),
+    "boolq",
+    "dbpedia",
+    "drop",
+    "gsm8k",
+    "mmlu",
+)
+CUSTOM_TASKS = ("arc_combined", "magicoder")  # load_dataset too, over several configs or ids
+
+
+def hf_task_names() -> list[str]:
+    from llmbench.tasks.cards import load_cards
+
+    return sorted(name for name, c in load_cards().items() if c.source["kind"] == "hf")
+
+
+def test_every_hub_task_has_one_tested_route():
+    routes = (*EXPORT_TASKS, *DATASET_TASKS, *CUSTOM_TASKS)
+    assert sorted(routes) == hf_task_names()
+
+
+@pytest.mark.parametrize("task", [*EXPORT_TASKS, *DATASET_TASKS])
+def test_a_task_names_its_route_in_its_prepare_py(task):
+    from llmbench.prepare.fetch import fetch_parquet_export
+    from llmbench.prepare.task_code import task_module
+
+    fetch = getattr(task_module(task), "fetch", None)
+    assert fetch is (fetch_parquet_export if task in EXPORT_TASKS else None)
+
+
+def blocks(path, delimiter=None) -> list[list[list[str]]]:
+    """The sentences of a CoNLL/IOB file as lists of fields (-DOCSTART- lines dropped)."""
+    found, block = [], []
+    for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.strip() and not line.startswith("-DOCSTART-"):
+            block.append(line.split(delimiter))
+        elif block:
+            found, block = [*found, block], []
+    return found
+
+
+def token_rows(path, delimiter, labels, tag_column) -> list[dict]:
+    return [
+        {"tokens": [f[0] for f in b], tag_column: [labels.index(f[-1]) for f in b]}
+        for b in blocks(path, delimiter)
+    ]
+
+
+def csv_rows(path) -> list[dict]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def hub_split_rows(task: str, split: str) -> list[dict]:
+    """One upstream split of the task as the hub holds it, made from the task's fixture (a
+    publisher-format fixture turned into the Hugging Face columns its reader takes)."""
+    from llmbench.prepare.task_code import task_module
+
+    fixture = fixture_source(get_card(task))
+    named = {"train": "train", "validation": "dev", "test": "test"}
+    if task == "conllpp":
+        code = task_module(task)
+        path = fixture / f"conllpp_{named[split]}.txt"
+        return token_rows(path, None, code.HF_LABELS, "ner_tags")
+    if task == "bc5cdr":
+        path = (
+            fixture / {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"}[split]
+        )
+        return token_rows(path, "\t", task_module(task).TNER_LABELS, "tags")
+    if task == "e2e_nlg":
+        path = fixture / {"train": "trainset.csv", "validation": "devset.csv"}.get(
+            split, "testset_w_refs.csv"
+        )
+        return [
+            {"meaning_representation": r["mr"], "human_reference": r["ref"]} for r in csv_rows(path)
+        ]
+    if task == "viggo":
+        path = (
+            fixture / {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}[split]
+        )
+        return [
+            {"meaning_representation": r["mr"], "target": r["ref"], "references": [r["ref"]]}
+            for r in csv_rows(path)
+        ]
+    if task.startswith("tldr_"):
+        code = {"train": "0", "test": "2"}[split]
+        rows = csv_rows(fixture_source(get_card("tldr_content_gen")) / "tldr_news_full.csv")
+        return [
+            {"headline": r["headline"], "content": r["content"], "category": 0}
+            for r in rows
+            if r["split"] == code
+        ]
+    return jsonl_rows(fixture / f"{split}.jsonl")
+
+
+def hub_layout(task: str) -> tuple[str, str, dict[str, list[dict]]]:
+    """(dataset id, config, {upstream split: rows}) the hub stand-in serves for the task."""
+    from llmbench.prepare.fetch import upstream_split_names
+
+    card = get_card(task)
+    splits = {s: hub_split_rows(task, s) for s in upstream_split_names(card)}
+    return card.source["id"], card.source.get("config") or "default", splits
+
+
+@pytest.fixture
+def routes_hub(tmp_path):
+    """The stand-in: the export-route datasets only as Parquet exports (their main branch would
+    hold a loading script), the others as script-free repositories."""
+    layouts: dict[tuple[bool, str], dict] = {}  # (export?, dataset id) -> {config: splits}
+    for task in (*EXPORT_TASKS, *DATASET_TASKS):
+        dataset_id, config, splits = hub_layout(task)
+        layouts.setdefault((task in EXPORT_TASKS, dataset_id), {})[config] = splits
+    datasets_ = {
+        repo: write_repo(tmp_path / "hub" / repo, configs)
+        for (export, repo), configs in layouts.items()
+        if not export
+    }
+    exports = {
+        repo: write_export(tmp_path / "export" / repo, configs)
+        for (export, repo), configs in layouts.items()
+        if export
+    }
+    standin = HubStandIn(datasets_, exports=exports)
+    yield standin
+    standin.close()
+
+
+def prepare_all_from_hub(hub: HubStandIn, tasks, runs) -> subprocess.CompletedProcess:
+    """Every task fetched and prepared in one fresh process, with the hub at `hub.url`."""
+    env = os.environ | {
+        "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+        "HF_HOME": str(runs / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1",
+    }  # fmt: skip
+    script = (
+        "import sys\nfrom llmbench.errors import LLMBenchError\n"
+        "from llmbench.prepare.tables import prepare_task\n"
+        "for task in sys.argv[2:]:\n"
+        "    try:\n        prepare_task(task, out_dir=sys.argv[1], progress=False)\n"
+        "    except LLMBenchError as exc:\n        print('FAILED', exc)\n"
+    )
+    command = [sys.executable, "-c", script, str(runs), *tasks]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_each_hub_task_is_fetched_by_the_route_it_names(routes_hub, tmp_path):
+    tasks = (*EXPORT_TASKS, *DATASET_TASKS)
+    done = prepare_all_from_hub(routes_hub, tasks, tmp_path / "fetched")
+    assert done.returncode == 0 and "FAILED" not in done.stdout, done.stdout + done.stderr[-2000:]
+    for task in tasks:
+        local = tmp_path / "local" / task
+        prepare_task(task, source=fixture_source(get_card(task)), out_dir=local, progress=False)
+        fetched = read_prepared(task, tmp_path / "fetched")
+        assert fetched.equals(read_prepared(task, local)), task
+    asked = routes_hub.requests
+    for task in tasks:
+        dataset_id, config, splits = hub_layout(task)
+        if task in EXPORT_TASKS:
+            for split in splits:
+                wanted = (
+                    f"GET /datasets/{dataset_id}/resolve/{EXPORT}/{config}/{split}/0000.parquet"
+                )
+                assert wanted in asked, (task, wanted)
+            # Nothing of the main branch (where the loading script would be) was read.
+            assert not any(
+                r.startswith(f"GET /datasets/{dataset_id}/resolve/{REVISION}") for r in asked
+            )
+        else:
+            for split in splits:
+                wanted = f"/{config}/{split}-00000-of-00001.parquet"
+                assert any(
+                    r.startswith(f"GET /datasets/{dataset_id}/resolve/") and r.endswith(wanted)
+                    for r in asked
+                ), (task, wanted)
+
+
+def test_an_export_with_several_configs_and_none_named_is_one_line(tmp_path):
+    export = write_export(
+        tmp_path / "export", {"a": {"train": [{"x": 1}]}, "b": {"train": [{"x": 2}]}}
+    )
+    hub = HubStandIn({}, exports={"JulesBelveze/tldr_news": export})
+    try:
+        done = prepare_from_hub(hub, "tldr_content_gen", tmp_path)
+    finally:
+        hub.close()
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert "JulesBelveze/tldr_news: its Parquet export has configs a, b" in errors[0]
+
+
+def test_docs_list_each_hub_tasks_route():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "tasks.md"
+    listed = {}
+    for line in docs.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[1].startswith(("load_dataset", "Parquet export")):
+            listed |= {task: cells[1].split(" (")[0] for task in cells[0].split(", ")}
+    expected = {t: "Parquet export" for t in EXPORT_TASKS}
+    expected |= {t: "load_dataset" for t in (*DATASET_TASKS, *CUSTOM_TASKS)}
+    assert listed == expected

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.ner import hf_token_rows, token_block_rows
 
 ENTITY_KEYS = {"Chemical": "chemical", "Disease": "disease"}
@@ -38,3 +39,8 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
             yield from hf_token_rows(
                 source, split, upstream_split, "tags", TNER_LABELS, ENTITY_KEYS
             )
+
+
+# Online: tner/bc5cdr has a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.ner import hf_token_rows, token_block_rows
 
 ENTITY_KEYS = {"PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous"}
@@ -45,3 +46,8 @@ def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
             yield from hf_token_rows(
                 source, split, upstream_split, "ner_tags", HF_LABELS, ENTITY_KEYS
             )
+
+
+# Online: conllpp has a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

@@ -19,9 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.generation import tldr_items
 
 
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     for split, headline, content in tldr_items(source, card):
         yield split, {"headline": headline, "content": content}
+
+
+# Online: JulesBelveze/tldr_news has a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

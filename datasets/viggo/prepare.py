@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.generation import mr_ref_rows
 
 CSV_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}
@@ -30,3 +31,8 @@ HF_COLUMNS = ("meaning_representation", "target")
 def read_rows(source: Path, card) -> Iterator[tuple[str, dict]]:
     csv_layout = (source / CSV_FILES["validation"]).is_file()
     yield from mr_ref_rows(source, card, CSV_FILES if csv_layout else None, HF_COLUMNS)
+
+
+# Online: GEM/viggo has a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

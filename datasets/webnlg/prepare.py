@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.formats import find_split_file, open_binary, read_hf_split
 
 COLUMNS = ("modified_triple_sets", "lex")
@@ -147,3 +148,8 @@ def _lexicalisations(lex, where: str) -> list[str]:
             f"{where}: lex.text is not a list of texts; expected {{'text': ['...', ...], ...}}"
         )
     return texts
+
+
+# Online: web_nlg has a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.formats import find_split_file, read_hf_split, read_jsonl
 
 AGG_OPS = ("", "MAX", "MIN", "COUNT", "SUM", "AVG")
@@ -133,3 +134,8 @@ def _field(record, key: str, kind: type, where: str):
             f"{where}: {key}: missing or not a {kind.__name__}; expected the upstream's structure"
         )
     return value
+
+
+# Online: wikisql has a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.prepare.fetch import fetch_parquet_export
 from llmbench.prepare.readers.formats import hf_rows, read_jsonl, row_text
 
 ANSWERS = ("1", "2")
@@ -54,3 +55,8 @@ def _rows(source: Path, card):
         path = source / files[upstream]
         for number, row in read_jsonl(path, (*INPUTS, "answer")):
             yield split, path, number, row
+
+
+# Online: allenai/winogrande has had a loading script, which datasets 5 refuses; the rows come
+# from the hub's Parquet export of it (docs/tasks.md, "Fetching the upstream").
+fetch = fetch_parquet_export

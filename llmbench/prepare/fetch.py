@@ -1,9 +1,13 @@
 """Fetch a task's upstream data into the work directory, in the format `read_rows` reads.
 
-Only used when `llmbench prepare` gets no `--source`: Hugging Face datasets through the
-`datasets` library, Kaggle datasets through the Kaggle API (credentials from ~/.kaggle or the
-environment), files of a GitHub repository as its archive (LLMBENCH_GITHUB_ARCHIVE names a
-mirror instead: a URL with `{repo}` in it). Offline, it says to use `--source`.
+Only used when `llmbench prepare` gets no `--source`. Hugging Face datasets come by one of two
+routes, both accepted by `datasets` 5 (which refuses loading scripts):
+- `load_dataset` on a script-free repository (the default for `source.kind: hf`);
+- the hub's Parquet export of the dataset (revision `refs/convert/parquet`), for datasets that
+  still have a loading script: a task's prepare.py says `fetch = fetch_parquet_export`.
+Kaggle datasets come through the Kaggle API (credentials from ~/.kaggle or the environment),
+files of a GitHub repository as its archive (LLMBENCH_GITHUB_ARCHIVE names a mirror instead: a
+URL with `{repo}` in it). Offline, it says to use `--source`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from llmbench.tasks.cards import TaskCard
 from llmbench.workdir import Workdir
 
 GITHUB_ARCHIVE = "https://codeload.github.com/{repo}/tar.gz/HEAD"
+PARQUET_EXPORT = "refs/convert/parquet"
 
 
 def fetch_upstream(card: TaskCard, out_dir: Path) -> Path:
@@ -82,6 +87,79 @@ def _fetch_hf(card: TaskCard, folder: Path) -> None:
         save_hf_split(
             card.source["id"], card.source.get("config"), name, folder / f"{name}.parquet"
         )
+
+
+def fetch_parquet_export(card: TaskCard, folder: Path) -> None:
+    """Each upstream split from the hub's Parquet export, saved as `<folder>/<split>.parquet`.
+
+    The export (revision refs/convert/parquet) holds `<config>/<split>/0000.parquet, 0001...`,
+    written by the hub from the dataset as its loader reads it, so the rows are the ones
+    `load_dataset` gave before loading scripts were refused. A card without a config takes the
+    export's only one.
+    """
+    from huggingface_hub import HfApi
+
+    api, dataset_id = HfApi(), card.source["id"]
+    config = card.source.get("config") or _only_export_config(api, dataset_id)
+    for split in upstream_split_names(card):
+        where = f"{dataset_id} ({config}), split {split}"
+        shards = _hub_call(where, lambda s=split: _export_shards(api, dataset_id, config, s))
+        _join_parquet(shards, folder / f"{split}.parquet")
+
+
+def _only_export_config(api, dataset_id: str) -> str:
+    def configs() -> list[str]:
+        tree = api.list_repo_tree(dataset_id, repo_type="dataset", revision=PARQUET_EXPORT)
+        return sorted(entry.path for entry in tree if not entry.path.endswith((".md", ".json")))
+
+    found = _hub_call(dataset_id, configs)
+    if len(found) != 1:
+        raise LLMBenchError(
+            f"{dataset_id}: its Parquet export has configs {', '.join(found) or 'none'}; "
+            "expected one, or source.config naming it"
+        )
+    return found[0]
+
+
+def _export_shards(api, dataset_id: str, config: str, split: str) -> list[Path]:
+    """The split's Parquet files of the export, downloaded (into the hub cache), in order."""
+    from huggingface_hub import hf_hub_download
+
+    tree = api.list_repo_tree(
+        dataset_id, f"{config}/{split}", repo_type="dataset", revision=PARQUET_EXPORT
+    )
+    names = sorted(entry.path for entry in tree if entry.path.endswith(".parquet"))
+    if not names:
+        raise LLMBenchError(f"no Parquet files under {config}/{split} of the export")
+    return [
+        Path(hf_hub_download(dataset_id, name, repo_type="dataset", revision=PARQUET_EXPORT))
+        for name in names
+    ]
+
+
+def _join_parquet(shards: list[Path], path: Path) -> None:
+    """The shards' rows, in order, as one Parquet file (batch by batch: bounded memory)."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema = pq.read_schema(shards[0])
+    with pq.ParquetWriter(path, schema) as writer:
+        for shard in shards:
+            for batch in pq.ParquetFile(shard).iter_batches(batch_size=4096):
+                writer.write_batch(batch)
+
+
+def _hub_call(where: str, call):
+    """`call()`, with any failure of the hub client as one line naming `where`."""
+    try:
+        return call()
+    except LLMBenchError as exc:
+        raise LLMBenchError(f"{where}: {exc.problems[0]}; give --source PATH") from None
+    except Exception as exc:  # the hub client's own types, network errors
+        raise LLMBenchError(
+            f"{where}: could not be fetched from the Hugging Face hub's Parquet export "
+            f"({_one_line(exc)[:300]}); give --source PATH"
+        ) from None
 
 
 def _fetch_kaggle(card: TaskCard, folder: Path) -> None:
