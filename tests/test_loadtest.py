@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from llmbench.cli import main
-from llmbench.loadtest.runner import LoadSettings, run_loadtest
+from llmbench.loadtest.runner import COLUMNS, LoadSettings, run_loadtest
 
 ADAPTERS = ("alpha", "beta", "gamma")
 
@@ -76,6 +76,22 @@ def test_the_adapter_source_goes_with_every_adapter_request(served, tmp_path):
     # `llmbench serve` has no s3: the server's refusal shows the source was sent.
     with pytest.raises(LLMBenchError, match="warm-up for adapter 'alpha' failed.*'s3'"):
         run_loadtest(replace(settings, adapter_source="s3"), tmp_path / "s3")
+
+
+@pytest.mark.slow
+def test_the_printed_table_and_summary_md_have_the_runners_columns(served, tmp_path, capsys):
+    argv = ["loadtest", "--endpoint", served["url"], "--users", "1", "--adapter-ids", "alpha",
+            "--duration", "1", "--ramp", "0", "--think-time", "0", "--input-words", "5",
+            "--max-new-tokens", "4", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "ttft_p99" in COLUMNS
+    header = (tmp_path / "summary.md").read_text().splitlines()[0]
+    assert header == "| " + " | ".join(COLUMNS) + " |"
+    # rich draws one rule per column border; a folded cell keeps every border on its lines
+    table = [line for line in capsys.readouterr().out.splitlines() if "│" in line or "┃" in line]
+    assert table and all(line.count("│") + line.count("┃") == len(COLUMNS) + 1 for line in table), (
+        table
+    )
 
 
 def test_remote_endpoints_are_refused_before_any_traffic(capsys):

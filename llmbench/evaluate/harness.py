@@ -31,7 +31,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from llmbench.errors import LLMBenchError
-from llmbench.evaluate.clients import BACKENDS, Refused, Rejected, Request, Transient, make_backend
+from llmbench.evaluate.clients import (
+    BACKENDS,
+    Refused,
+    Rejected,
+    Request,
+    Transient,
+    auth_headers,
+    make_backend,
+)
 from llmbench.evaluate.responses import (
     ResponseLog,
     check_same_run,
@@ -229,9 +237,9 @@ async def _send(
     delay, error = settings.backoff, "no attempt"
     for attempt in range(1, settings.max_attempts + 1):
         try:
-            output = await asyncio.wait_for(backend.generate(request), settings.timeout)
-        except (TimeoutError, Transient) as exc:
-            error = str(exc) or "timeout"
+            output = await backend.generate(request)  # gives up after settings.timeout seconds
+        except Transient as exc:
+            error = str(exc)
         except Rejected as exc:
             return None, f"rejected: {exc}", attempt
         else:
@@ -294,7 +302,7 @@ def check_reachable(settings: EvalSettings) -> None:
         )
     url = settings.endpoint.rstrip("/") + ("/health" if settings.backend == "lorax" else "")
     try:
-        requests.get(url, timeout=min(settings.timeout, 10))
+        requests.get(url, headers=auth_headers(settings.backend), timeout=min(settings.timeout, 10))
     except requests.RequestException as exc:
         reason = type(exc).__name__
         raise LLMBenchError(

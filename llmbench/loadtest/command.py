@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmbench.arguments import adapter_source_option, names
+from llmbench.arguments import adapter_source_option, names, seconds
+from llmbench.evaluate.clients import BACKENDS
 from llmbench.workdir import Workdir
 
 
@@ -15,7 +16,7 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         "--adapters 1,25 --adapter-ids a1,a2,...,a25 --duration 60"
     )
     p.add_argument("--endpoint", required=True)
-    p.add_argument("--backend", choices=("lorax", "openai"), default="lorax")
+    p.add_argument("--backend", choices=BACKENDS, default="lorax")
     p.add_argument("--users", default="1,2,4,8,16,32", help="concurrent users per level")
     p.add_argument("--adapters", help="adapter counts to sweep, e.g. 0,1,25 (0: base model)")
     p.add_argument(
@@ -29,10 +30,15 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-words", default="90-110")
     p.add_argument("--max-new-tokens", default="90-110")
     p.add_argument("--think-time", type=float, default=1.0, help="pause between requests")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=120.0,
+        help="seconds a request may take, from sending it to its last token (default 120)",
+    )
     p.add_argument(
         "--health-timeout",
-        type=float,
+        type=seconds,
         default=120.0,
         help="seconds to wait for GET /health before giving up",
     )
@@ -48,7 +54,13 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
 
 def cmd_loadtest(args: argparse.Namespace) -> None:
     from llmbench.console import console, print_table
-    from llmbench.loadtest.runner import LoadSettings, parse_counts, parse_range, run_loadtest
+    from llmbench.loadtest.runner import (
+        COLUMNS,
+        LoadSettings,
+        parse_counts,
+        parse_range,
+        run_loadtest,
+    )
 
     adapter_ids = tuple(names(args.adapter_ids) or ())
     counts = (
@@ -75,20 +87,7 @@ def cmd_loadtest(args: argparse.Namespace) -> None:
         adapter_source=args.adapter_source,
     )
     rows = run_loadtest(settings, Path(args.out))
-    keys = (
-        "users",
-        "adapters",
-        "requests",
-        "error_rate",
-        "requests_per_s",
-        "output_tokens_per_s",
-        "ttft_p50",
-        "ttft_p90",
-        "latency_p50",
-        "latency_p90",
-        "latency_p99",
-    )
-    print_table(f"load test: {args.endpoint}", keys, [[row[k] for k in keys] for row in rows])
+    print_table(f"load test: {args.endpoint}", COLUMNS, [[row[c] for c in COLUMNS] for row in rows])
     console.print(
         f"results in {args.out} (requests.json, summary.md, throughput.png, latency_p90.png)"
     )

@@ -29,16 +29,31 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from llmbench.errors import LLMBenchError
+from llmbench.evaluate.clients import (
+    Client,
+    Refused,
+    Rejected,
+    Request,
+    Transient,
+    auth_headers,
+    make_backend,
+)
 from llmbench.paths import atomic_write_text
 
-TIMING_HEADERS = (
-    "x-time-to-first-token",
-    "x-time-per-output-token",
-    "x-queue-time",
-    "x-inference-time",
-    "x-total-time",
-    "x-prompt-tokens",
-    "x-generated-tokens",
+# summary.md's columns and the printed table's, in order: one row per (users, adapters) cell.
+COLUMNS = (
+    "users",
+    "adapters",
+    "requests",
+    "error_rate",
+    "requests_per_s",
+    "output_tokens_per_s",
+    "ttft_p50",
+    "ttft_p90",
+    "ttft_p99",
+    "latency_p50",
+    "latency_p90",
+    "latency_p99",
 )
 
 
@@ -54,7 +69,7 @@ class LoadSettings:
     input_words: tuple[int, int] = (90, 110)
     max_new_tokens: tuple[int, int] = (90, 110)
     think_time: float = 1.0
-    timeout: float = 120.0
+    timeout: float = 120.0  # seconds a request may take, from sending it to its last token
     health_timeout: float = 120.0
     max_requests_per_user: int = 10_000
     seed: int = 0
@@ -126,81 +141,19 @@ def word_list() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
 
 
-class Streamer:
-    """One streaming request through the chosen client; returns (ttft, tokens, headers)."""
-
-    def __init__(self, settings: LoadSettings):
-        from llmbench.evaluate.clients import auth_headers
-
-        self.settings = settings
-        if settings.backend == "lorax":
-            from lorax import AsyncClient
-
-            self.lorax = AsyncClient(
-                settings.endpoint.rstrip("/"), headers=auth_headers(), timeout=int(settings.timeout)
-            )
-        else:
-            import os
-
-            from openai import AsyncOpenAI
-
-            base = settings.endpoint.rstrip("/")
-            self.openai = AsyncOpenAI(
-                base_url=base if base.endswith("/v1") else base + "/v1",
-                api_key=os.environ.get("OPENAI_API_KEY", "none"),
-                timeout=settings.timeout,
-                max_retries=0,
-            )
-
-    async def stream(
-        self, prompt: str, max_new_tokens: int, adapter_id: str | None, started: float
-    ):
-        if self.settings.backend == "lorax":
-            return await self._lorax(prompt, max_new_tokens, adapter_id, started)
-        return await self._openai(prompt, max_new_tokens, adapter_id, started)
-
-    async def _lorax(self, prompt, max_new_tokens, adapter_id, started):
-        ttft, tokens = None, 0
-        async for _event in self.lorax.generate_stream(
-            prompt,
-            adapter_id=adapter_id,
-            max_new_tokens=max_new_tokens,
-            adapter_source=self.settings.adapter_source if adapter_id else None,
-        ):
-            # Every generated token counts, the end-of-sequence one too (as LoRAX counts them).
-            tokens += 1
-            if ttft is None:
-                ttft = time.perf_counter() - started
-        return ttft, tokens, {}
-
-    async def _openai(self, prompt, max_new_tokens, adapter_id, started):
-        ttft, tokens = None, 0
-        raw = await self.openai.completions.with_raw_response.create(
-            model=adapter_id or self.settings.model,
-            prompt=prompt,
-            max_tokens=max_new_tokens,
-            temperature=0,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        headers = {k: raw.headers[k] for k in TIMING_HEADERS if k in raw.headers}
-        usage_tokens = None
-        async for chunk in raw.parse():
-            if chunk.choices:
-                tokens += 1
-                if ttft is None:
-                    ttft = time.perf_counter() - started
-            if getattr(chunk, "usage", None):
-                usage_tokens = chunk.usage.completion_tokens
-        return ttft, usage_tokens if usage_tokens is not None else tokens, headers
-
-    async def close(self) -> None:
-        if self.settings.backend != "lorax":
-            await self.openai.close()
+def make_client(settings: LoadSettings) -> Client:
+    """The endpoint client for the chosen backend (the one eval and the app use too)."""
+    return make_backend(
+        settings.backend,
+        settings.endpoint,
+        settings.timeout,
+        settings.model,
+        adapter_source=settings.adapter_source,
+    )
 
 
 async def _user(
-    streamer: Streamer,
+    client: Client,
     settings: LoadSettings,
     words: list[str],
     users: int,
@@ -228,29 +181,27 @@ async def _user(
         )
         started = time.perf_counter()
         try:
-            ttft, tokens, headers = await asyncio.wait_for(
-                streamer.stream(prompt, record.max_new_tokens, record.adapter_id, started),
-                settings.timeout,
-            )
+            answer = await client.stream(Request(prompt, record.max_new_tokens, record.adapter_id))
             record.latency = time.perf_counter() - started
-            record.ttft, record.tokens, record.headers = ttft, tokens, headers
-            if ttft is not None:
-                record.streaming = record.latency - ttft
-        except Exception as exc:  # noqa: BLE001 - every failure is a recorded error, not a crash
+            record.ttft, record.tokens, record.headers = (
+                answer.first_token_s,
+                answer.tokens,
+                answer.headers,
+            )
+            if answer.first_token_s is not None:
+                record.streaming = record.latency - answer.first_token_s
+        except (Transient, Rejected, Refused) as exc:  # each a recorded error, not a crash
             record.latency = time.perf_counter() - started
             record.error = f"{type(exc).__name__}: {exc}"[:300]
         records.append(record)
         await asyncio.sleep(settings.think_time)
 
 
-async def _run_cell(streamer, settings, words, users, adapters, records) -> float:
+async def _run_cell(client, settings, words, users, adapters, records) -> float:
     hold_end = time.perf_counter() + settings.ramp + settings.duration
     cell: list[RequestRecord] = []
     await asyncio.gather(
-        *(
-            _user(streamer, settings, words, users, adapters, u, hold_end, cell)
-            for u in range(users)
-        )
+        *(_user(client, settings, words, users, adapters, u, hold_end, cell) for u in range(users))
     )
     records.extend(cell)
     return settings.ramp + settings.duration
@@ -260,10 +211,11 @@ def wait_for_health(settings: LoadSettings) -> None:
     import requests
 
     url = settings.endpoint.rstrip("/") + "/health"
+    headers = auth_headers(settings.backend)
     deadline = time.time() + settings.health_timeout
     while True:
         try:
-            if requests.get(url, timeout=5).status_code == 200:
+            if requests.get(url, headers=headers, timeout=5).status_code == 200:
                 return
         except requests.RequestException:
             pass
@@ -275,15 +227,13 @@ def wait_for_health(settings: LoadSettings) -> None:
         time.sleep(1)
 
 
-async def _warm_up(streamer: Streamer, settings: LoadSettings) -> None:
+async def _warm_up(client: Client, settings: LoadSettings) -> None:
     """One one-token request for the base model and for each adapter in play."""
     top = max(settings.adapter_counts)
     for adapter_id in (None, *settings.adapter_ids[:top]):
         try:
-            await asyncio.wait_for(
-                streamer.stream("warm up", 1, adapter_id, time.perf_counter()), settings.timeout
-            )
-        except Exception as exc:  # noqa: BLE001
+            await client.stream(Request("warm up", 1, adapter_id))
+        except (Transient, Rejected, Refused) as exc:
             who = f"adapter '{adapter_id}'" if adapter_id else "the base model"
             raise LLMBenchError(f"{settings.endpoint}: warm-up for {who} failed: {exc}") from None
 
@@ -302,16 +252,16 @@ def run_loadtest(settings: LoadSettings, out: Path) -> list[dict]:
     durations: dict[tuple[int, int], float] = {}
 
     async def main() -> None:
-        streamer = Streamer(settings)
+        client = make_client(settings)
         try:
-            await _warm_up(streamer, settings)
+            await _warm_up(client, settings)
             for adapters in settings.adapter_counts:
                 for users in settings.users:
                     durations[(users, adapters)] = await _run_cell(
-                        streamer, settings, words, users, adapters, records
+                        client, settings, words, users, adapters, records
                     )
         finally:
-            await streamer.close()
+            await client.close()
 
     asyncio.run(main())
     rows = summarize(records, durations)
@@ -356,23 +306,9 @@ def write_results(out: Path, settings: LoadSettings, records, rows: list[dict]) 
         out / "requests.json",
         json.dumps({"settings": safe, "requests": [asdict(r) for r in records]}, indent=1) + "\n",
     )
-    columns = [
-        "users",
-        "adapters",
-        "requests",
-        "error_rate",
-        "requests_per_s",
-        "output_tokens_per_s",
-        "ttft_p50",
-        "ttft_p90",
-        "ttft_p99",
-        "latency_p50",
-        "latency_p90",
-        "latency_p99",
-    ]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += [
-        "| " + " | ".join("-" if row[c] is None else str(row[c]) for c in columns) + " |"
+        "| " + " | ".join("-" if row[c] is None else str(row[c]) for c in COLUMNS) + " |"
         for row in rows
     ]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
