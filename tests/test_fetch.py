@@ -1,9 +1,10 @@
-"""Fetching upstreams into the layout each task reads, with the hub replaced by local rows.
+"""Fetching upstreams into the layout each task reads, with the services replaced by local ones.
 
-Only `datasets.load_dataset` is stood in for (it would download); everything after it, from the
-real `datasets.Dataset` to the prepared table, is the code users run. GitHub archives and
-Kaggle downloads go over real HTTP to servers on loopback: one standing in for
-codeload.github.com, one for Kaggle's API (the real Kaggle client, in its local mode).
+The first tests stand in for `datasets.load_dataset` only (it would download); everything after
+it, from the real `datasets.Dataset` to the prepared table, is the code users run. The rest go
+over real HTTP to servers on loopback: the hub stand-in (tests/hub_standin.py, for both routes of
+the Hugging Face tasks, `load_dataset` and the Parquet export), one standing in for
+codeload.github.com, and one for Kaggle's API (the real Kaggle client, in its local mode).
 """
 
 from __future__ import annotations
