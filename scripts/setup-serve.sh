@@ -7,11 +7,19 @@
 # Idempotent: a second run with nothing changed does nothing.
 # `--plan` prints what would be installed and removed, and changes nothing.
 set -euo pipefail
+# LLMBENCH_SERVE_VENV chooses another place, read as llmbench reads it (a relative path from the
+# current folder); the default is .venv-serve beside the checkout.
+VENV=${LLMBENCH_SERVE_VENV:-}
+case "$VENV" in
+  "" | /*) ;;
+  "~/"*) VENV="$HOME/${VENV#"~/"}" ;;
+  *) VENV="$PWD/$VENV" ;;
+esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-VENV=.venv-serve
+VENV=${VENV:-.venv-serve}
 STAMP="$VENV/.llmbench-setup-serve"
 # The engine code (llmbench/serving/engine.py) is written against this vLLM version.
 VLLM_VERSION=0.32.0

@@ -17,9 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
+from llmbench.paths import SERVE_VENV, serving_import_root
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVE_VENV = REPO_ROOT / ".venv-serve"
 STARTUP_TIMEOUT_S = 300.0  # vLLM on a CPU starts in about a minute; allow for a slow machine
 STOP_TIMEOUT_S = 30.0
 
@@ -80,12 +79,14 @@ def start_server(
         *(extra_args or []),
     ]
     # HF_HUB_OFFLINE and the like pass through: the tests and `make` run offline.
-    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    pythonpath = os.pathsep.join(
+        filter(None, [str(serving_import_root()), os.environ.get("PYTHONPATH")])
+    )
     env = os.environ | (env or {}) | {"PYTHONPATH": pythonpath}
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child writes to it
     process = subprocess.Popen(
         command,
-        cwd=REPO_ROOT,
+        cwd=serving_import_root(),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT if log else None,
