@@ -4,6 +4,7 @@ scoring and bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from llmbench.evaluate.harness import (
     RESPONSES,
     EvalSettings,
     answer_settings,
+    load_eval_split,
     load_examples,
     pending_examples,
     read_responses,
@@ -74,6 +76,33 @@ def test_eval_prompts_are_the_training_prompts(work):
     for example, row in zip(examples, table.to_dict("records"), strict=True):
         assert example.prompt == realize_prompt(card, model, row)
         assert example.target == row["answer"]
+
+
+def blank_targets(work: Path, rows: list[int]) -> None:
+    """Empty the reference of these eval-split rows (as WebNLG's test split has them)."""
+    import pandas as pd
+
+    path = work / "prepared" / "gsm8k.parquet"
+    table = pd.read_parquet(path)
+    eval_rows = table.index[table["split"] == 2]
+    table.loc[eval_rows[rows], "answer"] = ""
+    table.to_parquet(path)
+
+
+def test_examples_without_a_reference_are_left_out_and_counted(work, tmp_path):
+    blank_targets(work, [1, 3])
+    examples, metric, rows = load_eval_split(settings(), work)
+    assert [e.id for e in examples] == [0, 2, 4, 5] and rows == 6
+    responses = {e.id: {"id": e.id, "output": e.target} for e in examples}
+    result = score_run(settings(), examples, metric, responses, tmp_path / "out", unscorable=2)
+    assert (result.n, result.score, result.unscorable) == (4, 1.0, 2)
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["n_unscorable"] == 2
+
+
+def test_a_split_with_no_reference_at_all_is_one_line(work):
+    blank_targets(work, list(range(6)))
+    with pytest.raises(LLMBenchError, match=r"gsm8k\.parquet: answer: every test example is empty"):
+        load_examples(settings(), work)
 
 
 def test_a_torn_last_line_is_dropped_and_cut_off(tmp_path):

@@ -113,6 +113,12 @@ def _print_eval(results) -> None:
         ],
     )
     for r in results:
+        if r.unscorable:
+            console.print(
+                f"{r.settings.task}: {r.unscorable} of {r.n + r.unscorable} "
+                f"{r.settings.adapter_id or 'base'} example(s) have no reference; left out",
+                markup=False,
+            )
         if r.failed_ids:
             shown = ", ".join(map(str, r.failed_ids[:20]))
             more = " …" if len(r.failed_ids) > 20 else ""

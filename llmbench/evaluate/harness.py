@@ -138,6 +138,7 @@ class EvalResult:
     score: float
     failed_ids: list[int] = field(default_factory=list)
     truncated_ids: list[int] = field(default_factory=list)
+    unscorable: int = 0  # rows of the eval split without a reference, left out
 
 
 def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
@@ -148,10 +149,21 @@ def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
 def load_examples(
     settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
 ) -> tuple[list[Example], str]:
-    """The task's eval split, prompts realized for the base model; and the metric's name.
+    """The task's eval split, prompts realized for the base model; and the metric's name."""
+    examples, metric, _ = load_eval_split(settings, work_dir, datasets_dir)
+    return examples, metric
+
+
+def load_eval_split(
+    settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+) -> tuple[list[Example], str, int]:
+    """The task's eval examples, the metric's name, and the number of rows they came from.
 
     Every input must hold a value and every target text: a missing input would otherwise be
-    sent as the text "nan" or "None", and a bad target found only after every request.
+    sent as the text "nan" or "None", and a bad target found only after every request. An
+    example whose target is empty (WebNLG's test split has 1,779 entries without a reference)
+    has nothing to be scored against: it is left out (the rows minus the examples count them);
+    example ids stay the row numbers of the split.
     """
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.models import get_model
@@ -168,8 +180,14 @@ def load_examples(
     examples = [
         Example(i, realize_prompt(card, model, row), row[card.target_col])
         for i, row in enumerate(table.to_dict("records"))
+        if row[card.target_col].strip()
     ]
-    return examples, card.metric_name
+    if not examples:
+        raise LLMBenchError(
+            f"{path}: {card.target_col}: every {card.eval_split} example is empty; expected "
+            f"reference text to score against; run `llmbench prepare --task {card.name}` again"
+        )
+    return examples, card.metric_name, len(table)
 
 
 def _read_eval_table(card, work_dir: Path):
@@ -341,7 +359,7 @@ def evaluate(
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.metrics import get_metric
 
-    examples, metric = load_examples(settings, work_dir, datasets_dir)
+    examples, metric, rows = load_eval_split(settings, work_dir, datasets_dir)
     get_metric(metric).preflight()  # before any request: e.g. a sandbox that cannot isolate
     if settings.max_new_tokens is None:
         settings = _with(
@@ -358,7 +376,7 @@ def evaluate(
         check_reachable(settings)
         _collect_into(responses_path, settings, pending, progress)
         found = read_response_file(responses_path)
-    return score_run(settings, examples, metric, found.records, out)
+    return score_run(settings, examples, metric, found.records, out, rows - len(examples))
 
 
 def _collect_into(
@@ -403,8 +421,10 @@ def score_run(
     metric_name: str,
     responses: dict[int, dict],
     out: Path,
+    unscorable: int = 0,
 ) -> EvalResult:
-    """Score every example (missing or failed: 0), then write scores.json and examples.csv."""
+    """Score every example (missing or failed: 0), then write scores.json and examples.csv;
+    `unscorable` rows of the split had no reference and were left out."""
     from llmbench.tasks.metrics import get_metric
 
     metric = get_metric(metric_name)
@@ -431,7 +451,9 @@ def score_run(
         )
     n = len(rows)
     score = sum(r[-1] for r in rows) / n
-    result = EvalResult(settings, out, metric_name, n, len(failed), score, failed, truncated)
+    result = EvalResult(
+        settings, out, metric_name, n, len(failed), score, failed, truncated, unscorable
+    )
     _write_outputs(result, rows)
     return result
 
@@ -448,6 +470,7 @@ def _write_outputs(result: EvalResult, rows: list[tuple]) -> None:
         "score": result.score,
         "failed_ids": result.failed_ids,
         "n_truncated": len(result.truncated_ids),
+        "n_unscorable": result.unscorable,
         "truncated_ids": result.truncated_ids,
         "settings": {
             **{k: v for k, v in asdict(settings).items() if k not in {"task", "model"}},
