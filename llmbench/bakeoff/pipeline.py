@@ -293,8 +293,8 @@ def correlate_stage(
 
 
 def own_scores_table(scores: list[TaskScore]):
-    """The bake-off's scores in the layout `correlate` reads: per task, `<model>_ft` (the
-    adapter) and `<model>_base` for each model; no GPT-4, which a bake-off does not run."""
+    """The bake-off's scores in the Table 12 layout less its `gpt-4` column (a bake-off runs no
+    GPT-4): per task, `<model>_ft` (the adapter) and `<model>_base` for each model."""
     import pandas as pd
 
     from llmbench.analysis.correlate import BASE, FT
