@@ -19,7 +19,7 @@ BUNDLED_FOLDERS = ("datasets", "templates", "ludwig_configs")
 BUNDLE = Path("llmbench", "_bundled")
 # Files copied beside the package, to the top level of site-packages (a startup `.pth` hook, say),
 # as paths from the repository root.
-TOP_LEVEL_FILES: tuple[str, ...] = ()
+TOP_LEVEL_FILES: tuple[str, ...] = ("llmbench_ludwig_fix.pth",)
 SKIPPED_PARTS = ("__pycache__",)
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 

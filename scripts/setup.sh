@@ -30,6 +30,9 @@ LOG="$VENV/setup.log"
 echo "installing llmbench and its dependencies into $VENV (a few minutes the first time)"
 pip_install "$VENV" --upgrade pip
 pip_install "$VENV" -e ".[test,lint]"
+# The start-up hook that lets plain `ludwig` finish 4-bit runs (docs/training.md): a wheel puts it
+# into site-packages, an editable install does not.
+cp llmbench_ludwig_fix.pth "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/"
 # lorax-client pins huggingface-hub<1.0 and an old certifi that transformers 5 cannot live
 # with; its code needs only requests, aiohttp and pydantic, which setup.cfg declares.
 pip_install "$VENV" --no-deps "lorax-client==0.6.3"

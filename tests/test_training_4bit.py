@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from llmbench.errors import LLMBenchError
+from llmbench.train.ludwig_fix import apply_4bit_reload_fix
 from llmbench.train.tiny import build_tiny_model
-from llmbench.train.training import apply_4bit_reload_fix, train
+from llmbench.train.training import train
 
 COLOURS = {
     "apple": "red",

@@ -1,36 +1,10 @@
 """Fine-tune one (base model, task) with Ludwig, in-process, and return its PEFT adapter directory.
 
-Why this module exists: Ludwig 0.17.10 cannot finish a 4-bit (QLoRA) run. Training itself works;
-the failure comes at the end, when the trainer reloads the best checkpoint (and equally when it
-resumes from a checkpoint): `load_state_dict(strict=False)` reports every bitsandbytes quant-state
-entry as an unexpected key and Ludwig turns that into
-`RuntimeError: Unexpected keys found in state dict: [...weight.absmax, ...weight.quant_map,
-...weight.quant_state.bitsandbytes__nf4, ...]`, before the adapter is written.
-
-No Ludwig setting avoids it without losing the adapter: `skip_save_model` (CLI `--skip_save_model`)
-skips the reload but also skips saving the adapter and the best checkpoint, leaving only
-`training_checkpoints/latest.ckpt`; `model_soup` still reloads; `bits: 8` takes another (also
-fragile) branch and is not the study's setting. So the fix lives here, through two documented
-extension points: a Ludwig `Callback` whose `on_train_start` registers a torch
-`load_state_dict` post-hook on the model being trained, and that hook drops, from the reported
-unexpected keys, exactly the quant-state entries that belong to this model's own 4-bit weights.
-Anything else (a real architecture mismatch) is still reported and still fails. The plain
-`ludwig train` CLI cannot take a third-party callback (its `--aim/--comet/--mlflow/--wandb` flags
-come from a fixed registry), so it still fails as above; use `llmbench train` / `train()` here.
-
-Upstream bug (for ludwig-ai/ludwig): bitsandbytes' `Linear4bit._save_to_state_dict` writes the
-quantization state of its frozen weight (`weight.absmax`, `weight.quant_map`,
-`weight.nested_absmax`, `weight.nested_quant_map`, `weight.quant_state.bitsandbytes__nf4`) next to
-the weight, and has no matching load hook, so `load_state_dict` always reports those entries as
-unexpected. Ludwig's checkpoints keep them (`Checkpoint.get_model_state_dict` removes frozen
-*parameters* only, and these are not parameters), and both `Trainer.train` (reloading the best
-checkpoint) and `MultiNodeCheckpoint.load` (resuming) raise on any unexpected key unless the model
-is 8-bit, where the exemption itself is broken (`not [bool, ...]` is False for any non-empty
-list, so it should read `not all(...)`). Ludwig should leave non-parameter quantization state out
-of training checkpoints (they hold only trainable weights anyway; the frozen quantized base is
-rebuilt from `base_model`), or tolerate unexpected keys whose owner is a bitsandbytes 4-bit/8-bit
-module, in both places, and cover `quantization.bits: 4` with an end-to-end test that lets
-training finish.
+The sweep's building block (`llmbench train`), beside plain `ludwig train`: it checks the config
+and the table's columns before Ludwig starts, keeps a failed run's folder only when it holds a
+checkpoint to resume from, and turns Ludwig's ways of rejecting input into one line. 4-bit
+configs need Ludwig 0.17.10's reload fixed (see llmbench/train/ludwig_fix.py): `train()` applies
+that fix itself, so it works also where the start-up hook is missing or switched off.
 """
 
 from __future__ import annotations
@@ -44,7 +18,6 @@ from llmbench.errors import LLMBenchError
 
 MODEL_NAME = "run"  # Ludwig names the run directory "<experiment_name>_<model_name>"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-_FIX_ATTRIBUTE = "_llmbench_4bit_reload_fix"
 
 
 def train(
@@ -99,9 +72,12 @@ def _ludwig_model(config: dict, config_path: Path):
     from ludwig.api import LudwigModel
     from ludwig.error import ConfigValidationError
 
+    from llmbench.train.ludwig_fix import patch_ludwig
+
+    patch_ludwig()
     try:
         # INFO, as `ludwig train` uses: it shows the progress bars and the metrics tables.
-        return LudwigModel(config, callbacks=[_reload_fix_callback()], logging_level=logging.INFO)
+        return LudwigModel(config, logging_level=logging.INFO)
     except (ConfigValidationError, KeyError, TypeError, ValueError) as error:
         reason = _one_line(error)
         if not isinstance(error, ConfigValidationError):
@@ -170,54 +146,6 @@ def _table_columns(dataset: Path) -> list[str] | None:
             f"{dataset}: not a readable {suffix[1:]} table ({_one_line(error)})"
         ) from None
     return None
-
-
-def apply_4bit_reload_fix(model):
-    """Let `model.load_state_dict` accept the quant-state entries of its own 4-bit weights.
-
-    Registers a `load_state_dict` post-hook (once; calling again is a no-op) that removes from the
-    reported unexpected keys those of the form `<module>.weight.<quant-state key>` where
-    `<module>` is a bitsandbytes 4-bit module of `model`. Other unexpected keys stay reported.
-    Returns `model`.
-    """
-    if not getattr(model, _FIX_ATTRIBUTE, False):
-        model.register_load_state_dict_post_hook(_forgive_own_quant_state)
-        setattr(model, _FIX_ATTRIBUTE, True)
-    return model
-
-
-def _forgive_own_quant_state(model, incompatible_keys) -> None:
-    """Post-hook: torch documents that it may edit the reported keys in place."""
-    owners = {name for name, module in model.named_modules() if _has_4bit_weight(module)}
-    unexpected = incompatible_keys.unexpected_keys
-    unexpected[:] = [key for key in unexpected if not _is_own_quant_state(key, owners)]
-
-
-def _has_4bit_weight(module) -> bool:
-    from bitsandbytes.nn import Params4bit
-
-    return isinstance(getattr(module, "weight", None), Params4bit)
-
-
-def _is_own_quant_state(key: str, owners: set[str]) -> bool:
-    from bitsandbytes.functional import QuantState
-
-    owner, found, entry = key.rpartition(".weight.")
-    if not found or owner not in owners:
-        return False
-    return entry in QuantState.valid_qs_keys or entry.startswith("quant_state.bitsandbytes__")
-
-
-def _reload_fix_callback():
-    """A Ludwig callback applying `apply_4bit_reload_fix` to the model before training starts
-    (before any resume and before the final best-checkpoint reload)."""
-    from ludwig.callbacks import Callback
-
-    class Apply4bitReloadFix(Callback):
-        def on_train_start(self, model, config, config_fp, **kwargs):
-            apply_4bit_reload_fix(model)
-
-    return Apply4bitReloadFix()
 
 
 def _read_config(config_path: Path) -> dict:

@@ -1,0 +1,214 @@
+"""Two fixes that let Ludwig 0.17.10 finish 4-bit (QLoRA) runs and load the models it trains:
+for plain `ludwig train/predict/evaluate` and `llmbench train` alike.
+
+Upstream bug 1, the 4-bit reload. bitsandbytes' `Linear4bit` writes the quantization state of its
+frozen weight (`weight.absmax`, `weight.quant_map`, `weight.nested_absmax`,
+`weight.nested_quant_map`, `weight.quant_state.bitsandbytes__nf4`) into `state_dict()` beside the
+weight but takes none of it back, so `load_state_dict(strict=False)` lists every one of those
+entries as unexpected. Ludwig keeps them in its training checkpoints (it leaves out frozen
+*parameters*, and these entries are neither parameters nor buffers) and raises on any unexpected
+key in two places: `Trainer.train`, when it reloads the best checkpoint after the last step (the
+run dies before the adapter is written), and `MultiNodeCheckpoint.load`, when a run resumes
+(`Trainer` catches that error and silently starts again from step 0). Its exemption for 8-bit
+models does not reach 4-bit ones, and is itself inverted (`not [bool, ...]` is False for any
+non-empty list). Ludwig should leave the quantization state out of training checkpoints (the
+frozen 4-bit base is rebuilt from `base_model` anyway) or ignore entries owned by bitsandbytes
+layers, and test `quantization.bits: 4` to the end of a run. No Ludwig setting avoids it and
+keeps the adapter: `--skip_save_model` skips the reload but also the adapter; `model_soup` still
+reloads; `bits: 8` is another (also fragile) branch and not the study's setting.
+
+Upstream bug 2, reading back a trained LLM. Ludwig saves every LLM model's config with
+`adapters: null` (model_hyperparameters.json), and its own JSON schema refuses that value when
+`LudwigModel.load` reads it back ("None is not of type 'object'"): `ludwig predict` and
+`ludwig evaluate` fail on every LLM model Ludwig 0.17.10 trains, quantized or not.
+
+The fixes. `apply_4bit_reload_fix(model)` registers a torch `load_state_dict` post-hook that
+drops, from the reported unexpected keys, exactly the quant-state entries of the model's own 4-bit
+layers; any other unexpected key still fails. A model without 4-bit layers gets no hook.
+`patch_ludwig()` makes `Trainer.train` and `MultiNodeCheckpoint.load` apply it to their model
+before they run, and makes `ModelConfig.from_dict` read `adapters: null` as no `adapters` entry
+(what null means there; any other config passes through untouched). Nothing installed is edited.
+
+How they reach plain `ludwig`. The package installs `llmbench_ludwig_fix.pth` into
+site-packages; Python runs it at start-up and it calls `install()`, which only puts an import
+finder first in `sys.meta_path` (nothing of Ludwig, torch or bitsandbytes is imported). When, and
+only when, a program imports one of the three Ludwig modules in `_PATCHES`, the finder lets the
+module load as usual, then patches it. LLMBENCH_NO_LUDWIG_FIX=1 switches the start-up hook off.
+`llmbench train` calls `patch_ludwig()` itself, so it works with the hook off or absent. This
+module imports nothing from llmbench: it runs at every interpreter start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+SWITCH_OFF = "LLMBENCH_NO_LUDWIG_FIX"
+_FIXED = "_llmbench_4bit_reload_fix"  # marks a model with the hook, a method already wrapped
+
+
+def apply_4bit_reload_fix(model):
+    """Let `model.load_state_dict` accept the quant-state entries of its own 4-bit weights.
+
+    Registers, once, a post-hook that removes from the reported unexpected keys those of the form
+    `<module>.weight.<quant-state key>` where `<module>` is a bitsandbytes 4-bit layer of
+    `model`; other unexpected keys stay reported. A model without 4-bit layers is left as it is.
+    Returns `model`.
+    """
+    if getattr(model, _FIXED, False) or not _four_bit_owners(model):
+        return model
+    model.register_load_state_dict_post_hook(_forgive_own_quant_state)
+    setattr(model, _FIXED, True)
+    return model
+
+
+def _forgive_own_quant_state(model, incompatible_keys) -> None:
+    """Post-hook: torch documents that it may edit the reported keys in place."""
+    owners = _four_bit_owners(model)
+    unexpected = incompatible_keys.unexpected_keys
+    unexpected[:] = [key for key in unexpected if not _is_own_quant_state(key, owners)]
+
+
+def _four_bit_owners(model) -> set[str]:
+    """Names of the modules of `model` whose weight is a bitsandbytes 4-bit parameter."""
+    if "bitsandbytes" not in sys.modules or not hasattr(model, "named_modules"):
+        return set()  # no 4-bit layer can exist before bitsandbytes is imported
+    from bitsandbytes.nn import Params4bit
+
+    return {
+        name
+        for name, module in model.named_modules()
+        if isinstance(getattr(module, "weight", None), Params4bit)
+    }
+
+
+def _is_own_quant_state(key: str, owners: set[str]) -> bool:
+    from bitsandbytes.functional import QuantState
+
+    owner, found, entry = key.rpartition(".weight.")
+    if not found or owner not in owners:
+        return False
+    return entry in QuantState.valid_qs_keys or entry.startswith("quant_state.bitsandbytes__")
+
+
+def patch_ludwig() -> None:
+    """Import Ludwig's trainer, checkpoint and config modules and patch them (again: a no-op)."""
+    import importlib
+
+    for name in _PATCHES:
+        patch_module(importlib.import_module(name))
+
+
+def patch_module(module) -> None:
+    """Apply this module's patch (see _PATCHES), once."""
+    class_name, method, wrap = _PATCHES[module.__name__]
+    cls = getattr(module, class_name, None)
+    original = getattr(cls, method, None)
+    if original is None:
+        import warnings
+
+        # Another Ludwig than the one this fix was written for: leave it alone, loudly.
+        warnings.warn(
+            f"llmbench: {module.__name__}.{class_name}.{method} not found; "
+            "that part of the Ludwig fix is not applied",
+            stacklevel=2,
+        )
+        return
+    if not getattr(original, _FIXED, False):
+        patched = wrap(original)
+        setattr(patched, _FIXED, True)
+        is_static = isinstance(cls.__dict__.get(method), staticmethod)
+        setattr(cls, method, staticmethod(patched) if is_static else patched)
+
+
+def _fixing_the_model_first(original):
+    """`original` (a method of an object holding `.model`), applying the fix to that model first."""
+    import functools
+
+    @functools.wraps(original)
+    def fixed(self, *args, **kwargs):
+        apply_4bit_reload_fix(self.model)
+        return original(self, *args, **kwargs)
+
+    return fixed
+
+
+def _without_null_adapters(original):
+    """`ModelConfig.from_dict`, reading `adapters: null` as no `adapters` entry (its meaning)."""
+    import functools
+
+    @functools.wraps(original)
+    def from_dict(config, *args, **kwargs):
+        if isinstance(config, dict) and "adapters" in config and config["adapters"] is None:
+            config = {key: value for key, value in config.items() if key != "adapters"}
+        return original(config, *args, **kwargs)
+
+    return from_dict
+
+
+# Ludwig's module -> the class and method to wrap, and how.
+_PATCHES = {
+    # The best-checkpoint reload at the end of a run.
+    "ludwig.trainers.trainer": ("Trainer", "train", _fixing_the_model_first),
+    # Resuming a run (`--model_resume_path`).
+    "ludwig.utils.checkpoint_utils": ("MultiNodeCheckpoint", "load", _fixing_the_model_first),
+    # Loading a trained model (`ludwig predict`, `ludwig evaluate`, `LudwigModel.load`).
+    "ludwig.schema.model_types.base": ("ModelConfig", "from_dict", _without_null_adapters),
+}
+
+
+def switched_off() -> bool:
+    """Whether LLMBENCH_NO_LUDWIG_FIX asks for plain Ludwig (any value but empty or 0)."""
+    return os.environ.get(SWITCH_OFF, "") not in ("", "0")
+
+
+def install() -> None:
+    """The start-up hook: patch Ludwig's modules when they are imported, unless switched off.
+
+    Modules imported already are patched now. Calling it again changes nothing.
+    """
+    if switched_off() or any(isinstance(f, PatchOnImport) for f in sys.meta_path):
+        return
+    for name in _PATCHES:
+        if name in sys.modules:
+            patch_module(sys.modules[name])
+    sys.meta_path.insert(0, PatchOnImport())  # before the finder that would load them plainly
+
+
+class PatchOnImport:
+    """An import finder for Ludwig's trainer and checkpoint modules: the module is found and
+    loaded by the finders after this one, then patched."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in _PATCHES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ThenPatch(spec.loader)
+        return spec
+
+
+class _ThenPatch:
+    """A loader that runs another loader, then patches the loaded module."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._loader.exec_module(module)
+        patch_module(module)
+
+    def __getattr__(self, name):
+        if name == "_loader":
+            raise AttributeError(name)
+        return getattr(self._loader, name)  # get_source, get_filename, ...
