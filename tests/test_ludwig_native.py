@@ -128,7 +128,6 @@ def resumed(job) -> dict:
 @pytest.mark.slow
 def test_the_killed_run_stopped_mid_way_after_a_checkpoint(resumed):
     assert 0 < resumed["killed_at"] < TRAIN_STEPS
-    assert resumed["killed_at"] % STEPS_PER_CHECKPOINT == 0
 
 
 @pytest.mark.slow

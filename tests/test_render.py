@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from hub_standin import HubStandIn
 
 from llmbench.cli import main
 from llmbench.errors import LLMBenchError
@@ -15,7 +21,7 @@ from llmbench.paths import CONFIGS_DIR
 from llmbench.tasks.cards import load_cards
 from llmbench.tasks.models import get_model, study_models
 from llmbench.tasks.prompts import realized_template
-from llmbench.train.render import render_configs
+from llmbench.train.render import check_hub_access, render_configs
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,7 @@ def test_configs_hold_the_study_training_configuration():
 def test_each_config_says_how_it_was_made_and_how_to_train_it():
     text = (CONFIGS_DIR / "mistral-7b" / "gsm8k.yaml").read_text()
     assert text.startswith("# Rendered by `llmbench render-configs` from templates/")
-    assert "# Train: llmbench train --config ludwig_configs/mistral-7b/gsm8k.yaml" in text
+    assert "# Train: ludwig train --config ludwig_configs/mistral-7b/gsm8k.yaml" in text
 
 
 def test_tiny_config_points_at_the_local_model_and_trains_briefly(tmp_path):
@@ -126,3 +132,156 @@ def test_a_broken_card_stops_rendering_before_anything_is_written(tmp_path):
     with pytest.raises(LLMBenchError, match="required property"):
         render_configs(out_dir=tmp_path / "out", datasets_dir=datasets)
     assert not (tmp_path / "out").exists()
+
+
+# Rendering without the hub: one note for the whole run, base_model checked against the registry.
+
+LLAMA, MISTRAL = get_model("llama-2-7b").hub_id, get_model("mistral-7b").hub_id
+TOOLS = Path(sys.executable).parent
+
+
+def render_with_hub(endpoint: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`llmbench render-configs ARGS` with the hub at `endpoint` (HF_HUB_OFFLINE unset)."""
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf-home")}
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run(
+        [str(TOOLS / "llmbench"), "render-configs", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def notes(done: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in done.stdout.splitlines() if line.startswith("note:")]
+
+
+class GatingHub(HubStandIn):
+    """The stand-in, answering 401 (a gated repository, without a token) for `gated`."""
+
+    def __init__(self, models: dict[str, Path], gated: str):
+        super().__init__({}, models)
+        self.gated = gated
+
+    def answer(self, method: str, path: str, body: bytes):
+        if f"/{self.gated}/" in f"{path}/":
+            return (
+                401,
+                b'{"error": "Access to this model is restricted"}',
+                {"x-error-code": "GatedRepo"},
+            )
+        return super().answer(method, path, body)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """The hub stand-in: Mistral's config served, Llama-2 gated, nothing else there."""
+    mistral = tmp_path / "mistral"
+    mistral.mkdir()
+    (mistral / "config.json").write_text(json.dumps({"model_type": "mistral"}))
+    stand_in = GatingHub({MISTRAL: mistral}, gated=LLAMA)
+    yield stand_in
+    stand_in.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+def test_an_unreachable_hub_is_one_note_and_the_registry_check(tmp_path):
+    out = tmp_path / "configs"
+    done = render_with_hub(
+        f"http://127.0.0.1:{closed_port()}",
+        tmp_path,
+        *["--models", "llama-2-7b", "mistral-7b", "--tasks", "gsm8k", "glue_sst2"],
+        *["--out", str(out)],
+    )
+    assert done.returncode == 0, done.stderr
+    (note,) = notes(done)
+    assert "cannot be reached" in note and "checked against templates/models.yaml" in note
+    assert len(list(out.rglob("*.yaml"))) == 4
+
+
+def test_a_gated_model_is_checked_against_the_registry_and_the_others_by_ludwig(tmp_path, hub):
+    out = tmp_path / "configs"
+    done = render_with_hub(
+        hub.url,
+        tmp_path,
+        *["--models", "llama-2-7b", "mistral-7b", "--tasks", "gsm8k", "glue_sst2"],
+        *["--out", str(out)],
+    )
+    assert done.returncode == 0, done.stderr
+    (note,) = notes(done)
+    assert note.startswith(f"note: {LLAMA}: gated or private") and MISTRAL not in note
+    assert len(list(out.rglob("*.yaml"))) == 4
+    # Ludwig's own check fetched Mistral's config; Llama-2 was asked once, never fetched.
+    fetched = [r for r in hub.requests if r.startswith(f"GET /{MISTRAL}/resolve/")]
+    assert fetched and all(r.endswith("/config.json") for r in fetched)
+    assert [r for r in hub.requests if LLAMA in r] == [f"HEAD /{LLAMA}/resolve/main/config.json"]
+
+
+def test_a_model_missing_from_a_reachable_hub_is_still_refused_by_ludwig(tmp_path, hub):
+    out = tmp_path / "configs"
+    done = render_with_hub(
+        hub.url, tmp_path, "--models", "gemma-2b", "--tasks", "gsm8k", "--out", str(out)
+    )
+    assert done.returncode == 2
+    (err,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "Ludwig rejects the config" in err
+    assert "google/gemma-2b" in err and "could not be loaded" in err
+    assert not notes(done) and not out.exists()
+
+
+def test_a_failing_hub_is_asked_once_without_retries(monkeypatch):
+    from huggingface_hub import constants
+
+    class Failing(HubStandIn):
+        def answer(self, method, path, body):
+            return 503, b'{"error": "unavailable"}', {}
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    failing = Failing({})
+    try:
+        access = check_hub_access([LLAMA, MISTRAL], endpoint=failing.url)
+    finally:
+        failing.close()
+    assert access.registry_only == {LLAMA, MISTRAL}
+    assert "cannot be reached (HTTP 503)" in access.note
+    assert len(failing.requests) == 1
+
+
+def test_offline_rendering_refuses_a_base_model_the_registry_does_not_know(tmp_path):
+    from llmbench.train.render import HubAccess, RenderedConfig, validate_with_ludwig
+
+    text = (CONFIGS_DIR / "mistral-7b" / "gsm8k.yaml").read_text()
+    typo = text.replace(f"base_model: {MISTRAL}", "base_model: mistralai/Mistral-7B-v0.2")
+    rendered = RenderedConfig("mistral-7b", "gsm8k", tmp_path / "gsm8k.yaml", typo)
+    hub = HubAccess(frozenset({"mistralai/Mistral-7B-v0.2"}), "offline")
+    with pytest.raises(LLMBenchError, match="neither a local directory nor a hub id"):
+        validate_with_ludwig(rendered, hub)
+
+
+# Editing templates is the workflow: change the LoRA rank, re-render, every config has it.
+
+
+def test_an_edited_template_reaches_every_rendered_config(tmp_path, monkeypatch):
+    from llmbench.paths import TEMPLATES_DIR
+    from llmbench.train import render
+
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, templates)
+    template = templates / "ludwig_config.yaml.j2"
+    text = template.read_text()
+    assert text.count("  r: 8\n") == 1
+    template.write_text(text.replace("  r: 8\n", "  r: 16\n"))
+    monkeypatch.setattr(render, "TEMPLATES_DIR", templates)
+
+    tasks = ["conllpp", "glue_sst2", "gsm8k"]
+    rendered = render_configs(tasks=tasks, out_dir=tmp_path / "configs")  # Ludwig validates each
+    assert len(rendered) == len(study_models()) * len(tasks)
+    for config in rendered:
+        adapter = yaml.safe_load(config.path.read_text())["adapter"]
+        assert (adapter["r"], adapter["alpha"]) == (16, 16), config.path

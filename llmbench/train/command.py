@@ -110,7 +110,7 @@ def cmd_build_model(args: argparse.Namespace) -> None:
 
 def cmd_render_configs(args: argparse.Namespace) -> None:
     from llmbench.console import console
-    from llmbench.train.render import hub_is_offline, render_configs
+    from llmbench.train.render import render_configs
 
     rendered = render_configs(
         models=names(args.models),
@@ -118,13 +118,9 @@ def cmd_render_configs(args: argparse.Namespace) -> None:
         out_dir=Path(args.out),
         datasets_dir=args.datasets,
         token_stats=Path(args.token_stats) if args.token_stats else None,
+        notice=lambda line: console.print(f"note: {line}", markup=False),
     )
-    note = (
-        " (offline: base_model checked against the registry, not the hub)"
-        if hub_is_offline()
-        else ""
-    )
-    console.print(f"{len(rendered)} Ludwig configs rendered and validated into {args.out}{note}")
+    console.print(f"{len(rendered)} Ludwig configs rendered and validated into {args.out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,11 @@ STUDY_TRAINER = {
     "steps_per_checkpoint": 1000,
     "skip_all_evaluation": False,
 }
+REGISTRY_FILE = "templates/models.yaml"
+# Long enough for a slow hub to answer a HEAD request; short enough that an unreachable hub
+# costs seconds (huggingface_hub's own retries took about 45 s).
+HUB_TIMEOUT_S = 5.0
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,19 +152,86 @@ def hub_is_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def validate_with_ludwig(rendered: RenderedConfig, offline: bool) -> None:
+@dataclass(frozen=True)
+class HubAccess:
+    """Which hub ids Ludwig's own `base_model` check can run on, asked once per rendering run.
+
+    `registry_only` are the ids checked against the registry instead, and `note` (one line, ''
+    when there are none) says why.
+    """
+
+    registry_only: frozenset[str] = frozenset()
+    note: str = ""
+
+
+def check_hub_access(
+    hub_ids: Iterable[str], timeout_s: float = HUB_TIMEOUT_S, endpoint: str | None = None
+) -> HubAccess:
+    """Ask the hub, once per id and without retries, for the file Ludwig's check reads.
+
+    Offline (HF_HUB_OFFLINE), unreachable (refused, timed out, a server error): every id is
+    checked against the registry, and asking stops at the first failure. Refused for want of
+    access (401, 403: a gated or private repository, or one that does not exist, which the hub
+    does not tell apart without a token): that id. Any other answer, found or not, is left to
+    Ludwig's check, which then runs without a wait. `endpoint` defaults to HF_ENDPOINT's.
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    ids = sorted(set(hub_ids))
+    registry = f"base_model checked against {REGISTRY_FILE} instead of the hub"
+    if ids and hub_is_offline():
+        return HubAccess(frozenset(ids), f"HF_HUB_OFFLINE is set: {registry}")
+    refused = []
+    for hub_id in ids:
+        try:
+            url = hf_hub_url(hub_id, "config.json", endpoint=endpoint)
+            get_hf_file_metadata(url, timeout=timeout_s)
+        except HfHubHTTPError as error:
+            status = error.response.status_code if error.response is not None else None
+            if status in (401, 403):
+                refused.append(hub_id)
+            elif status is None or status == 429 or status >= 500:
+                return _unreachable(ids, endpoint, f"HTTP {status}", registry)
+        except Exception as error:  # refused, timed out, DNS, TLS, proxy: Ludwig could not ask
+            reason = f"{type(error).__name__}: {_first_line(error)}"
+            return _unreachable(ids, endpoint, reason, registry)
+    if not refused:
+        return HubAccess()
+    where = endpoint or constants.ENDPOINT
+    why = f"gated or private on the hub ({where} answered 401/403; a token with access lifts it)"
+    return HubAccess(frozenset(refused), f"{', '.join(refused)}: {why}: {registry}")
+
+
+def _unreachable(ids: list[str], endpoint: str | None, reason: str, registry: str) -> HubAccess:
+    from huggingface_hub import constants
+
+    where = endpoint or constants.ENDPOINT
+    return HubAccess(frozenset(ids), f"the hub ({where}) cannot be reached ({reason}): {registry}")
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def validate_with_ludwig(rendered: RenderedConfig, hub: HubAccess = HubAccess()) -> None:
     """Ludwig's own config validation; its complaint becomes one LLMBenchError line.
 
-    Ludwig checks `base_model` by fetching the model's config from the hub. Offline, that one
-    field is checked against our registry instead (a hub id of the study's models) and Ludwig is
-    shown a local directory in its place, so every other check of Ludwig's still runs.
+    Ludwig checks `base_model` by fetching the model's config from the hub. For an id in
+    `hub.registry_only`, that one field is checked against the registry instead (it must be a
+    registry model's hub id) and Ludwig is shown a local directory in its place, so every other
+    check of Ludwig's still runs; the same for a local model's folder not built yet.
     """
     from ludwig.error import ConfigValidationError
     from ludwig.schema.model_types.base import ModelConfig
 
     config = yaml.safe_load(rendered.text)
-    if offline and not Path(config["base_model"]).is_dir():
+    base_model = config["base_model"]
+    if base_model in hub.registry_only:
+        _check_against_registry(rendered, base_model)
         config["base_model"] = str(TEMPLATES_DIR)
+    elif _is_local(base_model) and not Path(base_model).is_dir():
+        config["base_model"] = str(TEMPLATES_DIR)  # a local model, built before it trains
     try:
         with _quiet_ludwig():
             validated = ModelConfig.from_dict(config)
@@ -174,6 +247,16 @@ def validate_with_ludwig(rendered: RenderedConfig, offline: bool) -> None:
             f"datasets/{rendered.task}/metadata.yaml: max_new_tokens: Ludwig would replace "
             f"{wanted} with {validated.generation.max_new_tokens}; expected any value but "
             f"Ludwig's default {wanted}"
+        )
+
+
+def _check_against_registry(rendered: RenderedConfig, base_model: object) -> None:
+    known = {m.hub_id for m in load_registry().values() if m.hub_id}
+    if base_model not in known:
+        raise LLMBenchError(
+            f"{rendered.path}: base_model: {base_model!r} is neither a local directory nor a hub"
+            f" id in {REGISTRY_FILE}, and the hub cannot check it; expected one of "
+            f"{', '.join(sorted(known))}"
         )
 
 
@@ -217,11 +300,14 @@ def render_configs(
     work_dir: Path = DEFAULT_WORK_DIR,
     validate: bool = True,
     token_stats: Path | None = None,
+    notice: Callable[[str], None] = _log.warning,
 ) -> list[RenderedConfig]:
     """Render, validate and write the selected configs; the study's 10 x 31 by default.
 
     With `token_stats` (a CSV from `llmbench tasks stats`), tasks measured there are sized from
     their prepared data; the others, and every task without it, from the study's figures.
+    When the hub cannot check some `base_model` (see `check_hub_access`), `notice` gets one line
+    saying so, once for the whole run.
     """
     registry = load_registry()
     cards = load_cards(datasets_dir)
@@ -240,9 +326,24 @@ def render_configs(
         for t in task_names
     ]
     if validate:
-        offline = hub_is_offline()
+        hub = check_hub_access(_hub_ids(rendered))
+        if hub.note:
+            notice(hub.note)
         for config in rendered:
-            validate_with_ludwig(config, offline)
+            validate_with_ludwig(config, hub)
     for config in rendered:
         atomic_write_text(config.path, config.text)
     return rendered
+
+
+def _hub_ids(rendered: list[RenderedConfig]) -> set[str]:
+    """The configs' `base_model` values that are hub ids, not local folders."""
+    values = {yaml.safe_load(config.text)["base_model"] for config in rendered}
+    return {value for value in values if isinstance(value, str) and not _is_local(value)}
+
+
+def _is_local(base_model: object) -> bool:
+    """A local model's folder (render_one writes it absolute), as opposed to a hub id."""
+    return isinstance(base_model, str) and (
+        Path(base_model).is_absolute() or Path(base_model).is_dir()
+    )
