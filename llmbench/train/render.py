@@ -29,6 +29,7 @@ from llmbench.prepare.stats import longest_examples
 from llmbench.tasks.cards import TaskCard, get_card, load_cards
 from llmbench.tasks.models import BaseModel, get_model, load_registry, study_models
 from llmbench.tasks.prompts import realized_template
+from llmbench.workdir import Workdir
 
 TEMPLATE_NAME = "ludwig_config.yaml.j2"
 # The study sized every task to fit an A10G with 7B models; no task needs more than this.
@@ -124,7 +125,7 @@ def render_one(
         .render(
             model=model,
             card=card,
-            base_model=model.hub_id or str((Path(work_dir) / model.local_path).resolve()),
+            base_model=Workdir(work_dir).base_model(model),
             config_path=_display_path(path),
             template=realized_template(card, model),
             sequence_length=length,
