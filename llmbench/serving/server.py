@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -511,13 +512,43 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = parse_args(argv)
     app = RequestLimits(create_app(settings), settings.max_body_bytes, settings.read_timeout)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        http=timed_http_protocol(settings.read_timeout),
-    )
+    with _profiled(os.environ.get(PROFILE_ENV)):
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            http=timed_http_protocol(settings.read_timeout),
+        )
+
+
+# Set to a file name, the server profiles its event loop's thread (cProfile) and writes the
+# statistics there when it stops; bench/bench_serve.py --profile uses it.
+PROFILE_ENV = "LLMBENCH_SERVE_PROFILE"
+
+
+@contextlib.contextmanager
+def _profiled(path: str | None):
+    if not path:
+        yield
+        return
+    import cProfile
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler
+    # the process would die there, before the statistics are written.
+    previous = signal.signal(signal.SIGTERM, stop)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
