@@ -9,6 +9,7 @@ path of the server leaves it. The first tests need no server and run in the main
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import os
@@ -23,11 +24,13 @@ import pytest
 from serving_fixtures import ANSWERS, TRAIN_PROMPTS  # noqa: I001 - tests/ is on sys.path
 
 from llmbench.serving.adapters import (
+    AdapterCache,
     AdapterError,
     canonical_adapter_id,
     check_adapter_name,
     resolve_adapter,
 )
+from llmbench.serving.limits import RequestLimits
 
 PROMPT = TRAIN_PROMPTS[0]
 GREEDY = {"max_new_tokens": 16}
@@ -77,6 +80,101 @@ def test_names_that_are_no_adapter_are_a_400_naming_why(tmp_path, adapter_id, pr
         check_adapter_name(adapter_id)
         resolve_adapter(tmp_path, adapter_id, None)
     assert caught.value.status == 400
+
+
+def test_an_adapter_whose_files_changed_is_reloaded_once_its_users_finish():
+    events = []
+
+    async def load(name, int_id, path):
+        events.append(("load", int_id))
+
+    async def unload(int_id):
+        events.append(("unload", int_id))
+
+    async def scenario():
+        cache = AdapterCache(2, load, unload)
+        old = await cache.acquire("a", Path("a"), ("v1",))
+        waiting = asyncio.create_task(cache.acquire("a", Path("a"), ("v2",)))
+        await asyncio.sleep(0.05)
+        held_back = not waiting.done()  # the old copy is still in use
+        await cache.release(old)
+        new = await waiting
+        return held_back, new.int_id
+
+    held_back, new_id = asyncio.run(scenario())
+    assert held_back and new_id == 2
+    assert events == [("load", 1), ("unload", 1), ("load", 2)]
+
+
+def test_a_load_that_fails_leaves_nothing_behind():
+    async def load(name, int_id, path):
+        if name == "bad":
+            raise AdapterError(400, "invalid_adapter", "no")
+
+    async def noop(*args):
+        pass
+
+    async def scenario():
+        cache = AdapterCache(1, load, noop)
+        for _ in range(2):
+            with pytest.raises(AdapterError):
+                await cache.acquire("bad", Path("bad"))
+        good = await cache.acquire("good", Path("good"))
+        return list(cache.loaded), cache.loads, good.in_use
+
+    assert asyncio.run(scenario()) == (["good"], 1, 1)
+
+
+def _asgi_post(
+    app, chunks: list[bytes], declared: int | None = None, complete: bool = True
+) -> tuple[int, dict, bytes]:
+    """POST `chunks` to an ASGI app directly (with `complete` False the client then stalls);
+    returns (status, headers, body) of its answer."""
+    headers = [(b"content-length", str(declared).encode())] if declared is not None else []
+    scope = {"type": "http", "method": "POST", "path": "/generate", "headers": headers}
+    last = len(chunks) - 1 if complete else len(chunks)
+    messages = [{"type": "http.request", "body": c, "more_body": i < last}
+                for i, c in enumerate(chunks)]  # fmt: skip
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # a client that sends nothing more
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = sent[0]
+    return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def _echo(scope, receive, send):
+    body = (await receive())["body"]
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_request_limits_pass_a_body_within_the_limit_whole():
+    app = RequestLimits(_echo, max_body_bytes=10, read_timeout_s=5)
+    assert _asgi_post(app, [b"12345", b"67890"], declared=10) == (200, {}, b"1234567890")
+
+
+@pytest.mark.parametrize("declared", [11, None])
+def test_request_limits_refuse_a_body_over_the_limit_declared_or_streamed(declared):
+    app = RequestLimits(_echo, max_body_bytes=10, read_timeout_s=5)
+    status, headers, body = _asgi_post(app, [b"123456", b"789012"], declared=declared)
+    assert status == 413 and b"connection" not in headers  # the rest is read and dropped
+    error = json.loads(body)
+    assert error["error_type"] == "payload_too_large" and "10 bytes" in error["error"]
+
+
+def test_request_limits_answer_a_stalled_body_with_408_and_close():
+    app = RequestLimits(_echo, max_body_bytes=100, read_timeout_s=0.2)
+    status, headers, body = _asgi_post(app, [b'{"inputs": '], declared=50, complete=False)
+    assert status == 408 and headers[b"connection"] == b"close"
+    assert json.loads(body)["error_type"] == "timeout"
 
 
 # ---- the real server (slow) -------------------------------------------------------------------
