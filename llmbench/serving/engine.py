@@ -45,7 +45,8 @@ SPARE_LORA_SLOTS = 1
 # Resolving a local name checks every path on disk (a few stat calls per file: about 7% of the
 # front end's CPU time with 25 adapters round-robin); a hub name asks the hub over the network.
 # A name that failed to resolve is never remembered, so a newly added adapter answers at once;
-# a folder replaced behind a name is picked up within the local interval.
+# a symlink repointed behind a name is followed within the local interval. Files replaced in
+# the same folder are caught at once, by their signature (adapters.weights_signature).
 RESOLVED_TTL_S = {"local": 1.0, "hub": 300.0}
 # Resolved names remembered at most; the oldest is forgotten beyond it, so a client inventing
 # names (or spellings of one name) cannot grow the server's memory.
