@@ -175,15 +175,26 @@ def _add_lorax_routes(app: FastAPI) -> None:
         return await _generate(request, body, as_list=True)
 
 
-async def _start(engine: ServingEngine, body: GenerateRequest, *, stream: bool):
-    """Admit, validate, then start generating. A stream's first event is awaited here, so that
-    its errors come before the 200; a non-streaming answer's wait is `_finish`'s."""
+async def _admitted(engine: ServingEngine, handle):
+    """`handle(admission)` with a place among the requests in flight (429 when none is left),
+    taken before anything is awaited; given back here if `handle` fails, else by the
+    generation it started."""
     admission = engine.admit()
     try:
-        return await _start_admitted(engine, body, stream, admission)
+        return await handle(admission)
     except BaseException:
         admission.release()
         raise
+
+
+async def _start(engine: ServingEngine, body: GenerateRequest, *, stream: bool):
+    """Admit, validate, then start generating. A stream's first event is awaited here, so that
+    its errors come before the 200; a non-streaming answer's wait is `_finish`'s."""
+
+    async def start(admission: Admission):
+        return await _start_admitted(engine, body, stream, admission)
+
+    return await _admitted(engine, start)
 
 
 async def _start_admitted(engine: ServingEngine, body: GenerateRequest, stream: bool, admission):
@@ -323,22 +334,18 @@ def _ms(seconds: float) -> str:
 def _add_openai_routes(app: FastAPI) -> None:
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request):
-        admission = _engine(request).admit()
-        try:
+        async def answer(admission: Admission):
             return await _openai(request, body, body.prompt, chat=False, admission=admission)
-        except BaseException:
-            admission.release()
-            raise
+
+        return await _admitted(_engine(request), answer)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
-        admission = _engine(request).admit()
-        try:
+        async def answer(admission: Admission):
             prompt = _chat_prompt(_engine(request), [m.model_dump() for m in body.messages])
             return await _openai(request, body, prompt, chat=True, admission=admission)
-        except BaseException:
-            admission.release()
-            raise
+
+        return await _admitted(_engine(request), answer)
 
 
 def _chat_prompt(engine: ServingEngine, messages: list[dict]) -> str:
