@@ -69,6 +69,53 @@ def test_an_adapters_folder_maps_task_named_folders_and_the_sweeps_model_task_la
     assert adapters_from_dir(tmp_path / "train", cards, "tiny") == {"conllpp": "tiny/conllpp"}
 
 
+@pytest.fixture
+def local_client(tmp_path):
+    """The app on a catalog of one adapter folder and an endpoint nobody answers (the guards
+    below answer before anything is sent), addressed as this machine."""
+    from fastapi.testclient import TestClient
+
+    from llmbench.app.catalog import build_catalog
+    from llmbench.app.web import create_app
+
+    _adapter(tmp_path / "adapters" / "glue_sst2")
+    catalog = build_catalog("http://127.0.0.1:1", "tiny", adapters_dir=tmp_path / "adapters")
+    app = create_app(catalog, allowed_hosts=("lora-land.example",))
+    with TestClient(app, base_url="http://127.0.0.1:7860") as client:
+        yield client
+
+
+def test_the_app_answers_only_the_names_of_this_machine_and_the_allowed_ones(local_client):
+    assert local_client.get("/api/catalog").status_code == 200
+    for host in ("localhost:7860", "lora-land.example"):
+        assert local_client.get("/api/catalog", headers={"host": host}).status_code == 200
+    rebound = local_client.get("/api/catalog", headers={"host": "attacker.example"})
+    assert rebound.status_code == 400 and "glue_sst2" not in rebound.text
+
+
+def test_a_huge_field_is_refused_before_anything_is_sent(local_client):
+    from llmbench.app.web import MAX_BODY_BYTES, MAX_FIELD_CHARS
+
+    field = {"task": "glue_sst2", "fields": {"sentence": "x" * (MAX_FIELD_CHARS + 1)}}
+    assert local_client.post("/api/prompt", json=field).status_code == 422
+    ok = {"task": "glue_sst2", "fields": {"sentence": "a fine film"}}
+    assert local_client.post("/api/prompt", json=ok).status_code == 200
+    huge = '{"task": "glue_sst2", "fields": {"sentence": "' + "y" * 10_000_000 + '"}}'
+    declared = local_client.post(
+        "/api/run", content=huge, headers={"content-type": "application/json"}
+    )
+    assert declared.status_code == 413 and str(MAX_BODY_BYTES) in declared.json()["error"]
+
+    def chunks():  # no length declared: counted as it arrives
+        for _ in range(40):
+            yield b"z" * 65_536
+
+    streamed = local_client.post(
+        "/api/run", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+
+
 def test_an_adapters_folder_without_adapters_is_an_error(tmp_path, cards):
     with pytest.raises(LLMBenchError, match="no trained adapter found"):
         adapters_from_dir(tmp_path, cards, "tiny")
@@ -383,7 +430,7 @@ def test_run_streams_each_token_as_its_own_event_for_both_panels(app_setup):
 
     catalog = app_setup["catalog"]
     fields = catalog.details("glue_sst2")["examples"]["rows"][0]["fields"]
-    with TestClient(create_app(catalog)) as client:
+    with TestClient(create_app(catalog), base_url="http://127.0.0.1") as client:
         answer = client.post("/api/run", json={"task": "glue_sst2", "fields": fields})
     events = [json.loads(line[len("data: ") :]) for line in answer.text.split("\n") if line.strip()]
     assert answer.headers["content-type"].startswith("text/event-stream")

@@ -27,7 +27,11 @@ def cmd_app(args: argparse.Namespace) -> None:
         f"LoRA Land: {len(catalog.adapters)} adapter(s) on {catalog.base.name} via "
         f"{catalog.endpoint}; open http://{args.host}:{args.port}/  (Ctrl-C stops it)"
     )
-    uvicorn.run(create_app(catalog), host=args.host, port=args.port, log_level="warning")
+    hosts = tuple(args.allowed_host or ())
+    if args.host not in ("0.0.0.0", "::"):  # noqa: S104 - a bind address, compared
+        hosts += (args.host,)
+    app = create_app(catalog, allowed_hosts=hosts)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 def configure(command: str, p: argparse.ArgumentParser) -> None:
@@ -58,4 +62,10 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
     datasets_option(p)
     p.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=7860, help="default: 7860")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        help="a host name the page may be reached by besides this machine's (localhost, "
+        "127.0.0.1, ::1, --host); repeat for more; requests naming another get a 400",
+    )
     p.set_defaults(handler=cmd_app)
