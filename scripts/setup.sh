@@ -12,7 +12,7 @@ STAMP="$VENV/.llmbench-setup"
 
 # What the environment is made from; when none of it changed, there is nothing to do.
 fingerprint() {
-  cat setup.cfg setup.py pyproject.toml MANIFEST.in scripts/setup.sh scripts/lib.sh | sha256sum | cut -d' ' -f1
+  cat setup.cfg setup.py pyproject.toml MANIFEST.in llmbench_ludwig_fix.pth scripts/setup.sh scripts/lib.sh | sha256sum | cut -d' ' -f1
 }
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ]; then
