@@ -205,6 +205,25 @@ def test_launcher_refuses_a_missing_local_base_model_at_once(tmp_path):
         start_server(tmp_path / "no-such-model", tmp_path)
 
 
+def test_the_server_gets_absolute_paths_whatever_the_callers_folder(tmp_path, monkeypatch):
+    """The server runs from the folder llmbench is imported from, so a relative --adapters or
+    --base-model given in the user's folder must reach it made absolute; a hub id stays as is."""
+    from llmbench.serving.launch import server_paths
+
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "runs" / "train").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert server_paths("models/tiny", "runs/train") == [
+        "--base-model",
+        str(tmp_path / "models" / "tiny"),
+        "--adapters",
+        str(tmp_path / "runs" / "train"),
+    ]
+    assert server_paths("mistralai/Mistral-7B-v0.1", "runs/train")[1] == (
+        "mistralai/Mistral-7B-v0.1"
+    )
+
+
 # ---- the real server (slow, one per session) --------------------------------------------------
 
 

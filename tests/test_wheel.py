@@ -172,6 +172,11 @@ def test_render_configs_writes_the_study_configs_where_asked(installed, tmp_path
         assert fresh == committed.replace("--config ludwig_configs/", "--config configs/")
 
 
+def test_render_configs_without_out_writes_into_the_current_folder(installed, tmp_path):
+    _run(installed, tmp_path, "render-configs", "--models", "phi-2", "--tasks", "gsm8k")
+    assert (tmp_path / "ludwig_configs" / "phi-2" / "gsm8k.yaml").is_file()
+
+
 def test_prepare_reads_a_shipped_fixture(installed, tmp_path):
     _run(installed, tmp_path, "prepare", "--task", "glue_sst2", "--fixture", "--runs", "runs")
     assert (tmp_path / "runs" / "prepared" / "glue_sst2.parquet").stat().st_size > 0

