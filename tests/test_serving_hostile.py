@@ -499,8 +499,10 @@ def test_clients_that_stall_are_cut_off_and_a_leaving_client_stops_its_generatio
         cut = {
             name: pool.submit(_send_and_wait, url, payload, 10) for name, payload in stalls.items()
         }
-        # Meanwhile: a non-streaming request for 1,000 tokens (about 4.5 s here) whose client
-        # leaves after half a second; its generation must stop within 2 s of that.
+        # Meanwhile: a non-streaming request for 1,000 tokens whose client leaves as soon as the
+        # server has admitted it (a quiet machine writes 1,000 tiny-model tokens in under half
+        # a second, so a fixed wait can outlast the whole answer); its generation must stop
+        # within 2 s, its tokens never counted as generated.
         generated = _metric(url, "lorax_request_generated_tokens_sum")
         body = json.dumps({"inputs": PROMPT, "parameters": {"max_new_tokens": 1000,
                            "ignore_eos_token": True}}).encode()  # fmt: skip
@@ -509,7 +511,10 @@ def test_clients_that_stall_are_cut_off_and_a_leaving_client_stops_its_generatio
         name, port = host.split(":")
         with socket.create_connection((name, int(port))) as leaving:
             leaving.sendall(head + body)
-            time.sleep(0.5)
+            admitted = time.monotonic()
+            while _metric(url, "llmbench_requests_in_flight") < 1:
+                assert time.monotonic() - admitted < 10, "the request was never admitted"
+                time.sleep(0.01)
         left = time.monotonic()
         while _metric(url, "llmbench_requests_in_flight") > 0 and time.monotonic() - left < 2:
             time.sleep(0.1)
