@@ -127,6 +127,7 @@ class Counters:
     prompt_tokens: int = 0
     truncated_prompts: int = 0
     in_flight: int = 0  # admitted and not finished (see ServingEngine.admit)
+    abandoned: int = 0  # non-streaming requests whose client left before the answer (aborted)
     request_seconds: float = 0.0
     queue_seconds: float = 0.0
     by_adapter: dict[str, int] = field(default_factory=dict)

@@ -127,9 +127,12 @@ async def _finish(events, request: Request, admission: Admission) -> Finish | No
     are raised as they come, before any answer is sent. The admission is released either way
     (the generation releases it too, but one cancelled before its first step never ran)."""
     try:
-        return await _finish_or_abort(events, request)
+        finish = await _finish_or_abort(events, request)
     finally:
         admission.release()
+    if finish is None:
+        _engine(request).counters.abandoned += 1
+    return finish
 
 
 async def _finish_or_abort(events, request: Request) -> Finish | None:

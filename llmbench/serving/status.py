@@ -85,6 +85,8 @@ def prometheus_text(engine: ServingEngine) -> str:
          c.truncated_prompts),
         ("llmbench_requests_in_flight", "gauge", "Requests admitted and not finished",
          c.in_flight),
+        ("llmbench_requests_abandoned_total", "counter",
+         "Non-streaming requests whose client left first (their generation aborted)", c.abandoned),
         ("llmbench_requests_by_adapter_total", "counter", 'Requests per adapter ("" is the base)',
          _labelled("adapter_id", c.by_adapter)),
         ("llmbench_adapters_loaded", "gauge", "Adapters loaded now", len(adapters.loaded)),
