@@ -110,22 +110,27 @@ def made_up_scores(config):
     ]
 
 
-def test_with_four_or_more_tasks_the_bakeoff_correlates_its_own_scores_and_the_studys(tmp_path):
+def correlated(config: BakeoffConfig, runs) -> tuple[dict, list[str]]:
+    """Prepare, complexity and correlate for `config`, with made-up scores: (folders, notes)."""
     from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
 
-    study = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
-    config = BakeoffConfig(
-        models=["tiny"],
-        tasks=[*study, TASK],
-        source="fixture",
-        datasets=str(users_folder(tmp_path, study)),
-    )
-    runs = tmp_path / "runs"
     prepare_stage(config, runs)
     notes: list[str] = []
-    dirs = correlate_stage(
-        config, runs, complexity_stage(config, runs), made_up_scores(config), notes
-    )
+    scores = made_up_scores(config)
+    return correlate_stage(config, runs, complexity_stage(config, runs), scores, notes), notes
+
+
+def users_config(tmp_path, study: list[str]) -> BakeoffConfig:
+    """The study's tasks `study` beside the user's TASK, from the fixtures."""
+    folder = str(users_folder(tmp_path, study))
+    return BakeoffConfig(models=["tiny"], tasks=[*study, TASK], source="fixture", datasets=folder)
+
+
+def test_with_four_or_more_tasks_the_bakeoff_correlates_its_own_scores_and_the_studys(tmp_path):
+    study = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
+    config = users_config(tmp_path, study)
+    runs = tmp_path / "runs"
+    dirs, notes = correlated(config, runs)
     assert dirs == {
         "bakeoff": runs / "correlate" / "bakeoff",
         "study": runs / "correlate" / "study",
@@ -143,7 +148,7 @@ def test_with_four_or_more_tasks_the_bakeoff_correlates_its_own_scores_and_the_s
 
 
 def test_an_earlier_bakeoffs_tasks_in_the_work_directory_are_left_out_by_name(tmp_path):
-    from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
+    from llmbench.bakeoff.pipeline import complexity_stage, prepare_stage
 
     study = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
     folder = str(users_folder(tmp_path, study))
@@ -154,32 +159,16 @@ def test_an_earlier_bakeoffs_tasks_in_the_work_directory_are_left_out_by_name(tm
     config = BakeoffConfig(
         models=["tiny"], tasks=[*study[1:], TASK], source="fixture", datasets=folder
     )
-    prepare_stage(config, runs)
-    notes: list[str] = []
-    dirs = correlate_stage(
-        config, runs, complexity_stage(config, runs), made_up_scores(config), notes
-    )
+    dirs, notes = correlated(config, runs)
     own = pd.read_csv(dirs["bakeoff"] / "joined.csv", index_col="task")
     assert sorted(own.index) == sorted(config.tasks)
     assert "correlate (bakeoff scores): left out, no score in scores.csv: glue_sst2" in notes
 
 
 def test_a_users_task_that_leaves_the_study_too_few_tasks_is_a_note_not_an_error(tmp_path):
-    from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
-
-    study = ["glue_sst2", "boolq", "conllpp"]
-    config = BakeoffConfig(
-        models=["tiny"],
-        tasks=[*study, TASK],
-        source="fixture",
-        datasets=str(users_folder(tmp_path, study)),
-    )
+    config = users_config(tmp_path, ["glue_sst2", "boolq", "conllpp"])
     runs = tmp_path / "runs"
-    prepare_stage(config, runs)
-    notes: list[str] = []
-    dirs = correlate_stage(
-        config, runs, complexity_stage(config, runs), made_up_scores(config), notes
-    )
+    dirs, notes = correlated(config, runs)
     assert list(dirs) == ["bakeoff"] and (dirs["bakeoff"] / "pearson.csv").is_file()
     skipped = [n for n in notes if n.startswith("correlate (study scores) skipped")]
     assert len(skipped) == 1 and "3 task(s), 1 more without a score" in skipped[0]
