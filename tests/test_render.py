@@ -96,7 +96,16 @@ def test_configs_hold_the_study_training_configuration():
 def test_each_config_says_how_it_was_made_and_how_to_train_it():
     text = (CONFIGS_DIR / "mistral-7b" / "gsm8k.yaml").read_text()
     assert text.startswith("# Rendered by `llmbench render-configs` from templates/")
-    assert "# Train: ludwig train --config ludwig_configs/mistral-7b/gsm8k.yaml" in text
+    assert (
+        "# Train: ludwig train --config ludwig_configs/mistral-7b/gsm8k.yaml "
+        "--dataset runs/prepared/gsm8k.parquet\n" in text
+    )
+
+
+def test_a_config_rendered_for_another_work_directory_names_its_prepared_table(tmp_path):
+    (rendered,) = render_configs(["tiny"], ["gsm8k"], out_dir=tmp_path / "c", work_dir=tmp_path)
+    table = (tmp_path / "prepared" / "gsm8k.parquet").resolve()
+    assert f"--dataset {table}\n" in rendered.text
 
 
 def test_tiny_config_points_at_the_local_model_and_trains_briefly(tmp_path):

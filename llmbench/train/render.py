@@ -127,6 +127,7 @@ def render_one(
             card=card,
             base_model=Workdir(work_dir).base_model(model),
             config_path=_display_path(path),
+            dataset_path=_display_path(Workdir(work_dir).prepared(card.name)),
             template=realized_template(card, model),
             sequence_length=length,
             sequence_length_reason=reason,
