@@ -199,3 +199,45 @@ def test_the_bakeoff_takes_its_cards_from_the_config_or_the_flag(tmp_path):
     with pytest.raises(LLMBenchError, match=f"unknown task '{TASK}'"):
         run_bakeoff(load_config(path), tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+class Unreachable:
+    """Endpoints whose server is never there: a stage that must send fails saying so."""
+
+    def url(self, name: str) -> str:
+        return "http://127.0.0.1:9"
+
+
+def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_path):
+    from llmbench.bakeoff.pipeline import evaluate_stage, prepare_stage
+    from llmbench.evaluate.harness import EvalSettings, answer_settings, run_dir
+    from llmbench.train.training import adapter_digest, run_directory
+    from llmbench.workdir import Workdir
+
+    config = BakeoffConfig(models=["tiny"], tasks=["gsm8k"], source="fixture", eval_limit=3)
+    runs = tmp_path / "runs"
+    prepare_stage(config, runs)
+    weights = run_directory(Workdir(runs).train_output("tiny", "gsm8k")) / "model/model_weights"
+    weights.mkdir(parents=True)
+    (weights / "adapter_config.json").write_text("{}")
+    (weights / "adapter_model.safetensors").write_bytes(b"first training")
+    for adapter in (None, "tiny/gsm8k"):  # every example answered, the adapter by these weights
+        made = EvalSettings(
+            "gsm8k", "", "tiny", adapter, max_new_tokens=384,
+            adapter_weights=adapter_digest(weights) if adapter else None,
+        )  # fmt: skip
+        out = run_dir(made, runs)
+        out.mkdir(parents=True)
+        lines = [{"settings": answer_settings(made)}]
+        lines += [{"id": i, "output": "#### 1", "error": None} for i in range(3)]
+        (out / "responses.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    notes: list[str] = []
+    score = evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
+    assert (score.n, notes) == (3, [])  # unchanged: nothing sent
+
+    (weights / "adapter_model.safetensors").write_bytes(b"second training")
+    with pytest.raises(LLMBenchError, match="127.0.0.1:9"):  # it went on to send again
+        evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
+    assert notes == ["tiny/gsm8k: retrained since its evaluation, so it was evaluated again"]
+    adapter_run = Workdir(runs).eval_run("tiny", "gsm8k", "tiny/gsm8k")
+    assert (adapter_run / "responses.previous.jsonl").is_file()

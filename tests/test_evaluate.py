@@ -14,6 +14,7 @@ from llmbench.evaluate.harness import (
     RESPONSES,
     EvalSettings,
     answer_settings,
+    evaluate,
     load_eval_split,
     load_examples,
     pending_examples,
@@ -209,6 +210,39 @@ def test_a_rerun_for_another_adapter_into_the_same_folder_is_refused(work, capsy
     assert "made with other settings (adapter_id 'alpha' there, 'beta' now)" in err
     assert "--restart" in err
     assert (leaf(work) / RESPONSES).read_text() == kept
+
+
+def weights_file(out, *digests: str | None) -> None:
+    """responses.jsonl holding one settings line per digest (None: a run that did not know the
+    adapter's weights), all six fixture examples answered after the first."""
+    made = settings(adapter_id="tiny/gsm8k", max_new_tokens=get_card("gsm8k").max_new_tokens)
+    lines = []
+    for i, digest in enumerate(digests):
+        lines.append({"settings": {**answer_settings(made), "adapter_weights": digest}})
+        lines += answered(*range(6)) if i == 0 else []
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESPONSES).write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_answers_of_other_adapter_weights_are_never_mixed_in(work):
+    """A retrained adapter keeps its name: its weights' digest tells the answers apart."""
+    retrained = settings(adapter_id="tiny/gsm8k", adapter_weights="b" * 16)
+    weights_file(leaf(work), "a" * 16)
+    with pytest.raises(
+        LLMBenchError, match=f"adapter_weights '{'a' * 16}' there, '{'b' * 16}' now"
+    ):
+        evaluate(retrained, work, progress=False)
+    # a later run that could not read the weights (plain `llmbench eval`) hides nothing
+    weights_file(leaf(work), "a" * 16, None)
+    with pytest.raises(LLMBenchError, match="adapter_weights"):
+        evaluate(retrained, work, progress=False)
+    assert evaluate(settings(adapter_id="tiny/gsm8k"), work, progress=False).n == 6
+
+
+def test_answers_recorded_before_weights_were_known_are_kept(work):
+    weights_file(leaf(work), None)
+    known = settings(adapter_id="tiny/gsm8k", adapter_weights="b" * 16)
+    assert evaluate(known, work, progress=False).n == 6
 
 
 def test_a_rerun_with_other_max_new_tokens_is_refused(work, capsys):

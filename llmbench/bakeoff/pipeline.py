@@ -105,7 +105,7 @@ def run_bakeoff(
     notes: list[str] = []
     with Endpoints(config, runs) as endpoints:
         scores = [
-            evaluate_stage(config, runs, model, task, endpoints, progress)
+            evaluate_stage(config, runs, model, task, endpoints, progress, notes)
             for model in config.models
             for task in config.tasks
         ]
@@ -211,11 +211,26 @@ class Endpoints:
 
 
 def evaluate_stage(
-    config: BakeoffConfig, runs: Path, model: str, task: str, endpoints: Endpoints, progress: bool
+    config: BakeoffConfig,
+    runs: Path,
+    model: str,
+    task: str,
+    endpoints: Endpoints,
+    progress: bool,
+    notes: list[str] | None = None,
 ) -> TaskScore:
-    from llmbench.evaluate.harness import EvalSettings, evaluate, pending_examples
+    """The base model's and the adapter's scores on the task. The adapter's answers are kept
+    with its weights' digest: once it is retrained, its evaluation starts over (with a note)."""
+    from llmbench.evaluate.harness import (
+        EvalSettings,
+        evaluate,
+        pending_examples,
+        recorded_weights,
+    )
+    from llmbench.train.training import adapter_digest, finished_adapter, run_directory
 
     datasets = config.datasets_dir
+    trained = finished_adapter(run_directory(Workdir(runs).train_output(model, task)))
     results = []
     for adapter in (None, adapter_id(model, task)):
         settings = EvalSettings(
@@ -225,10 +240,17 @@ def evaluate_stage(
             adapter_id=adapter,
             limit=config.eval_limit,
             concurrency=config.eval_concurrency,
+            adapter_weights=adapter_digest(trained) if adapter and trained else None,
         )
-        if pending_examples(settings, runs, datasets_dir=datasets):
+        before = recorded_weights(settings, runs)
+        restart = before is not None and before != settings.adapter_weights
+        if restart and notes is not None:
+            notes.append(f"{adapter}: retrained since its evaluation, so it was evaluated again")
+        if restart or pending_examples(settings, runs, datasets_dir=datasets):
             settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
-        results.append(evaluate(settings, runs, progress=progress, datasets_dir=datasets))
+        results.append(
+            evaluate(settings, runs, progress=progress, restart=restart, datasets_dir=datasets)
+        )
     base, adapter = results
     return TaskScore(
         model,

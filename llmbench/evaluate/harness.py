@@ -43,6 +43,7 @@ from llmbench.evaluate.clients import (
 from llmbench.evaluate.responses import (
     ResponseLog,
     check_same_run,
+    last_known,
     outcome_record,
     public_endpoint,
     read_response_file,
@@ -60,6 +61,7 @@ DEFAULT_MAX_FAILED_SHARE = 0.5  # `eval` exits 2 when more than this share of ex
 # back on another port) and how patiently (timeouts, attempts, concurrency). Decoding is greedy.
 ANSWER_SETTINGS = (
     "task", "model", "adapter_id", "adapter_source", "backend", "chat", "max_new_tokens",
+    "adapter_weights",
 )  # fmt: skip
 
 
@@ -79,6 +81,9 @@ class EvalSettings:
     backoff_cap: float = 8.0
     chat: bool = False
     adapter_source: str | None = None  # LoRAX's, sent with every request when set (lorax backend)
+    # The adapter's weights digest (train.training.adapter_digest), when the caller can read the
+    # folder the server loads (the bake-off can): answers of other weights are never mixed in.
+    adapter_weights: str | None = None
 
     def __post_init__(self) -> None:
         problems = [
@@ -393,6 +398,13 @@ def _collect_into(
         asyncio.run(collect(settings, pending, log, progress))
     finally:
         log.close()
+
+
+def recorded_weights(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> str | None:
+    """The adapter weights digest that the run's recorded answers were made with (None: no
+    answers yet, or none recorded one)."""
+    found = read_response_file(run_dir(settings, work_dir) / RESPONSES)
+    return last_known(found, "adapter_weights") if found.records else None
 
 
 def answer_settings(settings: EvalSettings) -> dict:

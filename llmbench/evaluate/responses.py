@@ -22,6 +22,10 @@ from llmbench.errors import LLMBenchError
 PREVIOUS_RESPONSES = "responses.previous.jsonl"  # where a restart moves the old file
 OUTPUT_CAP_BYTES = 64 * 1024  # a stored answer is cut here (UTF-8); its record says from what
 ERROR_CAP_BYTES = 2 * 1024  # a server's error text is cut here
+# Answer-changing settings compared only where both the file and this run know them: files made
+# before the setting existed do not record it, and `llmbench eval` cannot read the server's
+# adapter folder to know its weights (the bake-off can).
+KNOWN_ONLY_SOMETIMES = frozenset({"adapter_weights"})
 
 
 @dataclass
@@ -97,8 +101,13 @@ def check_same_run(path: Path, found: ResponseFile, now: dict, examples) -> None
         raise LLMBenchError(
             f"{path}: its responses record no settings (an older llmbench made them); {restart}"
         )
-    last = found.runs[-1]
-    changed = [f"{k} {last.get(k)!r} there, {now[k]!r} now" for k in now if last.get(k) != now[k]]
+    last = found.runs[-1] | {k: last_known(found, k) for k in KNOWN_ONLY_SOMETIMES}
+    changed = [
+        f"{k} {last.get(k)!r} there, {now[k]!r} now"
+        for k in now
+        if last.get(k) != now[k]
+        and not (k in KNOWN_ONLY_SOMETIMES and (last.get(k) is None or now[k] is None))
+    ]
     if changed:
         raise LLMBenchError(f"{path}: made with other settings ({'; '.join(changed)}); {restart}")
     stale = [
@@ -112,6 +121,11 @@ def check_same_run(path: Path, found: ResponseFile, now: dict, examples) -> None
             f"{path}: example {stale[0]} (and {len(stale) - 1} more) was answered for another "
             f"prompt (the prepared table or the template changed); {restart}"
         )
+
+
+def last_known(found: ResponseFile, key: str):
+    """The latest value of a setting that the file's settings lines record (None: none does)."""
+    return next((run[key] for run in reversed(found.runs) if run.get(key) is not None), None)
 
 
 def start_over(path: Path) -> None:

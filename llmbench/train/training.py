@@ -10,6 +10,7 @@ that fix itself, so it works also where the start-up hook is missing or switched
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -186,6 +187,16 @@ def _one_line(error: Exception) -> str:
 def run_directory(output_dir: Path, experiment_name: str = "run") -> Path:
     """Where `train` puts a run (when Ludwig did not have to add a suffix)."""
     return Path(output_dir) / f"{experiment_name}_{MODEL_NAME}"
+
+
+def adapter_digest(adapter_dir: Path) -> str:
+    """The first 16 hex digits of the sha256 of the adapter's weights file: what tells one
+    training of an adapter from the next (a retrained adapter keeps its name and folder)."""
+    digest = hashlib.sha256()
+    with open(Path(adapter_dir) / ADAPTER_FILES[1], "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def finished_adapter(run_dir: Path) -> Path | None:
