@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from llmbench.serving import cpu_lora
 from llmbench.serving.engine import (
     Admission,
     Finish,
@@ -52,6 +53,11 @@ from llmbench.serving.protocol import (
     sampling_options,
 )
 from llmbench.serving.status import VERSION, add_status_routes
+
+# At import, so in each of vLLM's processes too: on a CPU vLLM spawns them, and a spawned process
+# imports the module its parent ran (this one) before it runs vLLM's code.
+if os.environ.get(cpu_lora.OFF_SWITCH) != "1":
+    cpu_lora.install()
 
 # Printable ASCII but "%": what a header value may carry as it is; the rest is percent-encoded.
 HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")

