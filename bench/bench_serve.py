@@ -23,6 +23,11 @@ median of the per-round ratios with their lowest and highest (one round's ratio 
 latency. Both servers are vLLM's engine underneath, so the ratio is the cost of our layer
 (FastAPI, adapter lookup and LRU bookkeeping, the request checks, LoRAX shapes).
 
+On a CPU `llmbench serve` computes LoRA once per adapter in a batch (llmbench.serving.cpu_lora)
+where vLLM gathers a matrix per token; by default our server here is given vLLM's operations
+(LLMBENCH_VLLM_LORA_OPS=1) so that the ratio stays the cost of our layer. `--our-lora-ops` runs
+it as users get it: the ratio then includes that gain.
+
 `--profile FILE` runs our server under cProfile (its event loop's thread) and prints where its
 time went; the profiler slows it, so such a run's ratios are not the overhead.
 """
@@ -45,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from llmbench.serving import cpu_lora  # noqa: E402
 from llmbench.serving.launch import (  # noqa: E402
     SERVE_VENV,
     _wait_healthy,
@@ -158,6 +164,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--no-pin", action="store_true", help="leave CPU affinity alone")
     parser.add_argument("--profile", help="profile our server into this file (cProfile)")
+    parser.add_argument(
+        "--our-lora-ops",
+        action="store_true",
+        help="our server with its own LoRA operations (llmbench.serving.cpu_lora), as "
+        "`llmbench serve` runs; by default both use vLLM's: the ratio is our layer's cost",
+    )
     args = parser.parse_args()
     if not args.no_pin:
         print(keep_off_engine_cores(), flush=True)
@@ -180,7 +192,9 @@ def main() -> None:
             started = time.perf_counter()
             log = work / f"{server}.log"
             if server == "ours":
-                env = {PROFILE_ENV: str(Path(args.profile).resolve())} if args.profile else None
+                env = {PROFILE_ENV: str(Path(args.profile).resolve())} if args.profile else {}
+                if not args.our_lora_ops:
+                    env[cpu_lora.OFF_SWITCH] = "1"
                 process, url = start_server(base, root, max_loaded_adapters=len(names),
                                             log_path=log, env=env)  # fmt: skip
             else:
