@@ -139,6 +139,11 @@ class Workdir:
         """One sweep job's output folder: <train>/<adapter id>."""
         return self.train / adapter_id(model, task)
 
+    def replaced_output(self, model: str, task: str, stamp: str) -> Path:
+        """Where a job's earlier output is kept when its config changed: <runs>/replaced/<adapter
+        id>/<stamp>, outside the adapters root, so no server offers it."""
+        return self.root / "replaced" / adapter_id(model, task) / _name("stamp", stamp)
+
     def serve_log(self, model: str) -> Path:
         return self.root / f"serve-{_name('model', model)}.log"
 

@@ -241,3 +241,49 @@ def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_
     assert notes == ["tiny/gsm8k: retrained since its evaluation, so it was evaluated again"]
     adapter_run = Workdir(runs).eval_run("tiny", "gsm8k", "tiny/gsm8k")
     assert (adapter_run / "responses.previous.jsonl").is_file()
+
+
+@pytest.mark.slow
+def test_the_bakeoffs_trainer_values_are_trained_and_changing_them_trains_again(tmp_path):
+    import yaml
+
+    from llmbench.bakeoff.pipeline import prepare_stage, train_stage
+    from llmbench.train.sweep import Manifest
+    from llmbench.workdir import Workdir
+
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text("models: [tiny]\ntasks: [glue_sst2]\nsource: fixture\ntrainer:\n")
+    runs = Workdir(tmp_path / "runs")
+
+    def trained(steps: int):
+        with path.open("a") as file:
+            file.write(f"  train_steps: {steps}\n")
+        config = load_config(path)
+        prepare_stage(config, runs.root)
+        train_stage(config, runs.root)
+        return Manifest.load(runs.train_manifest).jobs["tiny/glue_sst2"]
+
+    first = trained(3)
+    rendered = (runs.configs / "tiny" / "glue_sst2.yaml").read_text()
+    assert yaml.safe_load(rendered)["trainer"]["train_steps"] == 3
+    assert "with this model's overrides and the bake-off's:" in rendered
+    assert (first.state, first.steps, first.attempts) == ("done", 3, 1)
+    train_stage(load_config(path), runs.root)  # unchanged: not trained again
+    assert Manifest.load(runs.train_manifest).jobs["tiny/glue_sst2"].attempts == 1
+
+    path.write_text(path.read_text().replace("train_steps: 3\n", ""))
+    second = trained(5)  # changed: trained again from step 0, the first output kept
+    assert (second.state, second.steps, second.resumed_from_step) == ("done", 5, None)
+    (kept,) = (runs.root / "replaced" / "tiny" / "glue_sst2").iterdir()
+    for output, steps in ((kept, 3), (runs.train_output("tiny", "glue_sst2"), 5)):
+        hyperparameters = json.loads(
+            (output / "run_run/model/model_hyperparameters.json").read_text()
+        )
+        assert hyperparameters["trainer"]["train_steps"] == steps
+
+
+def test_an_unknown_trainer_value_is_refused_by_name(tmp_path):
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text("models: [tiny]\ntasks: [glue_sst2]\ntrainer: {train_step: 3}\n")
+    with pytest.raises(LLMBenchError, match="train_step"):
+        load_config(path)

@@ -50,6 +50,7 @@ class BakeoffConfig:
     endpoint: str | None = _default("endpoint")
     max_loaded_adapters: int = _default("max_loaded_adapters")
     max_parallel: int = _default("max_parallel")
+    trainer: dict = _default("trainer")
     eval_limit: int | None = _default("eval_limit")
     eval_concurrency: int = _default("eval_concurrency")
 
@@ -165,7 +166,9 @@ def _shipped_source(config: BakeoffConfig, task: str) -> Path | None:
 def train_stage(config: BakeoffConfig, runs: Path) -> None:
     from llmbench.train.sweep import FAILED, plan_jobs, run_sweep
 
-    jobs = plan_jobs(config.models, config.tasks, runs, CONFIGS_DIR, config.datasets_dir)
+    jobs = plan_jobs(
+        config.models, config.tasks, runs, CONFIGS_DIR, config.datasets_dir, config.trainer
+    )
     manifest = run_sweep(jobs, runs, max_parallel=config.max_parallel)
     failed = [j.key for j in jobs if manifest.jobs[j.key].state == FAILED]
     if failed:

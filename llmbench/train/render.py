@@ -115,8 +115,10 @@ def render_one(
     out_dir: Path,
     work_dir: Path = DEFAULT_WORK_DIR,
     measured: tuple[int, str] | None = None,
+    trainer: dict | None = None,
 ) -> RenderedConfig:
-    """One config's text; its `base_model` is the hub id, or the local model's directory."""
+    """One config's text; its `base_model` is the hub id, or the local model's directory.
+    `trainer` values replace the model's overrides, which replace the study's."""
     path = Path(out_dir) / model.name / f"{card.name}.yaml"
     length, reason = sequence_length(card, model, measured)
     text = (
@@ -131,7 +133,8 @@ def render_one(
             template=realized_template(card, model),
             sequence_length=length,
             sequence_length_reason=reason,
-            trainer={**STUDY_TRAINER, **model.trainer_overrides},
+            overrides={**model.trainer_overrides, **(trainer or {})},
+            trainer={**STUDY_TRAINER, **model.trainer_overrides, **(trainer or {})},
         )
     )
     return RenderedConfig(model=model.name, task=card.name, path=path, text=text)

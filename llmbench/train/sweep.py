@@ -17,8 +17,10 @@ the results come back to this process, which keeps the same manifest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +50,7 @@ class JobRecord:
     finished: float | None = None
     seconds: float | None = None
     adapter: str | None = None
+    config_sha256: str | None = None  # the config's text when planned; None in older manifests
     resumed_from_step: int | None = None
     steps: int | None = None
     log: str | None = None
@@ -100,10 +103,12 @@ def plan_jobs(
     runs: Path,
     configs: Path = CONFIGS_DIR,
     datasets_dir: Path = DATASETS_DIR,
+    trainer: dict | None = None,
 ) -> list[JobRecord]:
     """One job per (model, task): its config (rendered into <runs>/configs from the cards in
-    `datasets_dir` when not in `configs`), its prepared table and its output folder. Unknown
-    names fail here, before anything runs."""
+    `datasets_dir` when not in `configs`, or always with `trainer` values that replace the
+    model's), its prepared table and its output folder. Unknown names fail here, before
+    anything runs."""
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.models import get_model
     from llmbench.train.local_models import ensure_local_model
@@ -117,14 +122,16 @@ def plan_jobs(
     jobs = []
     for model in models:
         for task in tasks:
-            config = _given_config(configs, model, cards[task]) or _render_for_prepared_data(
-                model, cards[task], workdir, datasets_dir
+            given = None if trainer else _given_config(configs, model, cards[task])
+            config = given or _render_for_prepared_data(
+                model, cards[task], workdir, datasets_dir, trainer
             )
             jobs.append(
                 JobRecord(
                     model=model,
                     task=task,
                     config=str(config),
+                    config_sha256=file_digest(config),
                     dataset=str(workdir.prepared(task)),
                     output=str(workdir.train_output(model, task)),
                 )
@@ -142,7 +149,9 @@ def _given_config(configs: Path, model: str, card) -> Path | None:
     return path if path.is_file() else None
 
 
-def _render_for_prepared_data(model: str, card, workdir: Workdir, datasets_dir: Path) -> Path:
+def _render_for_prepared_data(
+    model: str, card, workdir: Workdir, datasets_dir: Path, trainer: dict | None = None
+) -> Path:
     """A config rendered into <runs>/configs, its sequence length measured on the prepared table
     with the model's own tokenizer when the model is local (the study's figures were measured
     on its own prompts, which a model's markup can outgrow: a truncated target teaches nothing)."""
@@ -157,7 +166,7 @@ def _render_for_prepared_data(model: str, card, workdir: Workdir, datasets_dir: 
         measured = longest_in_model_tokens(
             card.name, base, workdir.local_model(base), workdir.root, datasets_dir
         )
-    rendered = render_one(card, base, workdir.configs, workdir.root, measured)
+    rendered = render_one(card, base, workdir.configs, workdir.root, measured, trainer)
     atomic_write_text(rendered.path, rendered.text)
     return rendered.path
 
@@ -173,6 +182,7 @@ def run_sweep(
     manifest = Manifest.load(Workdir(runs).train_manifest)
     for job in jobs:
         manifest.add(job)
+        _start_over_if_changed(job, manifest, Workdir(runs))
     pending = [manifest.jobs[j.key] for j in jobs if manifest.jobs[j.key].state != DONE]
     if ray_address:
         _run_on_ray(pending, manifest, ray_address, gpus_per_job)
@@ -181,6 +191,26 @@ def run_sweep(
             for future in [pool.submit(_run_local, job, manifest) for job in pending]:
                 future.result()
     return manifest
+
+
+def file_digest(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _start_over_if_changed(job: JobRecord, manifest: Manifest, workdir: Workdir) -> None:
+    """A job whose config changed since it was recorded (done or not) is trained again from
+    step 0: its earlier output is moved to <runs>/replaced/<model>/<task>/<UTC time>/, never
+    deleted. A record from an older manifest, with no digest, takes the job's as it stands."""
+    record = manifest.jobs[job.key]
+    if record.config_sha256 == job.config_sha256:
+        return
+    if record.config_sha256 is not None and Path(job.output).exists():
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = workdir.replaced_output(job.model, job.task, stamp)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(job.output, kept)
+        manifest.update(job.key, state=QUEUED, adapter=None, steps=None, error=None)
+    manifest.update(job.key, config=job.config, config_sha256=job.config_sha256)
 
 
 def _start(job: JobRecord, manifest: Manifest) -> None:
