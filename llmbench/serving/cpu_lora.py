@@ -22,7 +22,6 @@ from __future__ import annotations
 
 OFF_SWITCH = "LLMBENCH_VLLM_LORA_OPS"  # =1: leave vLLM's own per-token operations in place
 _ORIGINAL: dict = {}
-_NAMES = ("bgmv_expand", "bgmv_shrink", "bgmv_expand_slice")
 
 
 def per_adapter_product(inputs, weights, indices, dtype):
@@ -102,7 +101,7 @@ def install() -> bool:
         return False
     mine = {"bgmv_expand": bgmv_expand, "bgmv_shrink": bgmv_shrink,
             "bgmv_expand_slice": bgmv_expand_slice}  # fmt: skip
-    for name in _NAMES:
+    for name in mine:
         _ORIGINAL.setdefault(name, getattr(lora_ops, name))
         for module in (lora_ops, torch_ops, punica_cpu):
             if hasattr(module, name):
