@@ -209,7 +209,10 @@ def _start_over_if_changed(job: JobRecord, manifest: Manifest, workdir: Workdir)
         kept = workdir.replaced_output(job.model, job.task, stamp)
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(job.output, kept)
-        manifest.update(job.key, state=QUEUED, adapter=None, steps=None, error=None)
+        manifest.update(
+            job.key, state=QUEUED, adapter=None, steps=None, error=None, seconds=None,
+            started=None, finished=None, resumed_from_step=None,
+        )  # fmt: skip
     manifest.update(job.key, config=job.config, config_sha256=job.config_sha256)
 
 
