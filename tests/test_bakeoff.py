@@ -208,8 +208,11 @@ class Unreachable:
         return "http://127.0.0.1:9"
 
 
-def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_path):
-    from llmbench.bakeoff.pipeline import evaluate_stage, prepare_stage
+def answered_gsm8k(tmp_path, digest: bool):
+    """A fixture bake-off whose tiny/gsm8k adapter is "trained" (made-up weights) and whose base
+    and adapter have answered every example, the adapter's answers recording its weights' digest
+    when `digest`: (config, runs, weights folder)."""
+    from llmbench.bakeoff.pipeline import prepare_stage
     from llmbench.evaluate.harness import EvalSettings, answer_settings, run_dir
     from llmbench.train.training import adapter_digest, run_directory
     from llmbench.workdir import Workdir
@@ -221,16 +224,24 @@ def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_
     weights.mkdir(parents=True)
     (weights / "adapter_config.json").write_text("{}")
     (weights / "adapter_model.safetensors").write_bytes(b"first training")
-    for adapter in (None, "tiny/gsm8k"):  # every example answered, the adapter by these weights
+    for adapter in (None, "tiny/gsm8k"):
         made = EvalSettings(
             "gsm8k", "", "tiny", adapter, max_new_tokens=384,
-            adapter_weights=adapter_digest(weights) if adapter else None,
+            adapter_weights=adapter_digest(weights) if adapter and digest else None,
         )  # fmt: skip
         out = run_dir(made, runs)
         out.mkdir(parents=True)
         lines = [{"settings": answer_settings(made)}]
         lines += [{"id": i, "output": "#### 1", "error": None} for i in range(3)]
         (out / "responses.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return config, runs, weights
+
+
+def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_path):
+    from llmbench.bakeoff.pipeline import evaluate_stage
+    from llmbench.workdir import Workdir
+
+    config, runs, weights = answered_gsm8k(tmp_path, digest=True)
     notes: list[str] = []
     score = evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
     assert (score.n, notes) == (3, [])  # unchanged: nothing sent
@@ -241,6 +252,24 @@ def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_
     assert notes == ["tiny/gsm8k: retrained since its evaluation, so it was evaluated again"]
     adapter_run = Workdir(runs).eval_run("tiny", "gsm8k", "tiny/gsm8k")
     assert (adapter_run / "responses.previous.jsonl").is_file()
+
+
+def test_an_adapters_answers_that_do_not_record_its_weights_are_made_again(tmp_path):
+    """Answers from before llmbench recorded the digest cannot be tied to the adapter as it is
+    now (it may have been trained again since): they are set aside; the base's are kept."""
+    from llmbench.bakeoff.pipeline import evaluate_stage
+    from llmbench.workdir import Workdir
+
+    config, runs, _ = answered_gsm8k(tmp_path, digest=False)
+    notes: list[str] = []
+    with pytest.raises(LLMBenchError, match="127.0.0.1:9"):
+        evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
+    assert notes == [
+        "tiny/gsm8k: its answers do not record which weights made them, so it was evaluated again"
+    ]
+    workdir = Workdir(runs)
+    assert (workdir.eval_run("tiny", "gsm8k", "tiny/gsm8k") / "responses.previous.jsonl").is_file()
+    assert not (workdir.eval_run("tiny", "gsm8k", None) / "responses.previous.jsonl").exists()
 
 
 @pytest.mark.slow

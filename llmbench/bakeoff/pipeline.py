@@ -223,8 +223,10 @@ def evaluate_stage(
     notes: list[str] | None = None,
 ) -> TaskScore:
     """The base model's and the adapter's scores on the task. The adapter's answers are kept
-    with its weights' digest: once it is retrained, its evaluation starts over (with a note)."""
+    with its weights' digest: once it is retrained, or when its answers predate the digest and
+    cannot be tied to its weights, its evaluation starts over (with a note)."""
     from llmbench.evaluate.harness import (
+        UNRECORDED,
         EvalSettings,
         evaluate,
         pending_examples,
@@ -246,9 +248,15 @@ def evaluate_stage(
             adapter_weights=adapter_digest(trained) if adapter and trained else None,
         )
         before = recorded_weights(settings, runs)
-        restart = before is not None and before != settings.adapter_weights
+        now = settings.adapter_weights
+        restart = now is not None and before is not None and before != now
         if restart and notes is not None:
-            notes.append(f"{adapter}: retrained since its evaluation, so it was evaluated again")
+            why = (
+                "its answers do not record which weights made them"
+                if before == UNRECORDED
+                else "retrained since its evaluation"
+            )
+            notes.append(f"{adapter}: {why}, so it was evaluated again")
         if restart or pending_examples(settings, runs, datasets_dir=datasets):
             settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
         results.append(

@@ -400,11 +400,16 @@ def _collect_into(
         log.close()
 
 
+UNRECORDED = "unrecorded"  # answers made before llmbench recorded the adapter's weights digest
+
+
 def recorded_weights(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> str | None:
-    """The adapter weights digest that the run's recorded answers were made with (None: no
-    answers yet, or none recorded one)."""
+    """The adapter weights digest that the run's recorded answers were made with: None when
+    there are no answers yet, UNRECORDED when none of their settings lines has one."""
     found = read_response_file(run_dir(settings, work_dir) / RESPONSES)
-    return last_known(found, "adapter_weights") if found.records else None
+    if not found.records:
+        return None
+    return last_known(found, "adapter_weights") or UNRECORDED
 
 
 def answer_settings(settings: EvalSettings) -> dict:
