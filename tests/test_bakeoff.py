@@ -272,6 +272,30 @@ def test_an_adapters_answers_that_do_not_record_its_weights_are_made_again(tmp_p
     assert not (workdir.eval_run("tiny", "gsm8k", None) / "responses.previous.jsonl").exists()
 
 
+def test_the_eval_timeout_is_each_requests_patience(tmp_path, monkeypatch):
+    """gsm8k's 384-token answers, 16 at a time on this CPU, take minutes: a request given up
+    after the client's 60 s would be sent again and again and never answered."""
+    import llmbench.evaluate.harness as harness
+    from llmbench.bakeoff.pipeline import evaluate_stage
+
+    config, runs, weights = answered_gsm8k(tmp_path, digest=True)
+    assert config.eval_timeout == 600
+    config.eval_timeout = 900.0
+    (weights / "adapter_model.safetensors").write_bytes(b"second training")  # so it sends
+    sent, evaluate = [], harness.evaluate
+    monkeypatch.setattr(
+        harness, "evaluate", lambda s, *a, **k: evaluate(sent.append(s) or s, *a, **k)
+    )
+    with pytest.raises(LLMBenchError, match="127.0.0.1:9"):
+        evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, [])
+    assert [s.timeout for s in sent] == [900.0, 900.0]  # the base (answered) and the adapter
+
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text("models: [tiny]\ntasks: [gsm8k]\neval_timeout: 0\n")
+    with pytest.raises(LLMBenchError, match="eval_timeout"):
+        load_config(path)
+
+
 @pytest.mark.slow
 def test_the_bakeoffs_trainer_values_are_trained_and_changing_them_trains_again(tmp_path):
     import yaml

@@ -53,6 +53,7 @@ class BakeoffConfig:
     trainer: dict = _default("trainer")
     eval_limit: int | None = _default("eval_limit")
     eval_concurrency: int = _default("eval_concurrency")
+    eval_timeout: float = _default("eval_timeout")
 
     @property
     def datasets_dir(self) -> Path:
@@ -245,6 +246,7 @@ def evaluate_stage(
             adapter_id=adapter,
             limit=config.eval_limit,
             concurrency=config.eval_concurrency,
+            timeout=config.eval_timeout,
             adapter_weights=adapter_digest(trained) if adapter and trained else None,
         )
         before = recorded_weights(settings, runs)
