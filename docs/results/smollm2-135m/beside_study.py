@@ -1,11 +1,13 @@
 """This run's scores beside the study's, per task: writes beside_study.csv next to this file.
 
-    .venv/bin/python docs/results/smollm2-135m/beside_study.py <runs>/correlate/bakeoff/scores.csv
+    .venv/bin/python docs/results/smollm2-135m/beside_study.py <runs>/correlate/bakeoff/scores.csv \
+        [docs/results/smollm2-135m/scores-200-steps.csv]
 
 For each task: SmolLM2-135M's base and fine-tuned scores and lift (this run), the study's ten
 base models' mean base and fine-tuned scores and mean lift, its best fine-tuned score, phi-2 (its
 smallest model, 2.7B) and GPT-4, from the Table 12 scores llmbench ships. Prints the Spearman rank
-correlation between this run's lift and the study's mean lift over the tasks.
+correlation between this run's lift and the study's mean lift over the tasks. With an earlier
+run's scores.csv (the same layout), its fine-tuned scores are a column `fine_tuned_earlier`.
 """
 
 import sys
@@ -17,7 +19,7 @@ import pandas as pd
 MODEL = "smollm2-135m"
 
 
-def main(own_scores: str) -> None:
+def main(own_scores: str, earlier_scores: str | None = None) -> None:
     ours = pd.read_csv(own_scores, index_col="task")
     study = pd.read_csv(
         str(resources.files("llmbench").joinpath("data/table12_scores.csv")), index_col="task"
@@ -40,7 +42,11 @@ def main(own_scores: str) -> None:
             "study_phi2_ft": s["phi-2_ft"],
             "gpt4": s["gpt-4"],
         }
-    ).round(3)
+    )
+    if earlier_scores:
+        earlier = pd.read_csv(earlier_scores, index_col="task")
+        table.insert(3, "fine_tuned_earlier", earlier[f"{MODEL}_ft"].reindex(tasks))
+    table = table.round(3)
     out = Path(__file__).with_name("beside_study.csv")
     table.to_csv(out, index_label="task")
     rho = table["lift"].corr(table["study_lift_mean"], method="spearman")
@@ -52,4 +58,4 @@ def main(own_scores: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
