@@ -93,6 +93,11 @@ def load_config(path: Path | None) -> BakeoffConfig:
     if not isinstance(document, dict):
         raise LLMBenchError(f"{source}: expected a mapping of bake-off settings")
     validate_or_raise(document, SCHEMA, source)
+    budget = (document.get("trainer") or {}).get("budget")
+    if budget is not None:  # a duration the schema's types cannot check
+        from llmbench.train.budget import parse_budget
+
+        parse_budget(budget, f"{source}: trainer.budget")
     return BakeoffConfig(**document)
 
 
@@ -165,10 +170,14 @@ def _shipped_source(config: BakeoffConfig, task: str) -> Path | None:
 
 
 def train_stage(config: BakeoffConfig, runs: Path) -> None:
+    from llmbench.train.budget import parse_budget
     from llmbench.train.sweep import FAILED, plan_jobs, run_sweep
 
+    trainer = dict(config.trainer)
+    budget = trainer.pop("budget", None)
+    budget_s = parse_budget(budget, "bake-off trainer.budget") if budget is not None else None
     jobs = plan_jobs(
-        config.models, config.tasks, runs, CONFIGS_DIR, config.datasets_dir, config.trainer
+        config.models, config.tasks, runs, CONFIGS_DIR, config.datasets_dir, trainer, budget_s
     )
     manifest = run_sweep(jobs, runs, max_parallel=config.max_parallel)
     failed = [j.key for j in jobs if manifest.jobs[j.key].state == FAILED]

@@ -61,6 +61,13 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     one.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
     )
+    p.add_argument(
+        "--budget",
+        type=budget_seconds,
+        help="train each adapter for this long (e.g. 20m, 1h30m, 90s): a warm-up measures the "
+        "task's examples/s and sizes the steps (default: the config's train_steps)",
+    )
+    p.add_argument("--label", help=argparse.SUPPRESS)  # the sweep names its jobs' progress lines
     sweep = p.add_argument_group("a sweep (state in <runs>/train/manifest.json)")
     sweep.add_argument("--models", nargs="+", action="append", help="default: the study's 10")
     sweep.add_argument("--tasks", nargs="+", action="append", help="default: all 31")
@@ -128,6 +135,16 @@ def cmd_render_configs(args: argparse.Namespace) -> None:
     console.print(f"{len(rendered)} Ludwig configs rendered and validated into {args.out}")
 
 
+def budget_seconds(text: str) -> float:
+    """argparse type of --budget: a duration in seconds (a bad one is a usage error, exit 2)."""
+    from llmbench.train.budget import parse_budget
+
+    try:
+        return parse_budget(text, "--budget")
+    except LLMBenchError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--budget: ")) from None
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     if args.config or args.dataset:
         _train_one(args)
@@ -150,6 +167,8 @@ def _train_one(args: argparse.Namespace) -> None:
         args.output_directory or Workdir(args.runs).train,
         experiment_name=args.experiment_name,
         resume=args.resume,
+        budget_s=args.budget,
+        label=args.label,
     )
     console.print(f"adapter written to {adapter}")
 
@@ -163,7 +182,7 @@ def _train_sweep(args: argparse.Namespace) -> None:
     models = names(args.models) or [m.name for m in study_models()]
     tasks = names(args.tasks) or sorted(load_cards(args.datasets))
     runs = args.runs
-    jobs = plan_jobs(models, tasks, runs, Path(args.configs), args.datasets)
+    jobs = plan_jobs(models, tasks, runs, Path(args.configs), args.datasets, budget_s=args.budget)
     manifest = run_sweep(jobs, runs, args.max_parallel, args.ray_address, args.gpus_per_job)
     records = [manifest.jobs[j.key] for j in jobs]
     print_table(

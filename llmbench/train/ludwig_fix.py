@@ -22,12 +22,24 @@ Upstream bug 2, reading back a trained LLM. Ludwig saves every LLM model's confi
 `LudwigModel.load` reads it back ("None is not of type 'object'"): `ludwig predict` and
 `ludwig evaluate` fail on every LLM model Ludwig 0.17.10 trains, quantized or not.
 
+Upstream bug 3, batches of mixed lengths. Ludwig pads every batch of an LLM run to its longest
+example, and its trainer schema accepts `trainer.bucketing_field` ("feature to use for bucketing
+datapoints") for fine-tuning too, but the trainer never reads it: batches are drawn at random
+(its `BucketedBatcher` serves only ECD models and is not wired to any trainer). On a CPU, where
+every pad token costs as much as a real one, that is most of the work of a batch of 8 on a task
+whose lengths vary. The fix honours the option: with `bucketing_field` naming an input feature
+and a batch size above 1, each epoch's seeded random order is cut into chunks of
+`GROUP_BATCHES` batches, each chunk is sorted by length (the feature's tokens plus the target's)
+and cut into batches, and the batches are shuffled (seeded by the epoch, so a resumed run draws
+the same order). A short last batch goes last, as in Ludwig's own order.
+
 The fixes. `apply_4bit_reload_fix(model)` registers a torch `load_state_dict` post-hook that
 drops, from the reported unexpected keys, exactly the quant-state entries of the model's own 4-bit
 layers; any other unexpected key still fails. A model without 4-bit layers gets no hook.
 `patch_ludwig()` makes `Trainer.train` and `MultiNodeCheckpoint.load` apply it to their model
-before they run, and makes `ModelConfig.from_dict` read `adapters: null` as no `adapters` entry
-(what null means there; any other config passes through untouched). Nothing installed is edited.
+before they run (and `Trainer.train` group its batches by length, as above), and makes
+`ModelConfig.from_dict` read `adapters: null` as no `adapters` entry (what null means there; any
+other config passes through untouched). Nothing installed is edited.
 
 How they reach plain `ludwig`. The package installs `llmbench_ludwig_fix.pth` into
 site-packages; Python runs it at start-up and it calls `install()`, which only puts an import
@@ -44,6 +56,10 @@ import os
 import sys
 
 SWITCH_OFF = "LLMBENCH_NO_LUDWIG_FIX"
+# Batches per length-sorted chunk: large enough that neighbours in a chunk have similar lengths,
+# small enough that the order stays random across the epoch (Hugging Face's `group_by_length`
+# sorts chunks of 50 batches for the same reason).
+GROUP_BATCHES = 32
 _FIXED = "_llmbench_4bit_reload_fix"  # marks a model with the hook, a method already wrapped
 
 
@@ -133,6 +149,97 @@ def _fixing_the_model_first(original):
     return fixed
 
 
+def _training_with_fixes(original):
+    """`Trainer.train`, with the 4-bit reload fix applied to its model and its batches grouped by
+    length when `trainer.bucketing_field` asks for it."""
+    import functools
+
+    @functools.wraps(original)
+    def train(self, training_set, *args, **kwargs):
+        apply_4bit_reload_fix(self.model)
+        field = getattr(getattr(self, "config", None), "bucketing_field", None)
+        if field and training_set is not None and getattr(self, "batch_size", 1) != 1:
+            _group_by_length(training_set, self.model, field)
+        return original(self, training_set, *args, **kwargs)
+
+    return train
+
+
+def _group_by_length(training_set, model, field: str) -> None:
+    """Make `training_set`'s shuffled batchers draw length-grouped batches (see bug 3)."""
+    import contextlib
+
+    features = getattr(model, "input_features", {})
+    if field not in features:
+        raise ValueError(
+            f"trainer.bucketing_field: {field!r} is not an input feature "
+            f"(expected one of: {', '.join(features) or 'none'})"
+        )
+    lengths = _example_lengths(training_set, model, field)
+    initialize = training_set.initialize_batcher
+
+    @contextlib.contextmanager
+    def grouped(batch_size=128, should_shuffle=True, *args, **kwargs):
+        with initialize(batch_size, should_shuffle, *args, **kwargs) as batcher:
+            sampler = batcher.sampler
+            if should_shuffle and batch_size > 1 and sampler.num_replicas == 1:
+                batcher.sampler = LengthGroupedSampler(sampler, lengths, batch_size)
+                batcher.sample_it = iter(batcher.sampler)
+            yield batcher
+
+    training_set.initialize_batcher = grouped
+
+
+def _example_lengths(training_set, model, field: str):
+    """Tokens per example: the input feature's and the targets', padding left out."""
+    columns = training_set.get_dataset()
+    pad = getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
+    names = [model.input_features[field].proc_column]
+    names += [f.proc_column for f in getattr(model, "output_features", {}).values()]
+    total = 0
+    for name in names:
+        values = columns[name]
+        if getattr(values, "ndim", 1) == 2:
+            total = total + ((values != pad).sum(axis=1) if pad is not None else values.shape[1])
+    return total
+
+
+class LengthGroupedSampler:
+    """Ludwig's sampler, its order regrouped so that each batch holds examples of similar length.
+
+    Keeps the wrapped sampler's seed, epoch and size; yields the same indices as it, reordered.
+    """
+
+    def __init__(self, sampler, lengths, batch_size: int):
+        self.sampler, self.lengths, self.batch_size = sampler, lengths, batch_size
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def set_epoch(self, epoch):
+        self.sampler.set_epoch(epoch)
+
+    @property
+    def num_replicas(self):
+        return self.sampler.num_replicas
+
+    def __iter__(self):
+        import numpy as np
+
+        order = list(self.sampler)  # Ludwig's seeded permutation for this epoch
+        size = self.batch_size
+        chunk = size * GROUP_BATCHES
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = sorted(order[start : start + chunk], key=lambda i: -int(self.lengths[i]))
+            batches += [part[i : i + size] for i in range(0, len(part), size)]
+        full = [b for b in batches if len(b) == size]
+        short = [b for b in batches if len(b) != size]
+        seed = (self.sampler.random_seed + 7919 * (self.sampler.epoch + 1)) % 2**32
+        np.random.RandomState(seed).shuffle(full)
+        return iter([i for batch in full + short for i in batch])
+
+
 def _without_null_adapters(original):
     """`ModelConfig.from_dict`, reading `adapters: null` as no `adapters` entry (its meaning)."""
     import functools
@@ -148,8 +255,8 @@ def _without_null_adapters(original):
 
 # Ludwig's module -> the class and method to wrap, and how.
 _PATCHES = {
-    # The best-checkpoint reload at the end of a run.
-    "ludwig.trainers.trainer": ("Trainer", "train", _fixing_the_model_first),
+    # The best-checkpoint reload at the end of a run, and `trainer.bucketing_field`.
+    "ludwig.trainers.trainer": ("Trainer", "train", _training_with_fixes),
     # Resuming a run (`--model_resume_path`).
     "ludwig.utils.checkpoint_utils": ("MultiNodeCheckpoint", "load", _fixing_the_model_first),
     # Loading a trained model (`ludwig predict`, `ludwig evaluate`, `LudwigModel.load`).

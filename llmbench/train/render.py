@@ -35,6 +35,7 @@ TEMPLATE_NAME = "ludwig_config.yaml.j2"
 # The study sized every task to fit an A10G with 7B models; no task needs more than this.
 MAX_SEQUENCE_LENGTH = 2048
 STUDY_TRAINER = {
+    "batch_size": 1,
     "learning_rate": 0.0002,
     "gradient_accumulation_steps": 16,
     "train_steps": 40000,

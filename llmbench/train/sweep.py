@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,10 @@ from llmbench.paths import CONFIGS_DIR, DATASETS_DIR, DEFAULT_WORK_DIR, atomic_w
 from llmbench.workdir import ADAPTER_ID, Workdir
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# What the sweep also shows of a job's log: progress, the budget's plan, threads. Found anywhere
+# in a line: Ludwig's progress bar (stderr, the same pipe) ends its updates with a carriage
+# return, not a newline, so a line of ours can follow one.
+SHOWN = re.compile(r"(progress \S+: step |budget \d|warm-up: |torch threads: ).*")
 
 
 @dataclass
@@ -51,6 +56,7 @@ class JobRecord:
     seconds: float | None = None
     adapter: str | None = None
     config_sha256: str | None = None  # the config's text when planned; None in older manifests
+    budget_s: float | None = None  # train for this long (llmbench.train.budget), not train_steps
     resumed_from_step: int | None = None
     steps: int | None = None
     log: str | None = None
@@ -104,11 +110,12 @@ def plan_jobs(
     configs: Path = CONFIGS_DIR,
     datasets_dir: Path = DATASETS_DIR,
     trainer: dict | None = None,
+    budget_s: float | None = None,
 ) -> list[JobRecord]:
     """One job per (model, task): its config (rendered into <runs>/configs from the cards in
     `datasets_dir` when not in `configs`, or always with `trainer` values that replace the
-    model's), its prepared table and its output folder. Unknown names fail here, before
-    anything runs."""
+    model's), its prepared table and its output folder; with `budget_s`, each job trains for
+    that long. Unknown names fail here, before anything runs."""
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.models import get_model
     from llmbench.train.local_models import ensure_local_model
@@ -131,7 +138,8 @@ def plan_jobs(
                     model=model,
                     task=task,
                     config=str(config),
-                    config_sha256=file_digest(config),
+                    config_sha256=job_digest(config, budget_s),
+                    budget_s=budget_s,
                     dataset=str(workdir.prepared(task)),
                     output=str(workdir.train_output(model, task)),
                 )
@@ -197,6 +205,15 @@ def file_digest(path: Path | str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def job_digest(config: Path | str, budget_s: float | None) -> str:
+    """What a job trains: its config's text, and its budget when it has one (either changing
+    trains the job again)."""
+    digest = file_digest(config)
+    if budget_s is None:
+        return digest
+    return hashlib.sha256(f"{digest} budget {budget_s:g}".encode()).hexdigest()
+
+
 def _start_over_if_changed(job: JobRecord, manifest: Manifest, workdir: Workdir) -> None:
     """A job whose config changed since it was recorded (done or not) is trained again from
     step 0: its earlier output is moved to <runs>/replaced/<model>/<task>/<UTC time>/, never
@@ -213,7 +230,9 @@ def _start_over_if_changed(job: JobRecord, manifest: Manifest, workdir: Workdir)
             job.key, state=QUEUED, adapter=None, steps=None, error=None, seconds=None,
             started=None, finished=None, resumed_from_step=None,
         )  # fmt: skip
-    manifest.update(job.key, config=job.config, config_sha256=job.config_sha256)
+    manifest.update(
+        job.key, config=job.config, config_sha256=job.config_sha256, budget_s=job.budget_s
+    )
 
 
 def _start(job: JobRecord, manifest: Manifest) -> None:
@@ -250,11 +269,26 @@ def _finish(job: JobRecord, manifest: Manifest, result: dict) -> None:
 
 def _run_local(job: JobRecord, manifest: Manifest) -> None:
     _start(job, manifest)
-    _finish(job, manifest, execute_job(job.config, job.dataset, job.output))
+    result = execute_job(job.config, job.dataset, job.output, job.budget_s, job.key, _echo)
+    _finish(job, manifest, result)
 
 
-def execute_job(config: str, dataset: str, output: str) -> dict:
-    """Train one job in a child process; the outcome as manifest fields. Runs on Ray workers too."""
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def execute_job(
+    config: str,
+    dataset: str,
+    output: str,
+    budget_s: float | None = None,
+    label: str | None = None,
+    echo=None,
+) -> dict:
+    """Train one job in a child process; the outcome as manifest fields. Runs on Ray workers too.
+
+    Everything the child prints goes to `<output>/train.log`; its progress lines (and the
+    budget's plan) are also passed to `echo`, when given, as they come."""
     from llmbench.train.training import finished_adapter, run_directory
 
     output_dir = Path(output)
@@ -277,11 +311,20 @@ def execute_job(config: str, dataset: str, output: str) -> dict:
         "--output-directory",
         output,
         "--resume",
+        *(["--budget", f"{budget_s:g}"] if budget_s is not None else []),
+        *(["--label", label] if label else []),
     ]
     with open(output_dir / "train.log", "ab") as log:
-        status = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, check=False
-        ).returncode
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+        for raw in child.stdout:
+            log.write(raw)
+            log.flush()
+            shown = SHOWN.search(raw.decode("utf-8", errors="replace").rstrip())
+            if echo and shown:
+                echo(shown.group(0))
+        status = child.wait()
     run_dir = run_directory(output_dir)
     adapter = finished_adapter(run_dir)
     if status == 0 and adapter:
@@ -324,7 +367,7 @@ def _run_on_ray(jobs: list[JobRecord], manifest: Manifest, address: str, gpus: f
         futures = {}
         for job in jobs:
             _start(job, manifest)
-            futures[remote.remote(job.config, job.dataset, job.output)] = job
+            futures[remote.remote(job.config, job.dataset, job.output, job.budget_s)] = job
         waiting = list(futures)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)

@@ -28,34 +28,56 @@ def train(
     *,
     experiment_name: str = "run",
     resume: bool = False,
+    budget_s: float | None = None,
+    label: str | None = None,
+    progress_interval_s: float = 30.0,
+    write=None,
 ) -> Path:
     """Train the Ludwig config on the dataset under `output_dir`; return the adapter directory.
 
     The run goes to `output_dir/<experiment_name>_run/` (Ludwig adds a numeric suffix when that
     exists). With `resume=True` and that directory present, training continues from its latest
     checkpoint instead. 4-bit configs work (see the module docstring for the fix applied).
+    With `budget_s`, a warm-up sizes the run's steps to that many seconds (llmbench.train.budget).
+    Torch gets a thread per core given; a progress line is printed at least every
+    `progress_interval_s` (to stdout, or to `write`) and the learning curve is written into the
+    run folder (llmbench.train.progress).
     A config Ludwig rejects, or a table without the columns the config names, is one
     LLMBenchError line; a run that fails before its first checkpoint leaves no run directory
     behind (one that has a checkpoint is kept, to resume).
     """
+    from llmbench.train.progress import TrainingProgress, use_every_core
+
     config_path, dataset, output_dir = Path(config_path), Path(dataset), Path(output_dir)
     config = _read_config(config_path)
     if not dataset.is_file():
         raise LLMBenchError(f"{dataset}: dataset file not found")
     check_dataset_columns(config, config_path, dataset)  # before Ludwig: it takes seconds
-    model = _ludwig_model(config, config_path)
+    progress = TrainingProgress(label or config_path.stem, progress_interval_s, write)
+    progress.write(use_every_core())
     run_dir = output_dir / f"{experiment_name}_{MODEL_NAME}"
+    resuming = resume and run_dir.is_dir()
+    plan = None
+    if budget_s is not None:
+        plan = _fitting_in_memory(config, config_path, lambda: _budget_plan(
+            config, config_path, dataset, output_dir, experiment_name, budget_s, resuming,
+            progress.write,
+        ))  # fmt: skip
+        from llmbench.train.budget import apply_plan
+
+        config = apply_plan(config, plan)
+    model = _ludwig_model(config, config_path, callbacks=[progress])
     new_run = not run_dir.exists()
     try:
-        results = model.train(
+        results = _fitting_in_memory(config, config_path, lambda: model.train(
             dataset=str(dataset),
             output_directory=str(output_dir),
             experiment_name=experiment_name,
             model_name=MODEL_NAME,
-            model_resume_path=str(run_dir) if resume and run_dir.is_dir() else None,
+            model_resume_path=str(run_dir) if resuming else None,
             # Ludwig would otherwise cache preprocessed copies beside the dataset.
             skip_save_processed_input=True,
-        )
+        ))  # fmt: skip
     except Exception as error:
         if new_run:
             _remove_unless_checkpointed(run_dir)
@@ -65,10 +87,92 @@ def train(
                 f"{type(error).__name__}: {_one_line(error)}"
             ) from error
         raise
-    return _adapter_dir(Path(results.output_directory))
+    adapter = _adapter_dir(Path(results.output_directory))
+    if plan is not None:
+        _record_what_was_trained(plan, output_dir, experiment_name, Path(results.output_directory))
+    return adapter
 
 
-def _ludwig_model(config: dict, config_path: Path):
+def _budget_plan(config, config_path, dataset, output_dir, experiment_name, budget_s, resuming,
+                 write):  # fmt: skip
+    """The run's budget plan: the one it began with when it resumes, else a new warm-up's."""
+    from llmbench.train.budget import load_plan, plan_budget, plan_file, save_plan
+
+    path = plan_file(output_dir, experiment_name)
+    digest = hashlib.sha256(config_path.read_bytes()).hexdigest()
+    earlier = load_plan(path)
+    if earlier and earlier.budget_s == budget_s and earlier.config_sha256 == digest:
+        write(f"{earlier.describe()} (the plan in {path})")
+        return earlier
+    if resuming:
+        raise LLMBenchError(
+            f"{path}: this run was planned for another budget or config; resume it with the "
+            "same budget and config, or train into a new folder"
+        )
+    write(f"warm-up: {WARMUP_DESCRIPTION}")
+    plan = plan_budget(config, digest, dataset, budget_s, write, train_rows(config, dataset))
+    save_plan(plan, path)
+    write(plan.describe())
+    return plan
+
+
+WARMUP_DESCRIPTION = "a few batches of this config on the task's own rows, to size the run"
+
+
+def _record_what_was_trained(plan, output_dir: Path, experiment_name: str, run_dir: Path) -> None:
+    from llmbench.train.budget import plan_file, save_plan
+    from llmbench.train.progress import read_curve
+
+    rows = read_curve(run_dir)
+    if not rows:
+        return
+    seconds = float(rows[-1]["elapsed_s"] or 0)
+    examples = int(rows[-1]["examples"] or 0)
+    plan.trained = {
+        "train_steps": int(rows[-1]["step"]),
+        "examples": examples,
+        "epochs": round(examples / plan.train_rows, 3) if plan.train_rows else None,
+        "training_seconds": round(seconds, 1),
+        "examples_per_second": round(examples / seconds, 3) if seconds else None,
+    }
+    save_plan(plan, plan_file(output_dir, experiment_name))
+    save_plan(plan, run_dir / "budget.json")
+
+
+def train_rows(config: dict, dataset: Path) -> int | None:
+    """Rows of the training split (split 0 of a fixed split), None when it cannot tell."""
+    split = (config.get("preprocessing") or {}).get("split") or {}
+    column = split.get("column", "split") if split.get("type") == "fixed" else None
+    if column is None or dataset.suffix.lower() not in (".parquet", ".csv"):
+        return None
+    import pandas as pd
+
+    if dataset.suffix.lower() == ".parquet":
+        values = pd.read_parquet(dataset, columns=[column])[column]
+    else:
+        values = pd.read_csv(dataset, usecols=[column])[column]
+    return int((pd.to_numeric(values, errors="coerce") == 0).sum())
+
+
+def _fitting_in_memory(config: dict, config_path: Path, run):
+    """`run()`; an allocation that fails is one line naming the batch size."""
+    try:
+        return run()
+    except (MemoryError, RuntimeError) as error:
+        text = str(error)
+        if not isinstance(error, MemoryError) and not any(
+            mark in text for mark in ("can't allocate memory", "out of memory", "OutOfMemory")
+        ):
+            raise
+        trainer = config.get("trainer") or {}
+        raise LLMBenchError(
+            f"{config_path}: trainer.batch_size {trainer.get('batch_size', 1)} does not fit in "
+            f"memory ({_one_line(error)[:160]}); lower it and raise "
+            "trainer.gradient_accumulation_steps to keep the effective batch"
+        ) from None
+
+
+def _ludwig_model(config: dict, config_path: Path, callbacks=None):
     """A LudwigModel for the config; any way Ludwig rejects the config is one line."""
     from ludwig.api import LudwigModel
     from ludwig.error import ConfigValidationError
@@ -78,7 +182,7 @@ def _ludwig_model(config: dict, config_path: Path):
     patch_ludwig()
     try:
         # INFO, as `ludwig train` uses: it shows the progress bars and the metrics tables.
-        return LudwigModel(config, logging_level=logging.INFO)
+        return LudwigModel(config, logging_level=logging.INFO, callbacks=callbacks)
     except (ConfigValidationError, KeyError, TypeError, ValueError) as error:
         reason = _one_line(error)
         if not isinstance(error, ConfigValidationError):
