@@ -52,6 +52,8 @@ class BakeoffConfig:
     max_parallel: int = _default("max_parallel")
     trainer: dict = _default("trainer")
     eval_limit: int | None = _default("eval_limit")
+    eval_sample: int | None = _default("eval_sample")
+    eval_seed: int = _default("eval_seed")
     eval_concurrency: int = _default("eval_concurrency")
     eval_timeout: float = _default("eval_timeout")
 
@@ -98,6 +100,11 @@ def load_config(path: Path | None) -> BakeoffConfig:
         from llmbench.train.budget import parse_budget
 
         parse_budget(budget, f"{source}: trainer.budget")
+    if document.get("eval_limit") is not None and document.get("eval_sample") is not None:
+        raise LLMBenchError(
+            f"{source}: eval_limit and eval_sample: both set; expected one (eval_sample scores "
+            "a seeded random sample, eval_limit the first N rows)"
+        )
     return BakeoffConfig(**document)
 
 
@@ -254,6 +261,8 @@ def evaluate_stage(
             model=model,
             adapter_id=adapter,
             limit=config.eval_limit,
+            sample=config.eval_sample,
+            seed=config.eval_seed,
             concurrency=config.eval_concurrency,
             timeout=config.eval_timeout,
             adapter_weights=adapter_digest(trained) if adapter and trained else None,
@@ -274,6 +283,8 @@ def evaluate_stage(
             evaluate(settings, runs, progress=progress, restart=restart, datasets_dir=datasets)
         )
     base, adapter = results
+    if notes is not None:
+        notes += base.notes  # the adapter's rows are the base's: one note says it
     return TaskScore(
         model,
         task,

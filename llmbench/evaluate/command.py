@@ -19,6 +19,17 @@ from llmbench.errors import LLMBenchError
 from llmbench.workdir import ADAPTER_ID
 
 
+def seed(text: str) -> int:
+    """argparse type: an integer >= 0 (a sample's seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}")
+    return value
+
+
 def configure(command: str, p: argparse.ArgumentParser) -> None:
     if command == "eval-grid":
         p.epilog = (
@@ -75,6 +86,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         adapter_id=None if args.base else args.adapter_id,
         backend=args.backend,
         limit=args.limit,
+        sample=args.sample,
+        seed=args.seed,
         concurrency=args.concurrency,
         max_new_tokens=args.max_new_tokens,
         timeout=args.timeout,
@@ -112,6 +125,8 @@ def _print_eval(results) -> None:
             for r in results
         ],
     )
+    for note in dict.fromkeys(note for r in results for note in r.notes):  # base, adapter alike
+        console.print(f"note: {note}", markup=False)
     for r in results:
         if r.unscorable:
             console.print(
@@ -145,6 +160,8 @@ def cmd_eval_grid(args: argparse.Namespace) -> None:
                     adapter_id=adapter_id,
                     backend=args.backend,
                     limit=args.limit,
+                    sample=args.sample,
+                    seed=args.seed,
                     concurrency=args.concurrency,
                     timeout=args.timeout,
                     adapter_source=args.adapter_source,
@@ -183,7 +200,23 @@ def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
             "names, e.g. gpt-4, get the plain completion prompt)",
         )
     p.add_argument("--backend", choices=("lorax", "openai"), default="lorax")
-    p.add_argument("--limit", type=count, help="only the first N eval examples")
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument(
+        "--sample",
+        type=count,
+        help="score a seeded random sample of N eval examples, stratified by label for a "
+        "classification task (the whole split when it is smaller; default: the whole split)",
+    )
+    rows.add_argument(
+        "--limit", type=count, help="only the first N eval examples (a quick look, not a score)"
+    )
+    p.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help="the sample's seed (default 0): the same seed and size give the same rows, for "
+        "the base model and every adapter",
+    )
     p.add_argument("--concurrency", type=count, default=8, help="requests in flight (default 8)")
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     runs_option(p)

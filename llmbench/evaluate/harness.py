@@ -12,6 +12,11 @@ whose answer-changing settings (`ANSWER_SETTINGS`) differ from the file's is ref
 file never mixes runs; `restart=True` moves the old file aside and starts over. The endpoint is
 recorded but does not count: the same server may come back on another port. Each record also
 carries its prompt's digest, so a changed prepared table or template is refused the same way.
+Which rows are scored is decided before any request: the whole eval split, its first `limit`
+rows, or a seeded random `sample` of it (`llmbench.evaluate.sampling`: the same size and seed
+give the same rows, for the base model and its adapter alike). The sample's size and seed are
+recorded in the settings line, and a rerun with another size or seed is refused like any other
+changed setting, so one file never holds two samples' rows.
 A run killed mid-write leaves at most a partial last line, which the next run drops; any other
 broken line is an error, and the file is left as it is.
 """
@@ -52,6 +57,7 @@ from llmbench.evaluate.responses import (
     to_send,
     write_error,
 )
+from llmbench.evaluate.sampling import Sample, draw_sample, is_classification
 from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
 from llmbench.workdir import Workdir
 
@@ -63,6 +69,9 @@ ANSWER_SETTINGS = (
     "task", "model", "adapter_id", "adapter_source", "backend", "chat", "max_new_tokens",
     "adapter_weights",
 )  # fmt: skip
+# What decides which rows are answered: recorded and compared like ANSWER_SETTINGS (the seed only
+# where there is a sample: without one it draws nothing).
+ROW_SETTINGS = ("sample", "seed")
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,9 @@ class EvalSettings:
     model: str  # the base model: its markup realizes prompts; OpenAI requests name it
     adapter_id: str | None = None  # None: the base model itself
     backend: str = "lorax"
-    limit: int | None = None
+    limit: int | None = None  # the first N rows (a quick look); `sample` for a scored run
+    sample: int | None = None  # a seeded random draw of N rows (None: the whole split)
+    seed: int = 0  # the sample's seed
     concurrency: int = 8
     max_new_tokens: int | None = None  # None: the card's
     timeout: float = 60.0
@@ -91,6 +102,11 @@ class EvalSettings:
             for name, (valid, expected) in _SETTING_CHECKS.items()
             if not valid(getattr(self, name))
         ]
+        if self.limit is not None and self.sample is not None:
+            problems.append(
+                "eval settings: limit and sample: both given; expected one (limit takes the "
+                "first N rows, sample a seeded random draw of N)"
+            )
         if problems:
             raise LLMBenchError(*problems)
 
@@ -103,6 +119,10 @@ def _is_optional_count(value) -> bool:
     return value is None or _is_count(value)
 
 
+def _is_seed(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _is_seconds(value, low: float = 0.0, inclusive: bool = False) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return False
@@ -113,6 +133,8 @@ _SETTING_CHECKS = {
     "concurrency": (_is_count, "an integer >= 1"),
     "max_attempts": (_is_count, "an integer >= 1"),
     "limit": (_is_optional_count, "an integer >= 1, or None for every example"),
+    "sample": (_is_optional_count, "an integer >= 1, or None for the whole split"),
+    "seed": (_is_seed, "an integer >= 0"),
     "max_new_tokens": (_is_optional_count, "an integer >= 1, or None for the card's"),
     "timeout": (_is_seconds, "a finite number of seconds > 0"),
     "backoff": (lambda v: _is_seconds(v, inclusive=True), "a finite number of seconds >= 0"),
@@ -144,6 +166,24 @@ class EvalResult:
     failed_ids: list[int] = field(default_factory=list)
     truncated_ids: list[int] = field(default_factory=list)
     unscorable: int = 0  # rows of the eval split without a reference, left out
+    sample: Sample | None = None  # which rows were drawn
+    answers: dict = field(default_factory=dict)  # answer_stats: the answers' distribution
+
+    @property
+    def notes(self) -> list[str]:
+        """What a reader should know about the rows scored: a sample that took the split."""
+        return [self.sample.note] if self.sample and self.sample.note else []
+
+
+@dataclass(frozen=True)
+class EvalRows:
+    """The rows a run scores: its examples (sampled), the metric, the split's rows without a
+    reference (left out before sampling) and what was drawn."""
+
+    examples: list[Example]
+    metric: str
+    unscorable: int
+    sample: Sample
 
 
 def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
@@ -154,9 +194,21 @@ def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
 def load_examples(
     settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
 ) -> tuple[list[Example], str]:
-    """The task's eval split, prompts realized for the base model; and the metric's name."""
-    examples, metric, _ = load_eval_split(settings, work_dir, datasets_dir)
-    return examples, metric
+    """The eval examples a run scores (the sample, when one is asked for), prompts realized
+    for the base model; and the metric's name."""
+    rows = load_rows(settings, work_dir, datasets_dir)
+    return rows.examples, rows.metric
+
+
+def load_rows(
+    settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+) -> EvalRows:
+    """The eval split's scorable examples, then the sample `settings` asks for drawn from them."""
+    examples, metric, rows = load_eval_split(settings, work_dir, datasets_dir)
+    picked, sample = draw_sample(
+        examples, settings.sample, settings.seed, is_classification(metric), f"{settings.task}"
+    )
+    return EvalRows(picked, metric, rows - len(examples), sample)
 
 
 def load_eval_split(
@@ -364,7 +416,8 @@ def evaluate(
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.metrics import get_metric
 
-    examples, metric, rows = load_eval_split(settings, work_dir, datasets_dir)
+    rows = load_rows(settings, work_dir, datasets_dir)
+    examples, metric = rows.examples, rows.metric
     get_metric(metric).preflight()  # before any request: e.g. a sandbox that cannot isolate
     if settings.max_new_tokens is None:
         settings = _with(
@@ -381,7 +434,7 @@ def evaluate(
         check_reachable(settings)
         _collect_into(responses_path, settings, pending, progress)
         found = read_response_file(responses_path)
-    return score_run(settings, examples, metric, found.records, out, rows - len(examples))
+    return score_run(settings, examples, metric, found.records, out, rows.unscorable, rows.sample)
 
 
 def _collect_into(
@@ -413,8 +466,10 @@ def recorded_weights(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) 
 
 
 def answer_settings(settings: EvalSettings) -> dict:
-    """The settings that decide an answer (ANSWER_SETTINGS), as a settings line holds them."""
-    return {name: getattr(settings, name) for name in ANSWER_SETTINGS}
+    """The settings that decide an answer (ANSWER_SETTINGS) and which rows are answered
+    (ROW_SETTINGS), as a settings line holds them."""
+    rows = {"sample": settings.sample, "seed": settings.seed if settings.sample else None}
+    return {**{name: getattr(settings, name) for name in ANSWER_SETTINGS}, **rows}
 
 
 def _with(settings: EvalSettings, **changes) -> EvalSettings:
@@ -439,9 +494,12 @@ def score_run(
     responses: dict[int, dict],
     out: Path,
     unscorable: int = 0,
+    sample: Sample | None = None,
 ) -> EvalResult:
     """Score every example (missing or failed: 0), then write scores.json and examples.csv;
-    `unscorable` rows of the split had no reference and were left out."""
+    `unscorable` rows of the split had no reference and were left out; `sample` says which
+    rows were drawn."""
+    from llmbench.evaluate.answers import answer_stats
     from llmbench.tasks.metrics import get_metric
 
     metric = get_metric(metric_name)
@@ -468,9 +526,15 @@ def score_run(
         )
     n = len(rows)
     score = sum(r[-1] for r in rows) / n
-    result = EvalResult(
-        settings, out, metric_name, n, len(failed), score, failed, truncated, unscorable
+    answers = answer_stats(
+        [responses.get(e.id, {}).get("output") for e in examples],
+        [e.target for e in examples],
+        is_classification(metric_name),
     )
+    result = EvalResult(
+        settings, out, metric_name, n, len(failed), score, failed, truncated, unscorable,
+        sample, answers,
+    )  # fmt: skip
     _write_outputs(result, rows)
     return result
 
@@ -489,6 +553,11 @@ def _write_outputs(result: EvalResult, rows: list[tuple]) -> None:
         "n_truncated": len(result.truncated_ids),
         "n_unscorable": result.unscorable,
         "truncated_ids": result.truncated_ids,
+        "sample": result.sample.as_record() if result.sample else None,
+        "answers": result.answers,
+        # the rows scored, in order, and each one's score: the report's paired bootstrap
+        "ids": [r[0] for r in rows],
+        "example_scores": [r[-1] for r in rows],
         "settings": {
             **{k: v for k, v in asdict(settings).items() if k not in {"task", "model"}},
             "endpoint": public_endpoint(settings.endpoint),
