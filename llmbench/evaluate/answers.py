@@ -68,16 +68,22 @@ def degenerate_reason(stats: dict) -> str | None:
         if stats["gold_majority_share"] >= GOLD_MAJORITY_CAP:
             return None
         return (
-            f"one answer ({stats['top_answer']!r}) on {stats['top_answer_share']:.0%} of the "
+            f"one answer ({stats['top_answer']!r}) on {percent(stats['top_answer_share'])} of the "
             f"rows, while the gold majority ({stats['gold_majority']!r}) covers "
-            f"{stats['gold_majority_share']:.0%}"
+            f"{percent(stats['gold_majority_share'])}"
         )
     if stats["top_output_share"] >= DEGENERATE_SHARE:
         return (
-            f"the same output ({stats['top_output']!r}) on {stats['top_output_share']:.0%} "
+            f"the same output ({stats['top_output']!r}) on {percent(stats['top_output_share'])} "
             "of the rows"
         )
     return None
+
+
+def percent(share: float) -> str:
+    """A share as a whole percentage, unless that would round it up to a full 100%."""
+    text = f"{share:.0%}"
+    return f"{share:.1%}" if text == "100%" and share < 1 else text
 
 
 def _top(counts: Counter) -> tuple[str, int]:

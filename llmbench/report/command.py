@@ -28,7 +28,7 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from llmbench.console import console
-    from llmbench.report.document import FAILED, report
+    from llmbench.report.document import FAILED, FLAGGED, report
     from llmbench.report.table12 import per_task
 
     if args.paper and args.runs is not None:
@@ -37,6 +37,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     out = args.out or (workdir.report_paper if args.paper else workdir.report)
     result = report(None if args.paper else workdir.root, out)
     table, lifts = result.table, per_task(result.table)["lift_over_gpt4"].dropna()
+    if not args.paper:
+        _print_cells(result)
     console.print(
         f"Table 12 of {len(table.tasks)} tasks × {len(table.models)} models: the best adapter "
         f"beats GPT-4 on {(lifts > 0).sum()} of {len(lifts)} tasks",
@@ -44,4 +46,54 @@ def cmd_report(args: argparse.Namespace) -> None:
     )
     if table.failed:
         console.print(f"{len(table.failed)} run(s) with failed requests, flagged {FAILED}")
+    flagged = [r for r in [*table.ft_runs.values(), *table.base_runs.values()] if r.flag]
+    if flagged:
+        console.print(
+            f"{len(flagged)} run(s) with degenerate answers, flagged {FLAGGED} (see table12.md)"
+        )
     console.print(f"written to {out}: {', '.join(p.name for p in result.files)}", markup=False)
+
+
+def _print_cells(result) -> None:
+    """Every cell of your runs: scores and lift with their 95% intervals, and the flags."""
+    import math
+
+    from llmbench.console import console, print_table
+    from llmbench.report.document import FLAGGED, flags_of
+    from llmbench.report.intervals import method_text
+
+    table, intervals = result.table, result.intervals
+    rows = []
+    for t in table.tasks:
+        for m in table.models:
+            ft, base = table.ft.at[t, m], table.base.at[t, m]
+            if math.isnan(ft) and math.isnan(base):
+                continue
+            cell = intervals.cells.get((t, m))
+            flags = ", ".join(who for who, _, _ in flags_of(table, t, m))
+            rows.append(
+                (
+                    t,
+                    m,
+                    _with_interval(ft, cell and cell.ft),
+                    _with_interval(base, cell and cell.base),
+                    _with_interval(ft - base, cell and cell.lift, "+.3f"),
+                    f"{FLAGGED} {flags}" if flags else "",
+                )
+            )
+    for m in table.models:
+        lift = table.lift[m].mean()
+        if not math.isnan(lift):
+            found = intervals.mean_lift.get(m)
+            rows.append(("mean lift", m, "", "", _with_interval(lift, found, "+.3f"), ""))
+    print_table("Table 12 cells", ("task", "model", "fine-tuned", "base", "lift", "flag"), rows)
+    if intervals.any:
+        console.print(method_text(), markup=False)
+
+
+def _with_interval(value: float, found, spec: str = ".3f") -> str:
+    import math
+
+    if math.isnan(value):
+        return ""
+    return f"{value:{spec}}" + (f" {found.text(spec)}" if found else "")

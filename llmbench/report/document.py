@@ -7,6 +7,11 @@ averages, per task the best fine-tuned model and its lift over GPT-4 → `table1
 study's numbers beside yours), `table12.csv` (the Table 12 layout `llmbench correlate --scores`
 reads), `cells.csv` (every cell, long form) and `figure5.png`. `--paper` renders the same from
 the study's shipped scores.
+
+Where the runs record their per-example scores, every score, lift and mean lift carries its 95%
+interval (`llmbench.report.intervals`: a paired bootstrap over examples), and a run whose
+answers look degenerate (`llmbench.evaluate.answers`: one label, or one string, for nearly
+every row) is flagged ⚑ and explained, with its answers beside the gold ones.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmbench.evaluate.answers import DEGENERATE_SHARE, GOLD_MAJORITY_CAP, percent
 from llmbench.paths import atomic_write_bytes, atomic_write_text
+from llmbench.report.intervals import Interval, TableIntervals, method_text, table_intervals
 from llmbench.report.table12 import (
     BASE,
     BASELINES,
@@ -34,6 +41,8 @@ from llmbench.report.table12 import (
 )
 
 FAILED = "⚠"  # marks a cell whose run had failed requests (scored 0)
+FLAGGED = "⚑"  # marks a cell whose run's answers look degenerate (one answer for nearly all)
+NO_INTERVALS = TableIntervals({}, {})
 
 # --- outputs ------------------------------------------------------------------------------------
 
@@ -43,22 +52,45 @@ def _num(value: float) -> str:
     return "" if math.isnan(value) else repr(round(float(value), 6))
 
 
-def table12_csv(table: Table12) -> str:
+INTERVAL_COLUMNS = ("ft_low", "ft_high", "base_low", "base_high", "lift_low", "lift_high")
+
+
+def table12_csv(table: Table12, intervals: TableIntervals = NO_INTERVALS) -> str:
     """The Table 12 layout of `llmbench correlate --scores`: task, <model>_ft..., <model>_base...,
-    the baselines; only the complete block (see complete_block)."""
+    the baselines; only the complete block (see complete_block). When the runs have intervals,
+    `<model>_ft_low` ... `<model>_lift_high` follow (names `correlate` does not read)."""
     tasks, models = complete_block(table)
     header = ["task", *(m + FT for m in models), *(m + BASE for m in models), *BASELINES]
+    if intervals.any:
+        header += [f"{m}_{c}" for m in models for c in INTERVAL_COLUMNS]
     lines = [",".join(header)]
     for t in tasks:
         cells = [table.ft.at[t, m] for m in models] + [table.base.at[t, m] for m in models]
         cells += [table.baselines.at[t, b] for b in BASELINES]
+        if intervals.any:
+            cells += [v for m in models for v in _bounds(intervals, t, m)]
         lines.append(",".join([t, *map(_num, cells)]))
     return "\n".join(lines) + "\n"
 
 
-def cells_csv(table: Table12, study: Table12 | None) -> str:
-    """Every (task, model) cell, long form: yours, the best adapter, failures, the study's."""
-    lines = ["task,model,ft,base,lift,adapter,n_failed,study_ft,study_base,study_lift"]
+def _bounds(intervals: TableIntervals, task: str, model: str) -> list[float]:
+    """A cell's six interval bounds (INTERVAL_COLUMNS), NaN where it has none."""
+    cell = intervals.cells.get((task, model))
+    found = [cell and cell.ft, cell and cell.base, cell and cell.lift]
+    return [x for iv in found for x in ((iv.low, iv.high) if iv else (math.nan, math.nan))]
+
+
+def cells_csv(
+    table: Table12, study: Table12 | None, intervals: TableIntervals = NO_INTERVALS
+) -> str:
+    """Every (task, model) cell, long form: yours, the best adapter, failures, the study's;
+    then each score's and the lift's interval, the share of the most common answer of the
+    adapter and of the base model, and the degenerate-answer flag (see `flags_of`)."""
+    lines = [
+        "task,model,ft,base,lift,adapter,n_failed,study_ft,study_base,study_lift,"
+        + ",".join(INTERVAL_COLUMNS)
+        + ",ft_top_answer_share,base_top_answer_share,flag"
+    ]
     for t in table.tasks:
         for m in table.models:
             ft, base = table.ft.at[t, m], table.base.at[t, m]
@@ -67,13 +99,41 @@ def cells_csv(table: Table12, study: Table12 | None) -> str:
             failed = sum(r.n_failed for r in table.failed if (r.task, r.model) == (t, m))
             theirs = _study_cell(study, t, m)
             values = [ft, base, ft - base]
+            shares = [
+                _top_share(table.ft_runs.get((t, m))),
+                _top_share(table.base_runs.get((t, m))),
+            ]
+            flags = "; ".join(f"{who}: {why}" for who, why, _ in flags_of(table, t, m))
             lines.append(
                 ",".join(
                     [t, m, *map(_num, values), table.adapters.get((t, m), ""), str(failed)]
                     + [_num(v) for v in (*theirs, theirs[0] - theirs[1])]
+                    + [_num(v) for v in (*_bounds(intervals, t, m), *shares)]
+                    + [_csv_text(flags)]
                 )
             )
     return "\n".join(lines) + "\n"
+
+
+def _top_share(run) -> float:
+    answers = run.answers if run else None
+    return answers["top_answer_share"] if answers else math.nan
+
+
+def _csv_text(text: str) -> str:
+    """A CSV field: quoted when it holds a comma, a quote or a line break."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def flags_of(table: Table12, task: str, model: str) -> list[tuple[str, str, object]]:
+    """(who, why, run) for each run behind a cell whose answers look degenerate."""
+    runs = [
+        ("adapter", table.ft_runs.get((task, model))),
+        ("base", table.base_runs.get((task, model))),
+    ]
+    return [(who, run.flag, run) for who, run in runs if run is not None and run.flag]
 
 
 def _study_cell(study: Table12 | None, task: str, model: str) -> tuple[float, float]:
@@ -87,21 +147,42 @@ def _fmt(value: float, spec: str = ".3f") -> str:
     return "" if math.isnan(value) else format(value, spec)
 
 
-def _cell(ft: float, lift: float, flagged: bool = False) -> str:
-    """ "ft (+lift)" as the study prints it; ⚠ when a run behind it had failed requests."""
+def _cell(
+    ft: float,
+    lift: float,
+    flagged: bool = False,
+    ft_interval: Interval | None = None,
+    lift_interval: Interval | None = None,
+) -> str:
+    """ "ft (+lift)" as the study prints it, each followed by its interval where known
+    ("0.865 [0.83, 0.89] (+0.680 [0.63, 0.73])"); ⚠ when a run behind it had failed requests."""
     if math.isnan(ft):
         return ""
-    lift_text = "" if math.isnan(lift) else f" ({lift:+.3f})"
-    return f"{ft:.3f}{lift_text}" + (f" {FAILED}" if flagged else "")
+    lift_text = ""
+    if not math.isnan(lift):
+        lift_text = f" ({lift:+.3f}{_interval_text(lift_interval, '+.3f')})"
+    return f"{ft:.3f}{_interval_text(ft_interval)}{lift_text}" + (f" {FAILED}" if flagged else "")
 
 
-def _model_cell(table: Table12, task: str, model: str) -> str:
-    """A model's cell of Table 12; "base 0.200" where only the base model was run."""
+def _interval_text(found: Interval | None, spec: str = ".3f") -> str:
+    return f" {found.text(spec)}" if found else ""
+
+
+def _model_cell(
+    table: Table12, task: str, model: str, intervals: TableIntervals = NO_INTERVALS
+) -> str:
+    """A model's cell of Table 12; "base 0.200" where only the base model was run; ⚑ when a
+    run behind it answers degenerately."""
     ft, base = table.ft.at[task, model], table.base.at[task, model]
     flagged = table.flagged(task, model)
+    found = intervals.cells.get((task, model))
+    mark = f" {FLAGGED}" if flags_of(table, task, model) else ""
     if math.isnan(ft) and not math.isnan(base):
-        return f"base {base:.3f}" + (f" {FAILED}" if flagged else "")
-    return _cell(ft, ft - base, flagged)
+        text = f"base {base:.3f}{_interval_text(found and found.base)}"
+        return text + (f" {FAILED}" if flagged else "") + mark
+    if math.isnan(ft):
+        return ""
+    return _cell(ft, ft - base, flagged, found and found.ft, found and found.lift) + mark
 
 
 def _md_row(cells: list[str]) -> str:
@@ -125,20 +206,24 @@ def _gpt4_cell(table: Table12, task: str) -> str:
     return text
 
 
-def main_table(table: Table12) -> list[str]:
+def main_table(table: Table12, intervals: TableIntervals = NO_INTERVALS) -> list[str]:
     """Table 12 as Markdown lines: a row per task, "ft (+lift)" per model, the best fine-tuned
-    model, GPT-4 and the best adapter's lift over it; a bottom row of averages."""
+    model, GPT-4 and the best adapter's lift over it; a bottom row of averages, each model's
+    mean lift with its interval where every task has one."""
     tasks = per_task(table)
     lines = _md_header(["task", *table.models, "best fine-tuned", "GPT-4", "lift over GPT-4"])
     for t, row in tasks.iterrows():
-        cells = [_model_cell(table, t, m) for m in table.models]
+        cells = [_model_cell(table, t, m, intervals) for m in table.models]
         best = _best_cell(row["best_models"], row["best_ft"])
         lines.append(
             _md_row([t, *cells, best, _gpt4_cell(table, t), _fmt(row["lift_over_gpt4"], "+.3f")])
         )
     averages = [
-        _cell(avg_ft, avg_lift) + (f" [{n} of {len(tasks)} tasks]" if 0 < n < len(tasks) else "")
-        for avg_ft, avg_lift, n in per_model(table).itertuples(index=False)
+        _cell(avg_ft, avg_lift, lift_interval=intervals.mean_lift.get(model))
+        + (f" [{n} of {len(tasks)} tasks]" if 0 < n < len(tasks) else "")
+        for model, (avg_ft, avg_lift, n) in zip(
+            table.models, per_model(table).itertuples(index=False), strict=True
+        )
     ]
     gpt4, lift = tasks["gpt4"].mean(), tasks["lift_over_gpt4"].mean()
     lines.append(_md_row(["**average**", *averages, "", _fmt(gpt4), _fmt(lift, "+.3f")]))
@@ -172,8 +257,14 @@ def _pair(ours: str, theirs: str) -> str:
     return f"{ours} / {theirs}" if ours and theirs else ""
 
 
-def markdown(table: Table12, study: Table12 | None, csv_block: tuple[list, list]) -> str:
-    """The whole table12.md: Table 12, its notes, and (for your runs) the study beside it."""
+def markdown(
+    table: Table12,
+    study: Table12 | None,
+    csv_block: tuple[list, list],
+    intervals: TableIntervals = NO_INTERVALS,
+) -> str:
+    """The whole table12.md: Table 12, its notes, (for your runs) the answers' distributions,
+    and the study beside it."""
     if table.source == STUDY:
         title = "# Table 12 — the study's scores (LoRA Land), as shipped with llmbench"
     else:
@@ -182,20 +273,37 @@ def markdown(table: Table12, study: Table12 | None, csv_block: tuple[list, list]
         title,
         "",
         "Each cell: the best adapter's fine-tuned score (its lift over the same base model). "
-        "Averages run over the tasks a model has.",
+        "Averages run over the tasks a model has."
+        + (" Brackets: 95% intervals (see the notes)." if intervals.any else ""),
         "",
-        *main_table(table),
+        *main_table(table, intervals),
         "",
-        *_notes(table, csv_block),
+        *_notes(table, csv_block, intervals),
     ]
+    answers = answers_table(table)
+    if answers:
+        lines += ["", "## Answers", "", *answers]
     beside = beside_table(table, study) if study is not None else []
     if beside:
         lines += ["", "## Yours beside the study", "", "Cells: yours / the study's.", "", *beside]
     return "\n".join(lines) + "\n"
 
 
-def _notes(table: Table12, csv_block: tuple[list, list]) -> list[str]:
+def _notes(
+    table: Table12, csv_block: tuple[list, list], intervals: TableIntervals = NO_INTERVALS
+) -> list[str]:
     notes = []
+    if intervals.any:
+        notes.append(f"- Brackets: {method_text()}.")
+        missing = sorted(k for k, c in intervals.cells.items() if (c.ft or c.base) is None)
+        if missing:
+            notes.append(
+                "- No interval where a run records no per-example scores (an older llmbench "
+                "made it): " + ", ".join(f"{t} {m}" for t, m in missing) + "."
+            )
+        notes += [
+            f"- {t} {m}: {c.note}." for (t, m), c in sorted(intervals.cells.items()) if c.note
+        ]
     if table.source != STUDY:
         own = sorted({t for t, b in table.own_baselines if b == GPT4})
         notes.append(
@@ -208,6 +316,19 @@ def _notes(table: Table12, csv_block: tuple[list, list]) -> list[str]:
         notes.append(
             f"- {FAILED} {run.path}: {run.n_failed} of {run.n} requests failed (scored 0)."
         )
+    for t in table.tasks:
+        for m in table.models:
+            notes += [
+                f"- {FLAGGED} {t} {m} {who}: {why} ({run.path})."
+                for who, why, run in flags_of(table, t, m)
+            ]
+    if any(r.flag for r in [*table.ft_runs.values(), *table.base_runs.values()]):
+        notes.append(
+            f"- {FLAGGED} flags degenerate answers: on a classification task one answer on >= "
+            f"{DEGENERATE_SHARE:.0%} of the rows while the gold majority covers < "
+            f"{GOLD_MAJORITY_CAP:.0%}; on any other task one output string on >= "
+            f"{DEGENERATE_SHARE:.0%} of them. The score alone hides it: see ## Answers."
+        )
     tasks, models = csv_block
     left_out = sorted(set(table.tasks) - set(tasks)) + sorted(set(table.models) - set(models))
     if left_out:
@@ -217,6 +338,57 @@ def _notes(table: Table12, csv_block: tuple[list, list]) -> list[str]:
             + "; cells.csv has every cell."
         )
     return notes
+
+
+def answers_table(table: Table12) -> list[str]:
+    """Per run behind a cell that records its answers: the most common answer and its share,
+    the gold majority's, the most common output string's share, and for a classification task
+    the answer distribution beside the gold one."""
+    rows = []
+    for t in table.tasks:
+        for m in table.models:
+            for who, runs in (("adapter", table.ft_runs), ("base", table.base_runs)):
+                run = runs.get((t, m))
+                if run is None or not run.answers:
+                    continue
+                a = run.answers
+                rows.append(
+                    _md_row(
+                        [
+                            t,
+                            m,
+                            who + (f" {FLAGGED}" if run.flag else ""),
+                            f"{_md_text(a['top_answer'])} {percent(a['top_answer_share'])}",
+                            f"{_md_text(a['gold_majority'])} {percent(a['gold_majority_share'])}",
+                            percent(a["top_output_share"]),
+                            _distribution_text(a.get("answers"), run.n),
+                            _distribution_text(a.get("gold"), run.n),
+                        ]
+                    )
+                )
+    if not rows:
+        return []
+    header = ["task", "model", "run", "most common answer", "gold majority",
+              "same output", "answers", "gold"]  # fmt: skip
+    return [
+        "The most common answer (a classification task's answer line, else the whole output) "
+        "and its share of the rows, beside the gold majority's; the share of the most common "
+        "exact output; a classification task's answers beside the gold labels.",
+        "",
+        *_md_header(header),
+        *rows,
+    ]
+
+
+def _distribution_text(counts: dict | None, n: int) -> str:
+    if not counts:
+        return ""
+    return ", ".join(f"{_md_text(k)} {percent(v / n)}" for k, v in counts.items())
+
+
+def _md_text(text: str) -> str:
+    """Text in a Markdown table cell: quoted, its pipes escaped."""
+    return "'" + text.replace("|", "\\|") + "'"
 
 
 def plot_figure5(table: Table12, path: Path, title: str) -> None:
@@ -258,6 +430,7 @@ def plot_figure5(table: Table12, path: Path, title: str) -> None:
 class ReportResult:
     table: Table12
     files: list[Path]
+    intervals: TableIntervals = NO_INTERVALS
 
 
 def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
@@ -269,11 +442,12 @@ def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
     else:
         table, beside = table_from_runs(collect_runs(runs_dir), study, str(runs_dir)), study
     block = complete_block(table)
+    intervals = table_intervals(table)
     out_dir = Path(out_dir)
     files = [out_dir / n for n in ("table12.md", "table12.csv", "cells.csv", "figure5.png")]
-    atomic_write_text(files[0], markdown(table, beside, block))
-    atomic_write_text(files[1], table12_csv(table))
-    atomic_write_text(files[2], cells_csv(table, beside))
+    atomic_write_text(files[0], markdown(table, beside, block, intervals))
+    atomic_write_text(files[1], table12_csv(table, intervals))
+    atomic_write_text(files[2], cells_csv(table, beside, intervals))
     who = "the study (LoRA Land)" if runs_dir is None else str(runs_dir)
     plot_figure5(table, files[3], f"Figure 5: lift of the best fine-tuned adapter per task — {who}")
-    return ReportResult(table, files)
+    return ReportResult(table, files, intervals)

@@ -42,6 +42,22 @@ class Run:
     score: float
     n: int
     n_failed: int
+    # per example, in the same order (absent from runs of an llmbench older than the bootstrap)
+    ids: tuple[int, ...] | None = None
+    example_scores: tuple[float, ...] | None = None
+    answers: dict | None = None  # llmbench.evaluate.answers.answer_stats
+    sample: dict | None = None  # llmbench.evaluate.sampling.Sample.as_record
+
+    @property
+    def scores_by_id(self) -> dict[int, float] | None:
+        if self.ids is None or self.example_scores is None:
+            return None
+        return dict(zip(self.ids, self.example_scores, strict=True))
+
+    @property
+    def flag(self) -> str | None:
+        """Why its answers look degenerate (llmbench.evaluate.answers), or None."""
+        return (self.answers or {}).get("flag")
 
 
 def read_run(path: Path) -> Run:
@@ -69,6 +85,7 @@ def read_run(path: Path) -> Run:
             "model, adapter (null for a base run), score, n and n_failed as `llmbench eval` "
             "writes them"
         )
+    ids, example_scores = _per_example(path, record)
     return Run(
         Path(path),
         record["task"],
@@ -77,7 +94,37 @@ def read_run(path: Path) -> Run:
         float(record["score"]),
         record["n"],
         record["n_failed"],
+        ids,
+        example_scores,
+        record.get("answers") if isinstance(record.get("answers"), dict) else None,
+        record.get("sample") if isinstance(record.get("sample"), dict) else None,
     )
+
+
+def _per_example(path: Path, record: dict) -> tuple[tuple | None, tuple | None]:
+    """The run's row ids and per-example scores, when it records them (both or neither, one
+    per example, ids distinct integers, scores finite numbers)."""
+    ids, scores = record.get("ids"), record.get("example_scores")
+    if ids is None and scores is None:
+        return None, None
+    fine = (
+        isinstance(ids, list)
+        and isinstance(scores, list)
+        and len(ids) == len(scores) == record["n"]
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        and len(set(ids)) == len(ids)
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in scores
+        )
+    )
+    if not fine:
+        raise LLMBenchError(
+            f"{path}: ids and example_scores: expected two lists of n ({record['n']}) entries, "
+            "distinct integer row ids and finite scores, as `llmbench eval` writes them; rerun "
+            "its `llmbench eval`"
+        )
+    return tuple(ids), tuple(float(v) for v in scores)
 
 
 def collect_runs(runs_dir: Path) -> list[Run]:
@@ -114,6 +161,8 @@ class Table12:
     own_baselines: set = field(default_factory=set)  # (task, baseline) from your own runs
     adapters: dict = field(default_factory=dict)  # (task, model) -> the best adapter
     failed: list = field(default_factory=list)  # runs with n_failed > 0
+    ft_runs: dict = field(default_factory=dict)  # (task, model) -> the best adapter's Run
+    base_runs: dict = field(default_factory=dict)  # (task, model) -> the base model's Run
 
     @property
     def lift(self):
@@ -196,6 +245,8 @@ def table_from_runs(runs: list[Run], study: Table12, source: str) -> Table12:
             (r for r in [*ft.values(), *base.values(), *baselines.values()] if _counts(r, tasks)),
             key=lambda r: r.path,
         ),
+        ft,
+        base,
     )
 
 
