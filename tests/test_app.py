@@ -144,6 +144,67 @@ def test_scores_come_from_your_results_and_else_from_the_study_labelled_as_such(
     assert "the study has no tiny" in scores("gsm8k", "x", "tiny", None)["base"]["source"]
 
 
+def _scored_run(results: Path, model: str, task: str, adapter, per_row: dict) -> None:
+    """A scores.json of `llmbench eval` with its rows' scores (`per_row`: id -> score)."""
+    run = results / "eval" / model / task / (adapter.replace("/", "__") if adapter else "base")
+    run.mkdir(parents=True)
+    record = {"task": task, "model": model, "adapter": adapter, "n": len(per_row)}
+    record |= {"score": sum(per_row.values()) / len(per_row), "n_failed": 0}
+    record |= {"ids": list(per_row), "example_scores": list(per_row.values())}
+    (run / "scores.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_your_scores_carry_the_reports_intervals_and_a_paired_lift(tmp_path):
+    from llmbench.report.intervals import cell_intervals
+
+    _scored_run(tmp_path, "tiny", "gsm8k", None, {i: float(i % 5 < 2) for i in range(50)})
+    _scored_run(tmp_path, "tiny", "gsm8k", "tiny/gsm8k", {i: float(i % 5 < 3) for i in range(50)})
+    found = scores("gsm8k", "tiny/gsm8k", "tiny", tmp_path)
+    assert found["adapter"]["score"] == pytest.approx(0.6) and found["lift"]["score"] == (
+        pytest.approx(0.2)
+    )
+    from llmbench.report.table12 import read_run
+
+    runs = [read_run(p) for p in sorted(tmp_path.glob("eval/tiny/gsm8k/*/scores.json"))]
+    base, adapter = (r for r in sorted(runs, key=lambda r: r.adapter is not None))
+    cell = cell_intervals(adapter, base, ("gsm8k", "tiny"))
+    assert found["adapter"]["interval"] == [cell.ft.low, cell.ft.high]
+    assert found["lift"]["interval"] == [cell.lift.low, cell.lift.high]
+    assert "1000 resamples" in found["method"]
+    assert scores("gsm8k", "x", "tiny", None)["lift"] is None  # the study's: no interval
+
+
+@pytest.mark.slow
+def test_the_page_shows_your_scores_with_their_intervals_and_the_lift(tmp_path, browser):
+    """A real browser on an app whose results hold paired runs for glue_sst2 (no model server is
+    needed to show scores)."""
+    from playwright.sync_api import expect
+
+    from llmbench.app.web import create_app
+
+    _adapter(tmp_path / "adapters" / "glue_sst2")
+    _scored_run(tmp_path / "runs", "tiny", "glue_sst2", None, {i: 0.5 for i in range(40)})
+    _scored_run(tmp_path / "runs", "tiny", "glue_sst2", "glue_sst2", {i: 0.75 for i in range(40)})
+    catalog = build_catalog(
+        "http://127.0.0.1:1", "tiny", adapters_dir=tmp_path / "adapters", results=tmp_path / "runs"
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        with BackgroundServer(create_app(catalog)) as url:
+            page.goto(url)
+            page.select_option("#category", "Reasoning")
+            page.select_option("#adapter", "glue_sst2")
+            expect(page.locator("#score-adapter")).to_have_text("0.750 [0.750, 0.750]")
+            expect(page.locator("#score-base")).to_have_text("0.500 [0.500, 0.500]")
+            expect(page.locator("#score-lift")).to_have_text("+0.250 [+0.250, +0.250]")
+            expect(page.locator("#source-lift")).to_contain_text("paired on the same 40")
+            expect(page.locator("#scores-note")).to_contain_text("1000 resamples, seed 0")
+    finally:
+        context.close()
+
+
 def test_a_base_model_without_a_local_tokenizer_counts_with_cl100k(tmp_path):
     from llmbench.app.catalog import TokenCounter
     from llmbench.tasks.tokens import count_tokens

@@ -142,24 +142,48 @@ def adapters_from_map(path: Path, cards: dict[str, TaskCard]) -> dict[str, str]:
 
 def scores(task: str, adapter_id: str, model: str, results: Path | None) -> dict:
     """The fine-tuned and base scores: from your `llmbench eval` results where they exist, else
-    the study's Table 12; each number says where it comes from."""
+    the study's Table 12; each number says where it comes from. Yours carry their 95% interval
+    (the report's paired bootstrap, the same numbers), and the adapter's lift over the base
+    model with its interval where both are yours, scored on the same rows."""
     from llmbench.evaluate.harness import SCORES
+    from llmbench.report.table12 import read_run
 
-    found = {}
+    runs = {}
     if results is not None:
         for side, adapter in (("adapter", adapter_id), ("base", None)):
             path = Workdir(results).eval_run(model, task, adapter) / SCORES
             if path.is_file():
-                found[side] = _your_score(path)
+                runs[side] = read_run(path)
     study = _study_scores(task, model)
-    return {side: found.get(side) or study[side] for side in ("adapter", "base")}
+    found = {side: study[side] for side in ("adapter", "base")}
+    found["lift"], found["method"] = None, None
+    if not runs:
+        return found
+    from llmbench.report.intervals import cell_intervals, method_text
+
+    cell = cell_intervals(runs.get("adapter"), runs.get("base"), (task, model))
+    for side, interval in (("adapter", cell.ft), ("base", cell.base)):
+        if side in runs:
+            found[side] = _your_score(runs[side], interval)
+    if cell.ft or cell.base:
+        found["method"] = method_text()
+    if cell.lift is not None:
+        lift = runs["adapter"].score - runs["base"].score
+        found["lift"] = {
+            "score": lift,
+            "interval": [cell.lift.low, cell.lift.high],
+            "source": f"your results, paired on the same {runs['base'].n} examples",
+        }
+    return found
 
 
-def _your_score(path: Path) -> dict:
-    from llmbench.report.table12 import read_run
-
-    run = read_run(path)
-    return {"score": run.score, "source": f"your results ({run.n} examples)", "path": str(path)}
+def _your_score(run, interval) -> dict:
+    return {
+        "score": run.score,
+        "interval": [interval.low, interval.high] if interval else None,
+        "source": f"your results ({run.n} examples)",
+        "path": str(run.path),
+    }
 
 
 def _study_scores(task: str, model: str) -> dict:

@@ -83,8 +83,13 @@ async function pickTask(task) {
   countTokens();
 }
 
-function formatScore(entry) {
-  return entry ? entry.score.toFixed(3) : "–";
+function formatScore(entry, signed = false) {
+  if (!entry) return "–";
+  const number = (x) => (signed && x >= 0 ? "+" : "") + x.toFixed(3);
+  const interval = entry.interval
+    ? ` [${number(entry.interval[0])}, ${number(entry.interval[1])}]`
+    : "";
+  return number(entry.score) + interval;
 }
 
 function showDetails(d) {
@@ -106,11 +111,14 @@ function showDetails(d) {
   } else {
     dataset.textContent = d.dataset_link;
   }
-  for (const side of ["adapter", "base"]) {
+  for (const side of ["adapter", "base", "lift"]) {
     const entry = d.scores[side];
-    $(`score-${side}`).textContent = formatScore(entry);
+    $(`score-${side}`).textContent = formatScore(entry, side === "lift");
     $(`source-${side}`).textContent = entry ? entry.source : "no score";
   }
+  $("row-lift").hidden = !d.scores.lift;
+  $("scores-note").textContent = d.scores.method ? `Brackets: ${d.scores.method}.` : "";
+  $("scores-note").hidden = !d.scores.method;
   $("template").textContent = d.prompt_template;
 }
 
