@@ -117,14 +117,60 @@ def _print_strongest(result) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from llmbench.analysis.correlate import known_tasks
+    from llmbench.analysis.correlate import PAPER, known_tasks
     from llmbench.analysis.predict import predict_outcomes
 
+    if args.check:
+        cmd_predict_check(args)
+        return
     _check_dataset_flags(args)
+    scores = args.scores or PAPER
     complexity = args.complexity or Workdir(args.runs).complexity()
-    known, not_study = known_tasks(args.scores, complexity)
+    known, not_study = known_tasks(scores, complexity)
     result = predict_outcomes(_dataset_heuristics(args), known)
-    _print_prediction(result, not_study, args.scores)
+    _print_prediction(result, not_study, scores)
+
+
+def cmd_predict_check(args: argparse.Namespace) -> None:
+    from llmbench.analysis.predict_check import check_predict, verdict
+    from llmbench.console import console
+
+    given = [f for f in ("task", "dataset", "input_columns", "target_col") if getattr(args, f)]
+    if given or args.prompt_template is not None:
+        flags = ", ".join(f"--{f.replace('_', '-')}" for f in given) or "--prompt-template"
+        raise LLMBenchError(
+            f"--check: forecasts the tasks of --scores; expected it without {flags}"
+        )
+    # the bake-off's own scores (llmbench.bakeoff.pipeline.OWN names that folder)
+    scores = args.scores or Workdir(args.runs).correlation("bakeoff") / "scores.csv"
+    complexity = args.complexity or Workdir(args.runs).complexity()
+    out = args.out or Path(scores).parent / "predict-check"
+    result = check_predict(scores, complexity, out, args.model, progress=True)
+    _print_check(result)
+    for check in result.checks:
+        console.print(verdict(check), markup=False)
+    console.print(
+        f"for scale: the mean of the other tasks scores R² {result.baseline_r2:+.3f} by "
+        f"construction; an always-positive forecast gets {result.positive} signs right",
+        markup=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", style="bold", markup=False)
+    console.print(f"written to {out}: {', '.join(p.name for p in result.files)}")
+
+
+def _print_check(result) -> None:
+    from llmbench.console import print_table
+
+    columns = {f.task: [f"{f.measured:+.3f}"] for f in result.refit.forecasts}
+    for check in result.checks:
+        for f in check.forecasts:
+            columns[f.task].append(f"{f.forecast:+.3f}")
+    print_table(
+        f"predict, checked out of sample: the {result.lift}, each task forecast without it",
+        ("task", "measured", *(f"forecast ({c.fit})" for c in result.checks)),
+        [(task, *cells) for task, cells in columns.items()],
+    )
 
 
 def _check_dataset_flags(args: argparse.Namespace) -> None:
@@ -250,7 +296,8 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
     else:
         p.epilog = (
             "examples: llmbench predict --task glue_mnli; llmbench predict --dataset mine.jsonl "
-            "--input-columns question context --target-col answer"
+            "--input-columns question context --target-col answer; llmbench predict --check "
+            "--runs runs (each task of a bake-off forecast from the others)"
         )
         p.add_argument("--task", help="a prepared task")
         p.add_argument("--dataset", help="your dataset: a CSV, JSONL or Parquet file")
@@ -266,11 +313,31 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
             help="with --dataset: a template over the input columns, "
             "e.g. '### Question:\\n{question}\\n### Answer:' (default: columns joined)",
         )
-        p.add_argument("--scores", default="paper", help="scores to fit on (default: paper)")
+        p.add_argument(
+            "--check",
+            action="store_true",
+            help="instead: leave one task out: forecast each task of --scores from the others "
+            "and compare with its measured lift (R², signs, a plot)",
+        )
+        p.add_argument(
+            "--scores",
+            help="scores to fit on, in the Table 12 layout (default: paper, the study's; with "
+            "--check, the bake-off's <runs>/correlate/bakeoff/scores.csv)",
+        )
         p.add_argument(
             "--complexity",
             type=Path,
             help="heuristics of the known tasks (default: <runs>/complexity/train.csv)",
+        )
+        p.add_argument(
+            "--model",
+            help="with --check: the base model whose lift is checked (default: the mean lift "
+            "over the models of --scores)",
+        )
+        p.add_argument(
+            "--out",
+            type=Path,
+            help="with --check: output folder (default: predict-check/ beside the scores)",
         )
         runs_option(p)
         _common(p)

@@ -43,12 +43,12 @@ def scores_source(scores: str | Path) -> Path:
     return PAPER_SCORES if str(scores) == PAPER else Path(scores)
 
 
-def load_scores(scores: str | Path):
+def load_scores(scores: str | Path, gpt4: bool = True):
     """A Table-12-layout scores table, indexed by task, every cell a number; all problems at once.
 
-    Raises LLMBenchError when the file or its `task` or `gpt-4` column is missing, a model has a
-    fine-tuned column but no base column (or the reverse), a task appears twice, or a cell is
-    empty or not a number.
+    Raises LLMBenchError when the file or its `task` column is missing, its `gpt-4` column is
+    (unless not `gpt4`: a bake-off's own scores have none), a model has a fine-tuned column but
+    no base column (or the reverse), a task appears twice, or a cell is empty or not a number.
     """
     import pandas as pd
 
@@ -59,7 +59,7 @@ def load_scores(scores: str | Path):
             "(or --scores paper for the study's own)"
         )
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    problems = _layout_problems(path, list(frame.columns))
+    problems = _layout_problems(path, list(frame.columns), gpt4)
     if problems:
         raise LLMBenchError(*problems)
     twice = sorted(set(frame["task"][frame["task"].duplicated()]))
@@ -88,14 +88,15 @@ def models_of(columns) -> list[str]:
 
 def score_columns(columns) -> list[str]:
     models = models_of(columns)
-    return [*(m + FT for m in models), *(m + BASE for m in models), GPT4]
+    gpt4 = [GPT4] if GPT4 in columns else []
+    return [*(m + FT for m in models), *(m + BASE for m in models), *gpt4]
 
 
-def _layout_problems(path: Path, columns: list[str]) -> list[str]:
+def _layout_problems(path: Path, columns: list[str], gpt4: bool = True) -> list[str]:
     problems = [
         f"{path}: column '{name}' missing; expected the Table 12 layout (task, "
         "<model>_ft, <model>_base, ..., gpt-4)"
-        for name in ("task", GPT4)
+        for name in (("task", GPT4) if gpt4 else ("task",))
         if name not in columns
     ]
     ft = set(models_of(columns))
