@@ -29,7 +29,20 @@ from llmbench.serving.adapters import (
     resolve_adapter,
     weights_signature,
 )
+from llmbench.serving.events import (
+    Finish,
+    Output,
+    OutputReader,
+    Sample,
+    Step,
+    Token,
+    finish_reason,
+    first_token_latency,
+    queue_time,
+)
 from llmbench.serving.limits import DEFAULT_MAX_CONCURRENT_REQUESTS
+from llmbench.serving.protocol import MAX_ALTERNATIVES
+from llmbench.serving.structured import one_line
 
 # On a CPU, vLLM reads gpu_memory_utilization as the fraction of RAM reserved for the KV cache;
 # 0.1 leaves room for everything else on a small machine (VLLM_CPU_KVCACHE_SPACE overrides it).
@@ -60,6 +73,9 @@ INLINE_TOKENIZE_CHARS = 4096
 PREFIX_CHARS_PER_TOKEN = 16
 
 
+TEXT_ONLY = Output()  # what a request gets back unless it asks for more
+
+
 class RequestError(Exception):
     """A request the server refuses or could not finish: HTTP status, LoRAX error type, message."""
 
@@ -67,54 +83,6 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
         self.error_type = error_type
-
-
-@dataclass
-class Token:
-    id: int
-    text: str
-    logprob: float | None
-    special: bool
-
-
-@dataclass
-class Step:
-    """One generated token (LoRAX streams one event per token)."""
-
-    token: Token
-
-
-@dataclass
-class Finish:
-    """The end of a generation: LoRAX's finish reason, the counts and the timings (seconds)."""
-
-    finish_reason: str  # "length", "eos_token" or "stop_sequence"
-    generated_text: str
-    tokens: list[Token]
-    prefill: list[Token]
-    prompt_tokens: int
-    seed: int | None
-    queue_time: float
-    time_to_first_token: float
-    total_time: float
-
-    @property
-    def generated_tokens(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def inference_time(self) -> float:
-        return max(self.total_time - self.queue_time, 0.0)
-
-
-@dataclass(frozen=True)
-class Output:
-    """What a request wants back besides the text (each costs the engine something)."""
-
-    stream: bool = False  # a Step per token as it comes (else all at the end, fewer wake-ups)
-    logprobs: bool = False  # each generated token's logprob (LoRAX details and stream events)
-    prompt_logprobs: bool = False  # each prompt token's logprob (LoRAX decoder_input_details)
-    include_stop: bool = True  # LoRAX keeps a matched stop sequence in the text; OpenAI does not
 
 
 @dataclass
@@ -185,7 +153,7 @@ class ServingEngine:
         self.linear_shapes = base_linear_shapes(engine.model_config.hf_config)
         self.counters = Counters()
         self.adapters = AdapterCache(max_loaded_adapters, self._load_lora, self._unload_lora)
-        self._special_ids = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        self.reader = OutputReader(self.tokenizer)
         # (adapter_id, source) -> (canonical name, folder, until); see MAX_RESOLVED_NAMES
         self._resolved: OrderedDict[tuple[str, str], tuple[str, Path, float]] = OrderedDict()
         self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
@@ -203,8 +171,12 @@ class ServingEngine:
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     ) -> ServingEngine:
         """Build vLLM's engine (about a minute on a CPU); call inside a running event loop."""
+        from vllm.config import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
+
+        from llmbench.serving.logits_processors import LOGITS_PROCESSORS
+        from llmbench.serving.structured import BACKEND
 
         args = AsyncEngineArgs(
             model=base_model,
@@ -218,6 +190,13 @@ class ServingEngine:
             dtype=engine_dtype(dtype),
             gpu_memory_utilization=KV_CACHE_FRACTION,
             disable_log_stats=False,
+            max_logprobs=MAX_ALTERNATIVES,
+            logits_processors=LOGITS_PROCESSORS,
+            # Compact JSON: with any whitespace allowed between tokens, a small model can spend
+            # its max_new_tokens on blanks (LoRAX's Outlines allows one optional space).
+            structured_outputs_config=StructuredOutputsConfig(
+                backend=BACKEND, disable_any_whitespace=True
+            ),
         )
         engine = AsyncLLM.from_engine_args(args)
         return cls(engine, base_model, adapters_root, max_loaded_adapters, max_concurrent_requests)
@@ -321,7 +300,7 @@ class ServingEngine:
         *,
         adapter_id: str | None,
         adapter_source: str | None = None,
-        output: Output = Output(),
+        output: Output = TEXT_ONLY,
         admission: Admission | None = None,
     ) -> AsyncIterator[Step | Finish]:
         """Yield a Step per generated token, then a Finish; errors are RequestError.
@@ -383,14 +362,21 @@ class ServingEngine:
 
     def _sampling_params(self, options: dict[str, Any], output: Output):
         """vLLM's SamplingParams; a value vLLM refuses is the client's 422, found before any
-        adapter is loaded."""
+        adapter is loaded. `options["json_schema"]` (checked by structured.py) constrains the
+        answer with vLLM's structured outputs."""
         from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
+        options = dict(options)
+        schema = options.pop("json_schema", None)
+        if schema is not None:
+            options["structured_outputs"] = StructuredOutputsParams(json=schema)
+        wants_logprobs = output.logprobs or output.alternatives
         try:
             return SamplingParams(
                 **options,
-                logprobs=0 if output.logprobs else None,  # 0: the sampled token's own
+                # 0: the sampled token's own; k: also the k most likely
+                logprobs=output.alternatives if wants_logprobs else None,
                 prompt_logprobs=0 if output.prompt_logprobs else None,
                 include_stop_str_in_output=output.include_stop,
                 output_kind=(
@@ -404,14 +390,17 @@ class ServingEngine:
     async def _run(
         self, prompt_ids, params, adapter, output: Output, started: float
     ) -> AsyncIterator[Step | Finish]:
+        """Steps as vLLM's outputs come (streams have one sequence), then the Finish: with
+        best_of (vLLM's `n`, never streamed) the sample of highest total log-probability, the
+        others in its best_of_sequences."""
         from vllm.lora.request import LoRARequest
 
         lora = (
             LoRARequest(adapter.adapter_id, adapter.int_id, str(adapter.path)) if adapter else None
         )
-        tokens: list[Token] = []
+        samples: dict[int, Sample] = {}
         prefill: list[Token] = []
-        text, first_token_at, queue_time = "", None, 0.0
+        first_token_at, queued = None, 0.0
         outputs = self.engine.generate(
             {"prompt_token_ids": prompt_ids},
             params,
@@ -421,70 +410,60 @@ class ServingEngine:
         try:
             async for out in outputs:
                 if first_token_at is None:
-                    first_token_at = _first_token_latency(out, time.perf_counter() - started)
-                    queue_time = _queue_time(out)
+                    first_token_at = first_token_latency(out, time.perf_counter() - started)
+                    queued = queue_time(out)
                 if output.prompt_logprobs and out.prompt_logprobs:
-                    prefill = self._prefill(prompt_ids, out.prompt_logprobs)
-                completion = out.outputs[0]
-                for token in self._tokens(completion):
-                    tokens.append(token)
-                    yield Step(token)
-                text += completion.text
+                    prefill = self.reader.prefill(prompt_ids, out.prompt_logprobs)
+                for completion in out.outputs:
+                    new = samples.setdefault(completion.index, Sample()).add(
+                        completion, self.reader.tokens(completion, output.alternatives)
+                    )
+                    for token in new if params.n == 1 else ():
+                        yield Step(token)
                 if out.finished:
                     break
         except Exception as error:  # the engine's failure is the request's, not the server's
-            self.fail("generation")
-            raise RequestError(
-                424,
-                "generation",
-                f"Request failed during generation: {self.without_paths(error)}",
-            ) from None
+            raise self._generation_error(error) from None
         finally:
             # A client gone mid-stream closes this generator; closing vLLM's aborts the request.
             await outputs.aclose()
-        self.counters.generated_tokens += len(tokens)
         self.counters.prompt_tokens += len(prompt_ids)
-        self.counters.queue_seconds += queue_time
-        yield Finish(
-            finish_reason=_finish_reason(completion),
-            generated_text=text,
-            tokens=tokens,
-            prefill=prefill,
-            prompt_tokens=len(prompt_ids),
-            seed=params.seed,
-            queue_time=queue_time,
-            time_to_first_token=first_token_at or 0.0,
-            total_time=time.perf_counter() - started,
+        self.counters.queue_seconds += queued
+        finishes = []
+        for index, sample in sorted(samples.items()):
+            self.counters.generated_tokens += len(sample.tokens)
+            finishes.append(
+                Finish(
+                    finish_reason=finish_reason(sample.completion),
+                    generated_text=sample.text,
+                    tokens=sample.tokens,
+                    prefill=prefill,
+                    prompt_tokens=len(prompt_ids),
+                    # vLLM seeds the n samples of one request seed, seed + 1, ...
+                    seed=None if params.seed is None else params.seed + index,
+                    queue_time=queued,
+                    time_to_first_token=first_token_at or 0.0,
+                    total_time=time.perf_counter() - started,
+                )
+            )
+        if not finishes:  # vLLM ended the request without one output
+            raise self._generation_error(RuntimeError("the engine returned no output"))
+        best = max(finishes, key=lambda finish: finish.total_logprob)  # the first of a tie
+        best.best_of_sequences = [finish for finish in finishes if finish is not best]
+        yield best
+
+    def _generation_error(self, error: Exception) -> RequestError:
+        """What the client hears of an engine error: a request vLLM refused as it arrived (a
+        VLLMClientError: the client's fault) is a 400; anything else failed mid-generation."""
+        from vllm.exceptions import VLLMClientError
+
+        if isinstance(error, VLLMClientError):
+            first_line = one_line(self.without_paths(error))
+            return RequestError(400, "validation", f"Input validation error: {first_line}")
+        self.fail("generation")
+        return RequestError(
+            424, "generation", f"Request failed during generation: {self.without_paths(error)}"
         )
-
-    def _tokens(self, completion) -> list[Token]:
-        """This step's new tokens; a single token carries the step's text delta exactly."""
-        ids = list(completion.token_ids)
-        logprobs = completion.logprobs or []
-        made = []
-        for i, token_id in enumerate(ids):
-            entry = logprobs[i].get(token_id) if i < len(logprobs) and logprobs[i] else None
-            if len(ids) == 1:
-                text = completion.text
-            else:
-                text = entry.decoded_token if entry and entry.decoded_token else ""
-            special = token_id in self._special_ids
-            made.append(
-                Token(token_id, "" if special else text, entry.logprob if entry else None, special)
-            )
-        return made
-
-    def _prefill(self, prompt_ids: list[int], prompt_logprobs) -> list[Token]:
-        prefill = []
-        for token_id, entry in zip(prompt_ids, prompt_logprobs, strict=True):
-            chosen = entry.get(token_id) if entry else None
-            text = (
-                chosen.decoded_token
-                if chosen and chosen.decoded_token is not None
-                else (self.tokenizer.decode([token_id]))
-            )
-            prefill.append(Token(token_id, text, chosen.logprob if chosen else None, False))
-        return prefill
 
     async def healthy(self) -> bool:
         try:
@@ -504,25 +483,3 @@ class ServingEngine:
     def shutdown(self) -> None:
         self._tokenizer_thread.shutdown(wait=False, cancel_futures=True)
         self.engine.shutdown()
-
-
-def _first_token_latency(out, measured: float) -> float:
-    """Seconds to the first token: vLLM's own count when it keeps stats, else `measured`."""
-    latency = getattr(getattr(out, "metrics", None), "first_token_latency", 0.0)
-    return latency if latency else measured
-
-
-def _queue_time(out) -> float:
-    """Seconds the request waited in vLLM's scheduler (0 when the engine keeps no stats)."""
-    stats = getattr(out, "metrics", None)
-    queued, scheduled = getattr(stats, "queued_ts", 0.0), getattr(stats, "scheduled_ts", 0.0)
-    return max(scheduled - queued, 0.0) if queued and scheduled else 0.0
-
-
-def _finish_reason(completion) -> str:
-    """vLLM's finish reason in LoRAX's words."""
-    if completion.finish_reason == "length":
-        return "length"
-    if isinstance(completion.stop_reason, str):
-        return "stop_sequence"
-    return "eos_token"

@@ -22,22 +22,18 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import Field, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 
 from llmbench.serving import cpu_lora
-from llmbench.serving.engine import (
-    Admission,
-    Finish,
-    Output,
-    RequestError,
-    ServingEngine,
-    Step,
-    Token,
-)
+from llmbench.serving.engine import Admission, RequestError, ServingEngine
+from llmbench.serving.events import Finish, Output, Step, Token
 from llmbench.serving.limits import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -47,18 +43,21 @@ from llmbench.serving.limits import (
 )
 from llmbench.serving.protocol import (
     ChatCompletionRequest,
+    ChatMessage,
     CompletionRequest,
     GenerateParameters,
     GenerateRequest,
     sampling_options,
 )
 from llmbench.serving.status import VERSION, add_status_routes
+from llmbench.serving.structured import SchemaError, lorax_schema, openai_schema
 
 # At import, so in each of vLLM's processes too: on a CPU vLLM spawns them, and a spawned process
 # imports the module its parent ran (this one) before it runs vLLM's code.
 if os.environ.get(cpu_lora.OFF_SWITCH) != "1":
     cpu_lora.install()
 
+CHAT_MESSAGES = TypeAdapter(Annotated[list[ChatMessage], Field(min_length=1)])
 # Printable ASCII but "%": what a header value may carry as it is; the rest is percent-encoded.
 HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
@@ -87,6 +86,7 @@ def create_app(settings: argparse.Namespace) -> FastAPI:
     app = FastAPI(title="llmbench serve (LoRAX-compatible)", version=VERSION, lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RequestError, _request_error)
+    app.add_exception_handler(HTTPException, _http_error)
     _add_lorax_routes(app)
     _add_openai_routes(app)
     add_status_routes(app)
@@ -109,6 +109,24 @@ async def _request_error(request: Request, error: RequestError) -> JSONResponse:
     if error.error_type != "generation":  # generation failures are counted where they happen
         _engine(request).fail(error.error_type)
     return _error(error.status, error.error_type, str(error))
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """FastAPI's own refusals (a body it could not parse, an unknown route) in LoRAX's shape.
+    A body nested deeper than Python's JSON parser goes (about 1,000 levels) is one of them."""
+    message = str(error.detail)
+    if isinstance(error.__cause__, RecursionError):
+        message = "body: JSON nested too deeply to parse"
+    error_type = {400: "validation", 404: "not_found"}.get(error.status_code, "http")
+    return _error(error.status_code, error_type, message)
+
+
+def _schema(make, *args) -> dict | None:
+    """The request's JSON schema (structured.py), or its problem as a one-line 400."""
+    try:
+        return make(*args)
+    except SchemaError as error:
+        raise RequestError(400, "invalid_schema", str(error)) from None
 
 
 def _engine(request: Request) -> ServingEngine:
@@ -208,18 +226,33 @@ async def _start(engine: ServingEngine, body: GenerateRequest, *, stream: bool):
 
 async def _start_admitted(engine: ServingEngine, body: GenerateRequest, stream: bool, admission):
     p: GenerateParameters = body.parameters
-    ids, max_new = await engine.prompt_ids(body.inputs, p.max_new_tokens, p.truncate)
+    best_of = p.best_of or 1
+    if stream and best_of > 1:
+        raise RequestError(
+            422, "validation", "Input validation error: `best_of` != 1 is not supported when "
+            "streaming tokens"
+        )  # fmt: skip
+    response_format = p.response_format.model_dump(by_alias=True) if p.response_format else None
+    schema = _schema(lorax_schema, response_format, p.schema_)
+    prompt = _lorax_prompt(engine, body)
+    ids, max_new = await engine.prompt_ids(prompt, p.max_new_tokens, p.truncate)
     options = sampling_options(
         max_new_tokens=max_new,
         do_sample=p.do_sample,
         temperature=p.temperature,
         top_k=p.top_k,
         top_p=p.top_p,
+        typical_p=p.typical_p,
         seed=p.seed,
+        best_of=best_of,
         stop=p.stop,
         repetition_penalty=p.repetition_penalty,
+        frequency_penalty=p.frequency_penalty,
+        presence_penalty=p.presence_penalty,
         ignore_eos=p.ignore_eos_token,
     )
+    if schema is not None:
+        options["json_schema"] = schema
     events = engine.generate(
         ids,
         options,
@@ -227,13 +260,30 @@ async def _start_admitted(engine: ServingEngine, body: GenerateRequest, stream: 
         adapter_source=p.adapter_source,
         output=Output(
             stream=stream,
-            logprobs=stream or p.details,  # lorax-client requires a logprob in stream events
+            # lorax-client requires a logprob in stream events; best_of ranks samples by them
+            logprobs=stream or p.details or best_of > 1,
             prompt_logprobs=p.decoder_input_details and p.details,
+            alternatives=p.alternatives(),
         ),
         admission=admission,
     )
     first = await anext(events) if stream else None
     return events, first, admission
+
+
+def _lorax_prompt(engine: ServingEngine, body: GenerateRequest) -> str:
+    """`inputs`; with apply_chat_template, as in LoRAX, `inputs` holds chat messages (a JSON
+    list of {"role", "content"}) that the model's chat template turns into the prompt."""
+    if not body.parameters.apply_chat_template:
+        return body.inputs
+    try:
+        messages = CHAT_MESSAGES.validate_json(body.inputs)
+    except ValidationError:
+        raise RequestError(
+            422, "validation", "Input validation error: inputs: with `apply_chat_template`, a "
+            'JSON list of {"role", "content"} messages is expected'
+        ) from None  # fmt: skip
+    return _chat_prompt(engine, [m.model_dump() for m in messages])
 
 
 async def _generate(request: Request, body: GenerateRequest, *, as_list: bool):
@@ -242,19 +292,40 @@ async def _generate(request: Request, body: GenerateRequest, *, as_list: bool):
     if event is None:
         return Response(status_code=499)  # nobody reads it: nginx's "client closed request"
     p = body.parameters
-    text = (body.inputs if p.return_full_text else "") + event.generated_text
-    answer = {"generated_text": text}
+    prefix = body.inputs if p.return_full_text else ""
+    answer = {"generated_text": prefix + event.generated_text}
     if p.details:
-        answer["details"] = {
-            "finish_reason": event.finish_reason,
-            "prompt_tokens": event.prompt_tokens,
-            "generated_tokens": event.generated_tokens,
-            "seed": event.seed,
-            "prefill": [_prefill_json(t) for t in event.prefill],
-            "tokens": [_token_json(t) for t in event.tokens],
-        }
+        answer["details"] = _details_json(event, p, prefix)
     headers = _timing_headers(event) | {"x-adapter-id": _header_value(p.adapter_id)}
     return JSONResponse([answer] if as_list else answer, headers=headers)
+
+
+def _details_json(event: Finish, p: GenerateParameters, prefix: str) -> dict:
+    """LoRAX's details: the counts, the tokens (with their alternatives and TGI's top_tokens
+    when asked) and, with best_of, the samples not chosen, each with its seed."""
+    details = {
+        "finish_reason": event.finish_reason,
+        "prompt_tokens": event.prompt_tokens,
+        "generated_tokens": event.generated_tokens,
+        "seed": event.seed,
+        "prefill": [_prefill_json(t) for t in event.prefill],
+        "tokens": [_token_json(t, p.return_k_alternatives) for t in event.tokens],
+    }
+    if p.top_n_tokens:
+        details["top_tokens"] = [_top_tokens_json(t, p.top_n_tokens) for t in event.tokens]
+    if event.best_of_sequences:
+        details["best_of_sequences"] = [
+            {
+                "generated_text": prefix + other.generated_text,
+                "finish_reason": other.finish_reason,
+                "generated_tokens": other.generated_tokens,
+                "seed": other.seed,
+                "prefill": details["prefill"],
+                "tokens": [_token_json(t, p.return_k_alternatives) for t in other.tokens],
+            }
+            for other in event.best_of_sequences
+        ]
+    return details
 
 
 async def _generate_stream(engine: ServingEngine, body: GenerateRequest):
@@ -268,13 +339,7 @@ async def _generate_stream(engine: ServingEngine, body: GenerateRequest):
             async for event in _chain(first, events):
                 if isinstance(event, Step):
                     if pending is not None:
-                        yield _sse(
-                            {
-                                "token": _token_json(pending.token),
-                                "generated_text": None,
-                                "details": None,
-                            }
-                        )
+                        yield _sse(_stream_event(pending.token, p, None, None))
                     pending = event
                     continue
                 # The last token's event carries the whole text and the details, as LoRAX's does.
@@ -285,13 +350,8 @@ async def _generate_stream(engine: ServingEngine, body: GenerateRequest):
                     "generated_tokens": event.generated_tokens,
                     "seed": event.seed,
                 }
-                yield _sse(
-                    {
-                        "token": _token_json(last),
-                        "generated_text": prefix + event.generated_text,
-                        "details": details if p.details else None,
-                    }
-                )
+                text = prefix + event.generated_text
+                yield _sse(_stream_event(last, p, text, details if p.details else None))
         except RequestError as error:
             yield _sse({"error": str(error), "error_type": error.error_type})
 
@@ -309,10 +369,33 @@ def _sse(payload: dict) -> str:
     return f"data:{json.dumps(payload)}\n\n"
 
 
-def _token_json(token: Token) -> dict:
+def _stream_event(token: Token, p: GenerateParameters, text: str | None, details) -> dict:
+    event = {
+        "token": _token_json(token, p.return_k_alternatives),
+        "generated_text": text,
+        "details": details,
+    }
+    if p.top_n_tokens:
+        event["top_tokens"] = _top_tokens_json(token, p.top_n_tokens)
+    return event
+
+
+def _token_json(token: Token, alternatives: int | None = None) -> dict:
+    """LoRAX's Token; with `alternatives` (return_k_alternatives), its alternative_tokens."""
     # lorax-client requires a float logprob; vLLM gives one for every sampled token.
     logprob = token.logprob if token.logprob is not None else 0.0
-    return {"id": token.id, "text": token.text, "logprob": logprob, "special": token.special}
+    answer = {"id": token.id, "text": token.text, "logprob": logprob, "special": token.special}
+    if alternatives:
+        answer["alternative_tokens"] = [
+            {"id": a.id, "text": a.text, "logprob": a.logprob}
+            for a in token.alternatives[:alternatives]
+        ]
+    return answer
+
+
+def _top_tokens_json(token: Token, n: int) -> list[dict]:
+    """TGI's top_tokens for one position: the n most likely, each a Token."""
+    return [_token_json(a) for a in token.alternatives[:n]]
 
 
 def _prefill_json(token: Token) -> dict:
@@ -374,6 +457,10 @@ async def _openai(request: Request, body, prompt: str, *, chat: bool, admission)
         stop = body.stop_list()
     except ValueError as error:
         raise RequestError(422, "validation", f"Input validation error: stop: {error}") from None
+    response_format = (
+        body.response_format.model_dump(by_alias=True) if body.response_format else None
+    )
+    schema = _schema(openai_schema, response_format)
     ids, max_new = await engine.prompt_ids(prompt, body.max_tokens)
     options = sampling_options(
         max_new_tokens=max_new,
@@ -383,6 +470,8 @@ async def _openai(request: Request, body, prompt: str, *, chat: bool, admission)
         stop=stop,
         ignore_eos=body.ignore_eos,
     )
+    if schema is not None:
+        options["json_schema"] = schema
     adapter_id = None if engine.is_base(body.model) else body.model
     events = engine.generate(
         ids,
