@@ -1,5 +1,6 @@
-"""Two fixes that let Ludwig 0.17.10 finish 4-bit (QLoRA) runs and load the models it trains:
-for plain `ludwig train/predict/evaluate` and `llmbench train` alike.
+"""Fixes that let Ludwig 0.17.10 finish 4-bit (QLoRA) runs, load the models it trains, batch by
+length and spend its steps on training: for plain `ludwig train/predict/evaluate` and `llmbench
+train` alike.
 
 Upstream bug 1, the 4-bit reload. bitsandbytes' `Linear4bit` writes the quantization state of its
 frozen weight (`weight.absmax`, `weight.quant_map`, `weight.nested_absmax`,
@@ -33,6 +34,18 @@ and a batch size above 1, each epoch's seeded random order is cut into chunks of
 and cut into batches, and the batches are shuffled (seeded by the epoch, so a resumed run draws
 the same order). A short last batch goes last, as in Ludwig's own order.
 
+Upstream cost 4, work nobody reads. Each training step, Ludwig's trainer updates its training
+metrics (`_update_training_metrics`: the loss and perplexities again, each a cross entropy over
+every position of the batch's [batch x length x vocabulary] logits) for the evaluation that
+reports them, and its LLM computes the softmax over the vocabulary at every position for them;
+with `trainer.skip_all_evaluation` no evaluation ever comes, and both are thrown away. And its
+next-token loss (`NextTokenSoftmaxCrossEntropyLoss`) shifts the logits by one position before
+flattening them, which copies the whole logits tensor (180 MB for 8 rows of 117 tokens over
+smollm2's 49,152 tokens) and its gradient. On a CPU these cost 20-30% of a step of a small model
+at batch 8 (cProfile, docs/benchmarks.md). The fix skips the training metrics and the
+probabilities (the argmax stays: the loss reads its shape) when all evaluation is skipped, and
+shifts the targets instead of the logits: the same positions, the same mean over the same tokens.
+
 The fixes. `apply_4bit_reload_fix(model)` registers a torch `load_state_dict` post-hook that
 drops, from the reported unexpected keys, exactly the quant-state entries of the model's own 4-bit
 layers; any other unexpected key still fails. A model without 4-bit layers gets no hook.
@@ -52,6 +65,7 @@ module imports nothing from llmbench: it runs at every interpreter start.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -160,7 +174,12 @@ def _training_with_fixes(original):
         field = getattr(getattr(self, "config", None), "bucketing_field", None)
         if field and training_set is not None and getattr(self, "batch_size", 1) != 1:
             _group_by_length(training_set, self.model, field)
-        return original(self, training_set, *args, **kwargs)
+        if not getattr(self, "skip_all_evaluation", False):
+            return original(self, training_set, *args, **kwargs)
+        # no evaluation will report them (cost 4): no training metrics, no probabilities
+        self._update_training_metrics = _nothing
+        with _argmax_only(self.model):
+            return original(self, training_set, *args, **kwargs)
 
     return train
 
@@ -240,6 +259,56 @@ class LengthGroupedSampler:
         return iter([i for batch in full + short for i in batch])
 
 
+def _nothing(*args, **kwargs) -> None:
+    return None
+
+
+class _argmax_only:
+    """While training without evaluation: the LLM's text output gives its logits and their
+    argmax, not the softmax over the vocabulary that only metrics read (cost 4). Restored after,
+    so that predicting with the model gives probabilities again."""
+
+    def __init__(self, model):
+        features = getattr(model, "output_features", {})
+        self.modules = [
+            module
+            for module in (getattr(f, "prediction_module", None) for f in features.values())
+            if type(module).__name__ == "_SequencePredict"
+        ]
+
+    def __enter__(self):
+        for module in self.modules:
+            module.forward = functools.partial(_logits_and_argmax, module)
+
+    def __exit__(self, *exc):
+        for module in self.modules:
+            vars(module).pop("forward", None)
+
+
+def _logits_and_argmax(module, inputs, feature_name):
+    from ludwig.utils import output_feature_utils
+
+    logits = output_feature_utils.get_output_feature_tensor(inputs, feature_name, module.logits_key)
+    return {module.predictions_key: logits.argmax(-1), module.logits_key: logits}
+
+
+def _targets_shifted(original):
+    """`NextTokenSoftmaxCrossEntropyLoss.forward` on unshifted logits: position i's logits
+    against token i + 1, the last position ignored (cost 4): no copy of the logits."""
+    import functools
+
+    @functools.wraps(original)
+    def forward(self, preds, target):
+        import torch
+
+        target = target.long()
+        ignore = self.loss_fn.ignore_index
+        shifted = torch.nn.functional.pad(target[:, 1:], (0, 1), value=ignore)
+        return self.loss_fn(preds.reshape(-1, preds.shape[-1]), shifted.reshape(-1))
+
+    return forward
+
+
 def _without_null_adapters(original):
     """`ModelConfig.from_dict`, reading `adapters: null` as no `adapters` entry (its meaning)."""
     import functools
@@ -259,6 +328,12 @@ _PATCHES = {
     "ludwig.trainers.trainer": ("Trainer", "train", _training_with_fixes),
     # Resuming a run (`--model_resume_path`).
     "ludwig.utils.checkpoint_utils": ("MultiNodeCheckpoint", "load", _fixing_the_model_first),
+    # The next-token loss of LLM fine-tuning, without copying the logits.
+    "ludwig.modules.loss_modules": (
+        "NextTokenSoftmaxCrossEntropyLoss",
+        "forward",
+        _targets_shifted,
+    ),  # fmt: skip
     # Loading a trained model (`ludwig predict`, `ludwig evaluate`, `LudwigModel.load`).
     "ludwig.schema.model_types.base": ("ModelConfig", "from_dict", _without_null_adapters),
 }
