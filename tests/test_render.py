@@ -117,6 +117,38 @@ def test_tiny_config_points_at_the_local_model_and_trains_briefly(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("flags", "dtype"),
+    [("fpu avx2 avx512f avx512_bf16 amx_tile", "bfloat16"), ("fpu avx avx2 fma", "float32")],
+)
+def test_an_auto_compute_dtype_is_bfloat16_only_where_the_cpu_computes_it_natively(
+    tmp_path, monkeypatch, flags, dtype
+):
+    import llmbench.train.render as render
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    monkeypatch.setattr(render, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)  # no GPU
+    (rendered,) = render_configs(
+        ["smollm2-135m"], ["glue_cola"], out_dir=tmp_path / "c", work_dir=tmp_path, validate=False
+    )
+    assert get_model("smollm2-135m").compute_dtype == "auto"
+    assert yaml.safe_load(rendered.text)["quantization"]["bnb_4bit_compute_dtype"] == dtype
+    line = next(x for x in rendered.text.splitlines() if "bnb_4bit_compute_dtype" in x)
+    assert line.endswith("avx512_bf16)" if dtype == "bfloat16" else "avx512_bf16 or amx_bf16)")
+
+
+def test_a_registry_compute_dtype_other_than_auto_is_kept_whatever_the_cpu(tmp_path, monkeypatch):
+    import llmbench.train.render as render
+
+    monkeypatch.setattr(render, "CPUINFO", tmp_path / "no-cpuinfo")
+    assert render.resolve_compute_dtype("bfloat16") == ("bfloat16", "")
+    assert render.resolve_compute_dtype("float32") == ("float32", "")
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    assert render.resolve_compute_dtype("auto")[0] == "float32"  # flags unreadable: the safe one
+
+
+@pytest.mark.parametrize(
     ("flag", "name", "message"),
     [
         ("--models", "mistral-8b", "unknown model 'mistral-8b'"),

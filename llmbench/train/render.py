@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,12 @@ REGISTRY_FILE = "templates/models.yaml"
 # Long enough for a slow hub to answer a HEAD request; short enough that an unreachable hub
 # costs seconds (huggingface_hub's own retries took about 45 s).
 HUB_TIMEOUT_S = 5.0
+# `compute_dtype: auto` in the registry: bfloat16 where the CPU computes it natively, float32
+# where it emulates it. Through Ludwig at batch 8 on glue_cola, a 4-bit step with bfloat16
+# compute took 0.84x the float32 one on an AMD EPYC with AVX512-BF16; on one without AVX-512 a
+# bfloat16 step took 12x the float32 one (docs/training.md, docs/benchmarks.md).
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
 _log = logging.getLogger(__name__)
 
 
@@ -122,6 +129,7 @@ def render_one(
     `trainer` values replace the model's overrides, which replace the study's."""
     path = Path(out_dir) / model.name / f"{card.name}.yaml"
     length, reason = sequence_length(card, model, measured)
+    compute_dtype, compute_dtype_reason = resolve_compute_dtype(model.compute_dtype)
     text = (
         _environment()
         .get_template(TEMPLATE_NAME)
@@ -134,11 +142,42 @@ def render_one(
             template=realized_template(card, model),
             sequence_length=length,
             sequence_length_reason=reason,
+            compute_dtype=compute_dtype,
+            compute_dtype_reason=compute_dtype_reason,
             overrides={**model.trainer_overrides, **(trainer or {})},
             trainer={**STUDY_TRAINER, **model.trainer_overrides, **(trainer or {})},
         )
     )
     return RenderedConfig(model=model.name, task=card.name, path=path, text=text)
+
+
+def resolve_compute_dtype(dtype: str, cpuinfo: Path | None = None) -> tuple[str, str]:
+    """The 4-bit layers' compute dtype for a registry value, and why when it was `auto`: on a
+    GPU bfloat16; on a CPU bfloat16 if it computes it natively, else float32."""
+    if dtype != "auto":
+        return dtype, ""
+    if shutil.which("nvidia-smi"):
+        return "bfloat16", "auto: bfloat16 on a GPU"
+    flags = _cpu_flags(cpuinfo or CPUINFO)
+    native = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+    if native:
+        return "bfloat16", f"auto: bfloat16, this CPU computes it natively ({', '.join(native)})"
+    return "float32", (
+        f"auto: float32, this CPU has no native bfloat16 ({' or '.join(NATIVE_BF16_FLAGS)})"
+    )
+
+
+def _cpu_flags(cpuinfo: Path) -> set[str]:
+    """The CPU's feature flags (Linux's /proc/cpuinfo); none where that cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
 
 
 def _display_path(path: Path) -> str:
