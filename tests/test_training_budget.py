@@ -121,6 +121,14 @@ def test_a_run_says_its_threads_its_plan_and_its_progress(budgeted_run):
     assert all(" loss " in line and "examples/s" in line and "ETA" in line for line in progress)
 
 
+def test_the_sweep_shows_the_plan_but_not_ludwigs_command_line_that_names_the_budget():
+    from llmbench.train.sweep import SHOWN
+
+    plan = "budget 360 s: warm-up measured 1.73 examples/s at batch 4 on 2 thread(s)"
+    assert SHOWN.search("\r 12%|#  " + plan).group(0) == plan
+    assert SHOWN.search("│ command │ ('llmbench train --config c.yaml --budget 360 --label ' │") is None
+
+
 def test_a_budget_shorter_than_the_warm_up_is_refused_on_one_line(tiny_inputs):
     out = tiny_inputs["root"] / "too-short"
     with pytest.raises(LLMBenchError, match="shorter than the warm-up") as error:

@@ -39,7 +39,7 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 # What the sweep also shows of a job's log: progress, the budget's plan, threads. Found anywhere
 # in a line: Ludwig's progress bar (stderr, the same pipe) ends its updates with a carriage
 # return, not a newline, so a line of ours can follow one.
-SHOWN = re.compile(r"(progress \S+: step |budget \d|warm-up: |torch threads: ).*")
+SHOWN = re.compile(r"(progress \S+: step |budget \d+ s: |warm-up: |torch threads: ).*")
 
 
 @dataclass
