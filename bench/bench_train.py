@@ -1,42 +1,48 @@
-"""`llmbench train` (Ludwig) against a plain QLoRA training loop: time per step and peak RSS.
+"""Training speed through Ludwig: against a bare QLoRA loop, batch 8 against batch 1, and 4-bit
+against bfloat16 weights, on real tasks' length distributions.
 
-    python bench/bench_train.py                        # 3 rounds x 30 steps each side
-    python bench/bench_train.py --rounds 5 --steps 60  # steadier numbers
-    python bench/bench_train.py --profile              # where each side's step time goes
+    python bench/bench_train.py                  # the default pairs on glue_cola and e2e_nlg
+    python bench/bench_train.py --tasks glue_cola --pairs ludwig-plain-b8 --rounds 3
+    python bench/bench_train.py --profile        # where each arm's step time goes
 
-Both sides fine-tune smollm2-135m on the prepared glue_sst2 demo table with the rendered config's
-settings: 4-bit nf4 with double quantization and bfloat16 compute (bitsandbytes), LoRA r 8,
-alpha 16, dropout 0.05 on q_proj/v_proj, Adam, the config's learning rate with its cosine
-schedule and 3% warm-up, Ludwig's default gradient clipping (global norm 0.5), batch size 1, no
-gradient accumulation, the same number of steps.
+An *arm* is one way of training smollm2-135m: the side (`ludwig`: `llmbench.train.training.train`
+on the rendered config, as `llmbench train` runs it; `plain`: a hand-written transformers + PEFT
++ bitsandbytes loop), the batch size, and the weights (`nf4`: 4-bit nf4 with double quantization
+and the compute dtype of the rendered config, the recipe: `auto` for smollm2-135m, bfloat16 on a
+CPU with native bfloat16, else float32; `nf4-f32c`, `nf4-bf16c`: the same with float32 or
+bfloat16 compute; `bf16`: unquantized bfloat16 weights; `fp32`: unquantized float32, Ludwig's
+own choice without quantization). A *pair* is two arms run side by side:
 
-- ludwig: `llmbench.train.training.train(config, dataset, out)` on the rendered config with
-  train_steps, steps_per_checkpoint and eval_steps set to `--steps` (nothing is evaluated or
-  checkpointed between steps). A Ludwig Callback times each step from `on_batch_start` to
-  `on_batch_end`: fetching the batch, merging prompt and target ids, forward pass, Ludwig's
-  predictions and loss, backward pass, clipping, optimizer step, training metrics, scheduler
-  step, the step's TensorBoard summary and the progress bar.
-- plain: transformers + PEFT + bitsandbytes in a hand-written loop. Each example is
-  `realize_prompt(...)` tokenized, then the target's tokens and EOS; labels mask the prompt with
-  -100, so the loss is on the target and EOS only, as Ludwig's. A step is timed from building
-  its tensors to `loss.item()` after the optimizer and scheduler steps.
+- `ludwig-plain-b1`, `ludwig-plain-b8`: Ludwig against the bare loop at batch 1 and batch 8. The
+  bare loop trains each step on exactly the rows of Ludwig's step (Ludwig hands the token ids
+  over; a row that is not a realized prompt + target + EOS of the table stops the benchmark),
+  left-padded as Ludwig pads them, with an attention mask and the loss on target and EOS only.
+- `nf4-bf16-b8`: the recipe's 4-bit arm against bfloat16 weights, both through Ludwig (Ludwig
+  loads an unquantized LLM in float32; the bf16 arm casts it to bfloat16 as it is loaded).
+- `compute-b8`: 4-bit with float32 compute against 4-bit with bfloat16 compute (the study's),
+  through Ludwig: which is faster depends on the CPU, and `compute_dtype: auto` picks by it.
+- `nf4-fp32-b8`: the recipe's 4-bit arm against float32 weights (not in the default set).
 
-Each side runs in its own child process, so that its peak RSS (the child's ru_maxrss, from
-os.wait4) is its own: the whole run, model load, preprocessing, training and, for Ludwig, the
-end-of-training evaluation and saving the adapter. The two children of a round load at the same
-time, then take turns step by step (ludwig step 1, plain step 1, ludwig step 2, ...), passing a
-baton through pipes, so that one never runs while the other is timed and both see the same
-background load: the machine is shared. Ludwig hands on the token ids of each step's merged
-sequence with the baton; the plain loop trains its step on the example with exactly those ids
-(any mismatch stops the benchmark), so step k of each side sees the same tokens.
+Batch 8 against batch 1 through Ludwig is read from the Ludwig arms of the two ludwig-plain
+pairs, round by round, as examples per second.
 
-Each side uses one torch thread unless `--threads` says otherwise: on a 2-core machine shared
-with other work, two OpenMP threads per side made every step 10-20x slower and the ratio a
-measure of how each side's parallel regions suffer from contention (see docs/benchmarks.md).
+The rows: each task is prepared from its real upstream copy in ../shared/data; a seeded random
+sample of `--rows` training rows (default 2,000; the length distribution of the whole split)
+is trained on, with Ludwig's length-grouped batches (the recipe's `bucketing_field`). Every
+arm counts per step its examples, its real tokens, its padded tokens and its supervised tokens
+(target + EOS: what carries the loss).
 
-The first `--warmup` steps of every run are left out. Printed: per round each side's mean step
-time (wall and CPU) and the ratio ludwig/plain, the median ratio over rounds with its spread,
-and the peak RSS of each side; written to `--json` when given.
+Each arm runs in its own child process, so that its peak RSS (ru_maxrss, from os.wait4) is its
+own. The two children of a round load at the same time, then take turns step by step (A step 1,
+B step 1, A step 2, ...), passing a baton through pipes, so that one never runs while the other
+is timed and both see the same background load. Each child may use `--threads` cores (its CPU
+affinity and torch's thread count; default 2, every core of this machine: with turns, each
+side has them all while it computes). The first `--warmup` steps are left out.
+
+Printed: per round and pair each arm's seconds per step, examples/s and supervised tokens/s,
+the ratio of the pair, and at the end the median ratio over rounds with its spread, against the
+targets (Ludwig / bare loop >= 0.9 in speed; batch 8 >= 1.7x the examples/s of batch 1; a 4-bit
+step <= 1.18x a bf16 step); written to `--json` when given.
 """
 
 from __future__ import annotations
@@ -50,52 +56,111 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 MODEL = "smollm2-135m"
-TASK = "glue_sst2"
+TASKS = ("glue_cola", "e2e_nlg")
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 TRAIN_SPLIT = 0
-DEMO_SOURCE = REPO_ROOT / "datasets" / TASK / "demo"
-SIDES = ("ludwig", "plain")
+OTHER_SPLIT_ROWS = 20  # validation/test rows kept so that Ludwig sees the splits it expects
+# Ludwig's LLM trainer stops at a step count; the bench's arms save nothing between steps
+WEIGHTS = {
+    # name: (4-bit?, compute or load dtype; None: the rendered config's compute dtype)
+    "nf4": (True, None),  # the recipe: `compute_dtype: auto`, resolved for this machine
+    "nf4-f32c": (True, "float32"),
+    "nf4-bf16c": (True, "bfloat16"),  # the study's
+    "bf16": (False, "bfloat16"),
+    "fp32": (False, "float32"),
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    side: str  # ludwig | plain
+    batch: int
+    weights: str  # a key of WEIGHTS
+
+    @property
+    def name(self) -> str:
+        return f"{self.side}-{self.weights}-b{self.batch}"
+
+
+PAIRS = {
+    "ludwig-plain-b1": (Arm("ludwig", 1, "nf4"), Arm("plain", 1, "nf4")),
+    "ludwig-plain-b8": (Arm("ludwig", 8, "nf4"), Arm("plain", 8, "nf4")),
+    "nf4-bf16-b8": (Arm("ludwig", 8, "nf4"), Arm("ludwig", 8, "bf16")),
+    "compute-b8": (Arm("ludwig", 8, "nf4-f32c"), Arm("ludwig", 8, "nf4-bf16c")),
+    "nf4-fp32-b8": (Arm("ludwig", 8, "nf4"), Arm("ludwig", 8, "fp32")),
+}
+DEFAULT_PAIRS = ("ludwig-plain-b1", "ludwig-plain-b8", "nf4-bf16-b8", "compute-b8")
+TARGETS = {
+    "plain_over_ludwig": 0.9,  # Ludwig runs at >= 0.9x the bare loop's speed
+    "b8_over_b1_examples": 1.7,
+    "nf4_over_bf16_step": 1.18,  # a 4-bit step costs at most 1.18x a bf16 step
+}
 
 
 # ---------------------------------------------------------------- set-up (parent process)
 
 
-def ensure_inputs(work: Path) -> tuple[Path, Path]:
-    """The local model and the prepared demo table under `work`, built or prepared if missing."""
+def ensure_inputs(work: Path, task: str, rows: int) -> tuple[Path, Path]:
+    """The local model, and a table of `rows` seeded random training rows of the task's real
+    data (prepared from ../shared/data if missing) with a few rows of its other splits."""
+    import pandas as pd
+
     from llmbench.prepare.tables import prepare_task, prepared_path
+    from llmbench.tasks.cards import get_card
     from llmbench.tasks.models import get_model
     from llmbench.train.local_models import ensure_local_model
 
     model_dir = ensure_local_model(MODEL, work / get_model(MODEL).local_path)
-    table = prepared_path(TASK, work)
+    table = prepared_path(task, work)
     if not table.is_file():
-        prepare_task(TASK, source=DEMO_SOURCE, out_dir=work, progress=False)
-    return model_dir, table
+        source = SHARED_DATA / task
+        if not source.is_dir():
+            sys.exit(f"{source}: no real copy of {task}; the benchmark reads ../shared/data")
+        prepare_task(task, source=source, out_dir=work, progress=False)
+    split = get_card(task).split_column
+    frame = pd.read_parquet(table)
+    train = frame[frame[split] == TRAIN_SPLIT]
+    train = train.sample(n=min(rows, len(train)), random_state=0)
+    others = frame[frame[split] != TRAIN_SPLIT].groupby(split).head(OTHER_SPLIT_ROWS)
+    sample = work / f"bench-{task}-{len(train)}.parquet"
+    pd.concat([train, others]).to_parquet(sample, index=False)
+    return model_dir, sample
 
 
-def write_config(work: Path, model_dir: Path, folder: Path, steps: int) -> Path:
-    """The rendered config for (smollm2-135m, glue_sst2), sized from the prepared table, with
-    the step counts set to `steps`."""
+def write_config(work: Path, model_dir: Path, task: str, folder: Path, arm: Arm, steps: int):
+    """The rendered config for (smollm2-135m, task), sized from the prepared table, with the
+    arm's batch and weights and `steps` steps; its path and the config."""
     import yaml
 
     from llmbench.prepare.stats import longest_in_model_tokens
     from llmbench.tasks.models import get_model
     from llmbench.train.render import write_rendered
 
-    measured = longest_in_model_tokens(TASK, get_model(MODEL), model_dir, work)
-    rendered = write_rendered(MODEL, TASK, folder / "rendered", work, measured)
+    measured = longest_in_model_tokens(task, get_model(MODEL), model_dir, work)
+    rendered = write_rendered(MODEL, task, folder / "rendered", work, measured)
     config = yaml.safe_load(rendered.text)
-    trainer = config["trainer"]
-    assert trainer["batch_size"] == 1 and trainer["gradient_accumulation_steps"] == 1, trainer
-    trainer.update(train_steps=steps, steps_per_checkpoint=steps, eval_steps=steps)
-    path = folder / "config.yaml"
+    quantized, dtype = WEIGHTS[arm.weights]
+    if not quantized:
+        config.pop("quantization", None)
+    elif dtype:
+        config["quantization"]["bnb_4bit_compute_dtype"] = dtype
+    config["trainer"].update(
+        batch_size=arm.batch,
+        gradient_accumulation_steps=1,
+        train_steps=steps,
+        steps_per_checkpoint=steps,
+        eval_steps=steps,
+    )
+    path = folder / f"{task}-{arm.name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    return path, config
 
 
 # ---------------------------------------------------------------- what both children share
@@ -126,12 +191,13 @@ class Baton:
 
 
 class StepClock:
-    """Wall and CPU time of each step between `start()` and `stop()`; with `profile_after`,
-    cProfile the steps after that many."""
+    """Wall and CPU time of each step between `start()` and `stop()`, and what it trained on;
+    with `profile_after`, cProfile the steps after that many."""
 
     def __init__(self, profile_after: int | None):
         self.wall: list[float] = []
         self.cpu: list[float] = []
+        self.steps: list[dict] = []  # examples, tokens, padded_tokens, supervised_tokens
         self.profile_after = profile_after
         self.profiler = None
         if profile_after is not None:
@@ -171,6 +237,7 @@ class StepClock:
         return {
             "step_s": self.wall,
             "step_cpu_s": self.cpu,
+            "steps": self.steps,
             "threads": torch.get_num_threads(),
             "profile": self.profile_text(),
         }
@@ -184,17 +251,54 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def table_examples(tokenizer, table: Path, task: str) -> dict[tuple, int]:
+    """Every training row as Ludwig merges it (realized prompt, target, EOS) -> the number of
+    its supervised tokens (target and EOS)."""
+    import pandas as pd
+
+    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.models import get_model
+    from llmbench.tasks.prompts import realize_prompt
+
+    card, model = get_card(task), get_model(MODEL)
+    rows = pd.read_parquet(table)
+    rows = rows[rows[card.split_column] == TRAIN_SPLIT]
+    examples = {}
+    for row in rows.to_dict("records"):
+        prompt = tokenizer(realize_prompt(card, model, row)).input_ids
+        target = tokenizer(str(row[card.target_col])).input_ids + [tokenizer.eos_token_id]
+        examples[tuple(prompt + target)] = len(target)
+    return examples
+
+
+def step_counts(rows: list[list[int]], width: int, supervised: dict[tuple, int]) -> dict:
+    return {
+        "examples": len(rows),
+        "tokens": sum(map(len, rows)),
+        "padded_tokens": len(rows) * width,
+        "supervised_tokens": sum(supervised.get(tuple(row), 0) for row in rows),
+        "unknown_rows": sum(tuple(row) not in supervised for row in rows),
+    }
+
+
 # ---------------------------------------------------------------- the ludwig side
 
 
 def ludwig_child(spec: dict) -> dict:
-    """`llmbench.train.training.train` with a step-timing callback added to its LudwigModel."""
+    """`llmbench.train.training.train` with a step-timing callback added to its LudwigModel;
+    each step's rows (left padding stripped) are handed on with the baton."""
     from ludwig.callbacks import Callback
+    from transformers import AutoTokenizer
 
     from llmbench.train.training import train
 
     baton, clock, steps = Baton(spec["fds"]), StepClock(spec["profile_after"]), spec["steps"]
     marks = {"start": time.perf_counter()}
+    tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
+    supervised = table_examples(tokenizer, Path(spec["dataset"]), spec["task"])
+    pad = tokenizer.pad_token_id
+    if spec["arm"]["weights"] == "bf16":
+        load_in_bfloat16()
 
     class StepTimer(Callback):
         def on_batch_start(self, trainer, progress_tracker, save_path, **kwargs):
@@ -206,9 +310,13 @@ def ludwig_child(spec: dict) -> dict:
 
         def on_batch_end(self, trainer, progress_tracker, save_path, sync_step=True, **kwargs):
             clock.stop()
-            baton.pass_on(json.dumps(trainer.model.model_inputs[0].tolist()))
+            batch = trainer.model.model_inputs
+            rows = [strip_left_padding(row, pad) for row in batch.tolist()]
+            clock.steps.append(step_counts(rows, batch.shape[1], supervised))
+            baton.pass_on(json.dumps(rows))
             if len(clock.wall) == steps:
-                baton.wait()  # the plain loop's last step
+                if spec["starts"]:
+                    baton.wait()  # the other side's last step
                 marks["last_step_end"] = time.perf_counter()
 
     add_ludwig_callback(StepTimer())
@@ -220,27 +328,42 @@ def ludwig_child(spec: dict) -> dict:
     }
 
 
+def strip_left_padding(row: list[int], pad: int) -> list[int]:
+    start = 0
+    while start < len(row) and row[start] == pad:
+        start += 1
+    return row[start:]
+
+
+def load_in_bfloat16() -> None:
+    """Ludwig loads an unquantized LLM in float32: cast it to bfloat16 as it is loaded."""
+    import torch
+    from ludwig.models import llm
+
+    load = llm.load_pretrained_from_config
+
+    def in_bfloat16(*args, **kwargs):
+        return load(*args, **kwargs).to(torch.bfloat16)
+
+    llm.load_pretrained_from_config = in_bfloat16
+
+
+def add_ludwig_callback(callback) -> None:
+    """Make `llmbench.train.training.train` add `callback` to the LudwigModel it builds (train()
+    builds it in `_ludwig_model`, with its own callbacks; this one joins them)."""
+    import llmbench.train.training as training
+
+    build_model = training._ludwig_model
+
+    def with_callback(config, config_path, **kwargs):
+        model = build_model(config, config_path, **kwargs)
+        model.callbacks.append(callback)
+        return model
+
+    training._ludwig_model = with_callback
+
+
 # ---------------------------------------------------------------- the plain side
-
-
-def plain_examples(tokenizer, table: Path) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) of every training row: realized prompt, then target and EOS; the
-    prompt's labels are -100 so that the loss covers the target and EOS only."""
-    import pandas as pd
-
-    from llmbench.tasks.cards import get_card
-    from llmbench.tasks.models import get_model
-    from llmbench.tasks.prompts import realize_prompt
-
-    card, model = get_card(TASK), get_model(MODEL)
-    rows = pd.read_parquet(table)
-    rows = rows[rows[card.split_column] == TRAIN_SPLIT]
-    examples = []
-    for row in rows.to_dict("records"):
-        prompt = tokenizer(realize_prompt(card, model, row)).input_ids
-        target = tokenizer(str(row[card.target_col])).input_ids + [tokenizer.eos_token_id]
-        examples.append((prompt + target, [-100] * len(prompt) + target))
-    return examples
 
 
 def plain_model(config: dict, model_dir: str, attention: str, device_map=None):
@@ -290,13 +413,28 @@ def plain_optimizer(model, config: dict, steps: int):
     return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, steps), params
 
 
-def plain_step(model, optimizer, scheduler, params, ids: list[int], labels: list[int]) -> float:
-    """One training step of the plain loop; its loss."""
+def left_padded(rows: list[list[int]], supervised: dict[tuple, int], pad: int):
+    """`rows` (merged ids) left-padded as Ludwig pads them: input ids, attention mask, and
+    labels with the loss on each row's last `supervised[row]` tokens."""
+    width = max(map(len, rows))
+    ids = [[pad] * (width - len(row)) + row for row in rows]
+    mask = [[0] * (width - len(row)) + [1] * len(row) for row in rows]
+    labels = []
+    for row in rows:
+        kept = supervised[tuple(row)]
+        labels.append([-100] * (width - kept) + row[len(row) - kept :])
+    return ids, labels, mask
+
+
+def plain_step(model, optimizer, scheduler, params, ids, labels, mask=None) -> float:
+    """One training step of the plain loop on a batch (lists of rows); its loss."""
     import torch
 
     device = model.device
     outputs = model(
-        input_ids=torch.tensor([ids], device=device), labels=torch.tensor([labels], device=device)
+        input_ids=torch.tensor(ids, device=device),
+        attention_mask=None if mask is None else torch.tensor(mask, device=device),
+        labels=torch.tensor(labels, device=device),
     )
     outputs.loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 0.5)  # Ludwig's default clipglobalnorm
@@ -306,23 +444,8 @@ def plain_step(model, optimizer, scheduler, params, ids: list[int], labels: list
     return outputs.loss.item()
 
 
-def add_ludwig_callback(callback) -> None:
-    """Make `llmbench.train.training.train` add `callback` to the LudwigModel it builds (train()
-    builds it in `_ludwig_model`, with its own callbacks; this one joins them)."""
-    import llmbench.train.training as training
-
-    build_model = training._ludwig_model
-
-    def with_callback(config, config_path):
-        model = build_model(config, config_path)
-        model.callbacks.append(callback)
-        return model
-
-    training._ludwig_model = with_callback
-
-
 def plain_child(spec: dict) -> dict:
-    """A hand-written QLoRA loop; step k trains on the example Ludwig's step k trained on."""
+    """A hand-written QLoRA loop; step k trains on the rows Ludwig's step k trained on."""
     import torch
     from transformers import AutoTokenizer
 
@@ -330,32 +453,27 @@ def plain_child(spec: dict) -> dict:
     started = time.perf_counter()
     baton, clock, steps = Baton(spec["fds"]), StepClock(spec["profile_after"]), spec["steps"]
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"])
-    examples = plain_examples(tokenizer, Path(spec["dataset"]))
-    by_ids = {tuple(ids): i for i, (ids, _) in enumerate(examples)}
+    supervised = table_examples(tokenizer, Path(spec["dataset"]), spec["task"])
     model = plain_model(spec["ludwig_config"], spec["model_dir"], spec["plain_attention"])
     model.train()
     optimizer, scheduler, params = plain_optimizer(model, spec["ludwig_config"], steps)
     before_loop = time.perf_counter() - started
     baton.ready()
-    order = []
     for step in range(steps):
-        ludwig_ids = tuple(json.loads(baton.wait()))
-        if ludwig_ids not in by_ids:
+        rows = json.loads(baton.wait())
+        unknown = [row for row in rows if tuple(row) not in supervised]
+        if unknown:
             raise SystemExit(
                 f"Ludwig's step {step + 1} trained on ids that are no realized "
-                f"prompt + target + EOS of the table: {list(ludwig_ids)}"
+                f"prompt + target + EOS of the table: {unknown[0]}"
             )
-        order.append(by_ids[ludwig_ids])
         clock.start()
-        plain_step(model, optimizer, scheduler, params, *examples[order[-1]])
+        batch = left_padded(rows, supervised, tokenizer.pad_token_id)
+        plain_step(model, optimizer, scheduler, params, *batch)
         clock.stop()
+        clock.steps.append(step_counts(rows, max(map(len, rows)), supervised))
         baton.pass_on()
-    return {
-        **clock.result(),
-        "before_loop_s": before_loop,
-        "tokens": [len(examples[i][0]) for i in order],
-        "rows": order,
-    }
+    return {**clock.result(), "before_loop_s": before_loop}
 
 
 CHILDREN = {"ludwig": ludwig_child, "plain": plain_child}
@@ -364,239 +482,308 @@ CHILDREN = {"ludwig": ludwig_child, "plain": plain_child}
 # ---------------------------------------------------------------- one round (parent)
 
 
-def run_round(spec: dict, folder: Path, round_: int) -> dict[str, dict]:
-    """Both children of a round, taking turns step by step; each one's result with its peak
-    RSS (ru_maxrss of that child alone) added."""
-    go_ludwig, go_plain, ready = os.pipe(), os.pipe(), os.pipe()
-    fds = {
-        "ludwig": {"go": go_ludwig[0], "next": go_plain[1], "ready": ready[1]},
-        "plain": {"go": go_plain[0], "next": go_ludwig[1], "ready": ready[1]},
-    }
-    out = folder / f"ludwig{round_}"
-    processes, logs = {}, {}
-    for side in SIDES:
-        spec_path = folder / f"{side}{round_}.spec.json"
+def run_round(specs: list[dict], folder: Path, label: str) -> list[dict]:
+    """The two children of a round (specs[0] starts), taking turns step by step; each one's
+    result with its peak RSS (ru_maxrss of that child alone) added."""
+    go_first, go_second, ready = os.pipe(), os.pipe(), os.pipe()
+    fds = [
+        {"go": go_first[0], "next": go_second[1], "ready": ready[1]},
+        {"go": go_second[0], "next": go_first[1], "ready": ready[1]},
+    ]
+    out = folder / f"ludwig-{label}"
+    processes, logs = [], []
+    for index, spec in enumerate(specs):
+        name = f"{label}-{index}-{spec['arm']['side']}"
+        spec_path = folder / f"{name}.spec.json"
         side_spec = {
             **spec,
-            "fds": fds[side],
-            "out": str(out),
-            "result": str(folder / f"{side}{round_}.result.json"),
+            "fds": fds[index],
+            "starts": index == 0,  # it takes the first turn, and so waits for the last
+            "out": str(out / str(index)),
+            "result": str(folder / f"{name}.result.json"),
         }
         spec_path.write_text(json.dumps(side_spec))
-        logs[side] = folder / f"{side}{round_}.log"
-        with logs[side].open("w") as log:
-            processes[side] = subprocess.Popen(
-                [sys.executable, __file__, "--child", side, str(spec_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=tuple(fds[side].values()),
-                env=child_environment(spec["threads"]),
+        logs.append(folder / f"{name}.log")
+        with logs[-1].open("w") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--child", str(spec_path)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=tuple(fds[index].values()),
+                    env=child_environment(),
+                )
             )
     # Keep only the parent's ends: its first baton and the ready signals; closed writers let a
     # child see the other one stop instead of waiting for ever.
-    for fd in (go_ludwig[0], go_plain[0], go_plain[1], ready[1]):
+    for fd in (go_first[0], go_second[0], go_second[1], ready[1]):
         os.close(fd)
     if len(os.read(ready[0], 1) + os.read(ready[0], 1)) == 2:
-        os.write(go_ludwig[1], b"go\n")
-    os.close(go_ludwig[1])
+        os.write(go_first[1], b"go\n")
+    os.close(go_first[1])
     os.close(ready[0])
-    results = {
-        side: _collect(side, process, logs[side], round_) for side, process in processes.items()
-    }
+    results = [_collect(process, log, label) for process, log in zip(processes, logs, strict=True)]
     shutil.rmtree(out, ignore_errors=True)
     return results
 
 
-def child_environment(threads: int | None) -> dict[str, str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if threads:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    return env
+def child_environment() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _collect(side: str, process: subprocess.Popen, log: Path, round_: int) -> dict:
+def _collect(process: subprocess.Popen, log: Path, label: str) -> dict:
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        sys.exit(f"{side} round {round_} failed; its log: {log}\n{log.read_text()[-3000:]}")
+        sys.exit(f"{label} failed; its log: {log}\n{log.read_text()[-12000:]}")
     result = json.loads(Path(str(log).replace(".log", ".result.json")).read_text())
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
     return result
 
 
+# ---------------------------------------------------------------- measures of one arm
+
+
+def arm_measures(result: dict, batch: int, warmup: int) -> dict:
+    """Mean seconds per step after `warmup`, and examples, real and supervised tokens per
+    second over those steps."""
+    seconds = sum(result["step_s"][warmup:])
+    kept = result["steps"][warmup:]
+    return {
+        "step_s": statistics.fmean(result["step_s"][warmup:]),
+        "step_cpu_s": statistics.fmean(result["step_cpu_s"][warmup:]),
+        "examples_per_s": sum(s["examples"] for s in kept) / seconds,
+        "tokens_per_s": sum(s["tokens"] for s in kept) / seconds,
+        "supervised_tokens_per_s": sum(s["supervised_tokens"] for s in kept) / seconds,
+        "padding_share": 1 - sum(s["tokens"] for s in kept) / sum(s["padded_tokens"] for s in kept),
+        "tokens_per_example": sum(s["tokens"] for s in kept) / sum(s["examples"] for s in kept),
+        "unknown_rows": sum(s["unknown_rows"] for s in result["steps"]),
+        "peak_rss_mb": result["peak_rss_mb"],
+        "before_loop_s": result["before_loop_s"],
+        "threads": result["threads"],
+        "batch": batch,
+    }
+
+
 # ---------------------------------------------------------------- the comparison (parent)
 
 
-def mean_after(times: list[float], warmup: int) -> float:
-    return statistics.fmean(times[warmup:])
+def run_pairs(args: argparse.Namespace, folder: Path) -> list[dict]:
+    """Every (task, pair, round), each reported as it ends."""
+    records = []
+    for task in args.tasks:
+        model_dir, table = ensure_inputs(args.work, task, args.rows)
+        for pair in args.pairs:
+            specs = []
+            for arm in PAIRS[pair]:
+                config_path, config = write_config(
+                    args.work, model_dir, task, folder, arm, args.steps
+                )
+                specs.append(
+                    {
+                        "arm": asdict(arm),
+                        "task": task,
+                        "config": str(config_path),
+                        "ludwig_config": config,
+                        "dataset": str(table),
+                        "model_dir": str(model_dir),
+                        "steps": args.steps,
+                        "profile_after": args.warmup if args.profile else None,
+                        "plain_attention": args.plain_attention,
+                        "threads": args.threads,
+                    }
+                )
+            for round_ in range(1, args.rounds + 1):
+                results = run_round(specs, folder, f"{task}-{pair}-{round_}")
+                record = {"task": task, "pair": pair, "round": round_, "arms": {}}
+                for arm, result in zip(PAIRS[pair], results, strict=True):
+                    record["arms"][arm.name] = arm_measures(result, arm.batch, args.warmup)
+                    if args.profile:
+                        record["arms"][arm.name]["profile"] = result["profile"]
+                records.append(record)
+                report_round(record)
+    return records
 
 
-def compare(args: argparse.Namespace, folder: Path) -> dict:
-    """The rounds, each reported as it ends; their summary."""
-    import yaml
-
-    model_dir, table = ensure_inputs(args.work)
-    config_path = write_config(args.work, model_dir, folder, args.steps)
-    spec = {
-        "config": str(config_path),
-        "ludwig_config": yaml.safe_load(config_path.read_text()),
-        "dataset": str(table),
-        "model_dir": str(model_dir),
-        "steps": args.steps,
-        "profile_after": args.warmup if args.profile else None,
-        "plain_attention": args.plain_attention,
-        "threads": args.threads,
-    }
-    rounds = []
-    for round_ in range(1, args.rounds + 1):
-        rounds.append(run_round(spec, folder, round_))
-        if rounds[-1]["plain"]["rows"] != rounds[0]["plain"]["rows"]:
-            print(f"note: Ludwig trained on other rows in round {round_} than in round 1")
-        report_round(round_, rounds[-1], args.warmup)
-    return summarize(rounds, args)
-
-
-def report_round(round_: int, result: dict, warmup: int) -> None:
-    wall = {s: mean_after(result[s]["step_s"], warmup) for s in SIDES}
-    cpu = {s: mean_after(result[s]["step_cpu_s"], warmup) for s in SIDES}
-    rss = {s: result[s]["peak_rss_mb"] for s in SIDES}
+def report_round(record: dict) -> None:
+    (a, ma), (b, mb) = record["arms"].items()
+    parts = [
+        f"{name} {m['step_s']:.3f} s/step, {m['examples_per_s']:.2f} ex/s, "
+        f"{m['supervised_tokens_per_s']:.1f} supervised tok/s, {m['peak_rss_mb']:.0f} MB"
+        for name, m in ((a, ma), (b, mb))
+    ]
     print(
-        f"round {round_}: s/step ludwig {wall['ludwig']:.3f}, plain {wall['plain']:.3f}, "
-        f"ludwig/plain {wall['ludwig'] / wall['plain']:.3f} (CPU s/step {cpu['ludwig']:.3f}, "
-        f"{cpu['plain']:.3f}, ratio {cpu['ludwig'] / cpu['plain']:.3f}); peak RSS ludwig "
-        f"{rss['ludwig']:.0f} MB, plain {rss['plain']:.0f} MB",
+        f"{record['task']} {record['pair']} round {record['round']}: {'; '.join(parts)}; "
+        f"step ratio {a}/{b} {ma['step_s'] / mb['step_s']:.3f}",
         flush=True,
     )
 
 
-def summarize(rounds: list[dict], args: argparse.Namespace) -> dict:
-    def each(side: str, key: str) -> list:
-        return [r[side][key] for r in rounds]
+def ratios(records: list[dict], task: str, pair: str, a: str, b: str, key: str) -> list[float]:
+    """Per round of (task, pair): arm a's `key` over arm b's."""
+    return [
+        r["arms"][a][key] / r["arms"][b][key]
+        for r in records
+        if r["task"] == task and r["pair"] == pair
+    ]
 
-    wall = {s: [mean_after(t, args.warmup) for t in each(s, "step_s")] for s in SIDES}
-    cpu = {s: [mean_after(t, args.warmup) for t in each(s, "step_cpu_s")] for s in SIDES}
-    ratios = [lud / pla for lud, pla in zip(wall["ludwig"], wall["plain"], strict=True)]
-    cpu_ratios = [lud / pla for lud, pla in zip(cpu["ludwig"], cpu["plain"], strict=True)]
-    tokens = rounds[0]["plain"]["tokens"]
+
+def summarize(records: list[dict], args: argparse.Namespace) -> dict:
+    """The pairs' median ratios with their spread, and the targets."""
+    findings = []
+    for task in args.tasks:
+        for pair in args.pairs:
+            first, second = (arm.name for arm in PAIRS[pair])
+            values = ratios(records, task, pair, first, second, "step_s")
+            if pair.startswith("ludwig-plain"):
+                what, values = "Ludwig speed / bare-loop speed", [1 / v for v in values]
+                target = ("plain_over_ludwig", ">=")
+            elif pair == "nf4-bf16-b8":
+                what, target = "4-bit step / bf16 step", ("nf4_over_bf16_step", "<=")
+            else:
+                what, target = f"{first} step / {second} step", None
+            findings.append(_finding(task, pair, what, values, target))
+        if {"ludwig-plain-b1", "ludwig-plain-b8"} <= set(args.pairs):
+            b8 = [
+                r["arms"]["ludwig-nf4-b8"]["examples_per_s"]
+                for r in records
+                if r["task"] == task and r["pair"] == "ludwig-plain-b8"
+            ]
+            b1 = [
+                r["arms"]["ludwig-nf4-b1"]["examples_per_s"]
+                for r in records
+                if r["task"] == task and r["pair"] == "ludwig-plain-b1"
+            ]
+            values = [x / y for x, y in zip(b8, b1, strict=True)]
+            findings.append(
+                _finding(
+                    task,
+                    "ludwig b8 / b1",
+                    "examples/s, batch 8 over batch 1",
+                    values,
+                    ("b8_over_b1_examples", ">="),
+                )
+            )
     return {
         "model": MODEL,
-        "task": TASK,
+        "tasks": args.tasks,
+        "rows": args.rows,
         "rounds": args.rounds,
         "steps": args.steps,
         "warmup_steps_left_out": args.warmup,
+        "threads": args.threads,
         "plain_attention": args.plain_attention,
-        "tokens_per_step": {
-            "min": min(tokens),
-            "mean": statistics.fmean(tokens),
-            "max": max(tokens),
-        },
-        "threads": {s: rounds[0][s]["threads"] for s in SIDES},
-        "step_s": wall,
-        "step_cpu_s": cpu,
-        "each_step_s": {s: each(s, "step_s") for s in SIDES},
-        "ratio_ludwig_over_plain": ratios,
-        "median_ratio": statistics.median(ratios),
-        "median_plain_over_ludwig": statistics.median(1 / r for r in ratios),
-        "cpu_ratio_ludwig_over_plain": cpu_ratios,
-        "peak_rss_mb": {s: each(s, "peak_rss_mb") for s in SIDES},
-        "before_loop_s": {s: each(s, "before_loop_s") for s in SIDES},
-        "ludwig_after_loop_s": each("ludwig", "after_loop_s"),
-        "profiles": {s: rounds[-1][s]["profile"] for s in SIDES} if args.profile else {},
+        "findings": findings,
+        "records": records,
     }
 
 
+def _finding(task, pair, what, values, target) -> dict:
+    median = statistics.median(values)
+    finding = {
+        "task": task,
+        "pair": pair,
+        "what": what,
+        "per_round": values,
+        "median": median,
+        "min": min(values),
+        "max": max(values),
+    }
+    if target:
+        name, sense = target
+        goal = TARGETS[name]
+        finding["target"] = f"{sense} {goal}"
+        finding["met"] = median >= goal if sense == ">=" else median <= goal
+    return finding
+
+
 def print_summary(summary: dict) -> None:
-    ratios, cpu_ratios = summary["ratio_ludwig_over_plain"], summary["cpu_ratio_ludwig_over_plain"]
-    tokens = summary["tokens_per_step"]
     print(
-        f"\n{summary['model']} on {summary['task']}: {summary['rounds']} rounds x "
-        f"{summary['steps']} steps each side (first {summary['warmup_steps_left_out']} left out), "
-        f"{tokens['min']}-{tokens['max']} tokens a step (mean {tokens['mean']:.1f}), "
-        f"torch threads {summary['threads']}, plain attention {summary['plain_attention']}"
+        f"\n{summary['model']}: {summary['rounds']} round(s) x {summary['steps']} steps per arm "
+        f"(first {summary['warmup_steps_left_out']} left out), {summary['rows']} training rows "
+        f"per task, threads per arm {summary['threads']}, plain attention "
+        f"{summary['plain_attention']}; {summary['elapsed_s'] / 60:.1f} min in all\n"
     )
     print(
-        "| side | s/step per round | CPU s/step per round | peak RSS MB per round | "
-        "load + preprocess s |"
+        "| task | arm | s/step | examples/s | tokens/example | supervised tokens/s | "
+        "padding | peak RSS MB |"
     )
-    print("|---|---|---|---|---|")
-    for side in SIDES:
+    print("|---|---|---|---|---|---|---|---|")
+    for record in summary["records"]:
+        for name, m in record["arms"].items():
+            print(
+                f"| {record['task']} | {name} ({record['pair']} r{record['round']}) "
+                f"| {m['step_s']:.3f} | {m['examples_per_s']:.2f} "
+                f"| {m['tokens_per_example']:.1f} | {m['supervised_tokens_per_s']:.1f} "
+                f"| {m['padding_share']:.0%} | {m['peak_rss_mb']:.0f} |"
+            )
+    print("\n| task | comparison | per round | median (spread) | target | met |")
+    print("|---|---|---|---|---|---|")
+    for f in summary["findings"]:
+        rounds = " ".join(f"{v:.3f}" for v in f["per_round"])
         print(
-            f"| {side} | {_join(summary['step_s'][side], 3)} "
-            f"| {_join(summary['step_cpu_s'][side], 3)} "
-            f"| {_join(summary['peak_rss_mb'][side], 0)} "
-            f"| {statistics.median(summary['before_loop_s'][side]):.1f} |"
+            f"| {f['task']} | {f['what']} | {rounds} | {f['median']:.3f} "
+            f"({f['min']:.3f}-{f['max']:.3f}) | {f.get('target', '')} "
+            f"| {'yes' if f.get('met') else 'no' if 'met' in f else ''} |"
         )
-    print(
-        f"ludwig/plain per round: {_join(ratios, 3)}; median {summary['median_ratio']:.3f} "
-        f"(spread {min(ratios):.3f}-{max(ratios):.3f}); plain/ludwig median "
-        f"{summary['median_plain_over_ludwig']:.3f} (aim >= 0.9)"
-    )
-    print(
-        f"in CPU time, ludwig/plain per round: {_join(cpu_ratios, 3)}; median "
-        f"{statistics.median(cpu_ratios):.3f}"
-    )
-    print(
-        f"Ludwig after the last step (evaluation, saving the adapter): "
-        f"{statistics.median(summary['ludwig_after_loop_s']):.1f} s; whole benchmark "
-        f"{summary['elapsed_s'] / 60:.1f} min"
-    )
-    for side, text in summary["profiles"].items():
-        print(f"\n==== profile of {side}'s steps after warm-up (last round) ====\n{text}")
+    for record in summary["records"][-len(PAIRS) :]:
+        for name, m in record["arms"].items():
+            if m.get("profile"):
+                print(f"\n==== profile of {name}'s steps after warm-up ====\n{m['profile']}")
 
 
-def _join(values: list[float], digits: int) -> str:
-    return " ".join(f"{v:.{digits}f}" for v in values)
+def run_child(spec_path: Path) -> None:
+    spec = json.loads(spec_path.read_text())
+    cores = sorted(os.sched_getaffinity(0))[: spec["threads"]]
+    os.sched_setaffinity(0, cores)  # llmbench train gives torch a thread per core it may use
+    import torch
+
+    torch.set_num_threads(len(cores))
+    result = CHILDREN[spec["arm"]["side"]](spec)
+    Path(spec["result"]).write_text(json.dumps(result))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30, help="training steps of each run")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), choices=list(PAIRS))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=16, help="training steps of each arm")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of means")
+    parser.add_argument("--rows", type=int, default=2000, help="training rows sampled per task")
     parser.add_argument(
         "--work",
         type=Path,
         default=Path("/tmp/bench-train"),
-        help="holds the built model and the prepared table (made if missing)",
+        help="holds the built model and the prepared tables (made if missing)",
     )
     parser.add_argument(
         "--plain-attention",
-        default="sdpa",
+        default="eager",
         choices=("sdpa", "eager"),
-        help="the plain loop's attention (transformers' default is sdpa; "
-        "Ludwig loads 4-bit models with eager)",
+        help="the bare loop's attention (Ludwig loads 4-bit models with eager)",
     )
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch (OpenMP) threads of each side; 0: torch's choice (one per "
-        "core), which on a shared 2-core machine measures contention, not work",
+        "--threads", type=int, default=2, help="cores (and torch threads) of each arm"
     )
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="cProfile each side's steps after warm-up; print the top functions",
+        help="cProfile each arm's steps after warm-up; print the top functions",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--child", nargs=2, metavar=("SIDE", "SPEC"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        side, spec_path = args.child
-        spec = json.loads(Path(spec_path).read_text())
-        if spec["threads"]:
-            import torch
-
-            torch.set_num_threads(spec["threads"])
-        result = CHILDREN[side](spec)
-        Path(spec["result"]).write_text(json.dumps(result))
+        run_child(args.child)
         return
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
     os.environ["HF_HUB_OFFLINE"] = "1"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        summary = compare(args, Path(tmp))
+        records = run_pairs(args, Path(tmp))
+    summary = summarize(records, args)
     summary["elapsed_s"] = time.perf_counter() - started
     print_summary(summary)
     if args.json:

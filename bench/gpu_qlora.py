@@ -255,7 +255,7 @@ def plain_child(spec: dict) -> dict:
         target = tokenizer(row["label"]).input_ids + [tokenizer.eos_token_id]
         clock.start()
         plain_step(
-            model, optimizer, scheduler, params, prompt + target, [-100] * len(prompt) + target
+            model, optimizer, scheduler, params, [prompt + target], [[-100] * len(prompt) + target]
         )
         clock.stop()
     return {**clock.result(), "tokens": len(prompt + target), "memory": peak_memory()}
