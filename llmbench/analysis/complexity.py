@@ -33,7 +33,7 @@ import numpy as np
 
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DEFAULT_WORK_DIR, atomic_write_text
-from llmbench.tasks.cards import template_fields
+from llmbench.tasks.cards import TaskCard, template_fields
 from llmbench.tasks.metrics import rouge
 
 COMPRESSOR = "zlib-9"
@@ -233,20 +233,22 @@ def summarize(measures: np.ndarray) -> dict[str, float]:
 
 
 def task_complexity(
-    task: str,
+    task: str | TaskCard,
     work_dir: Path = DEFAULT_WORK_DIR,
     split: str = "train",
     datasets_dir: Path | None = None,
     workers: int | None = None,
     progress: bool = False,
 ) -> dict:
-    """One row of heuristics for a prepared task's `split` (see the module docstring)."""
+    """One row of heuristics for a prepared task's `split` (see the module docstring); `task`
+    is its name, or its card already loaded."""
     from llmbench.paths import DATASETS_DIR
     from llmbench.prepare.tables import SPLIT_CODES
-    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.cards import as_card
     from llmbench.workdir import Workdir
 
-    card = get_card(task, datasets_dir or DATASETS_DIR)
+    card = as_card(task, datasets_dir or DATASETS_DIR)
+    task = card.name
     path = Workdir(work_dir).prepared(task)
     if not path.is_file():
         raise LLMBenchError(f"{path}: not prepared yet; run `llmbench prepare --task {task}`")

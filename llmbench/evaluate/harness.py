@@ -33,6 +33,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from llmbench.errors import LLMBenchError
@@ -59,6 +60,8 @@ from llmbench.evaluate.responses import (
 )
 from llmbench.evaluate.sampling import Sample, draw_sample, is_classification
 from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.tasks.cards import TaskCard
+from llmbench.tasks.models import BaseModel
 from llmbench.workdir import Workdir
 
 RESPONSES, SCORES, EXAMPLES = "responses.jsonl", "scores.json", "examples.csv"
@@ -175,6 +178,14 @@ class EvalResult:
         return [self.sample.note] if self.sample and self.sample.note else []
 
 
+class Resolved(NamedTuple):
+    """What a run's prompts are made from: the task's card and the model whose markup wraps
+    them (the registry's model, or the plain markup's for a name outside it such as gpt-4)."""
+
+    card: TaskCard
+    model: BaseModel
+
+
 @dataclass(frozen=True)
 class EvalRows:
     """The rows a run scores: its examples (sampled), the metric, the split's rows without a
@@ -192,19 +203,25 @@ def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
 
 
 def load_examples(
-    settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+    settings: EvalSettings,
+    work_dir: Path,
+    datasets_dir: Path = DATASETS_DIR,
+    resolved: Resolved | None = None,
 ) -> tuple[list[Example], str]:
     """The eval examples a run scores (the sample, when one is asked for), prompts realized
     for the base model; and the metric's name."""
-    rows = load_rows(settings, work_dir, datasets_dir)
+    rows = load_rows(settings, work_dir, datasets_dir, resolved)
     return rows.examples, rows.metric
 
 
 def load_rows(
-    settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+    settings: EvalSettings,
+    work_dir: Path,
+    datasets_dir: Path = DATASETS_DIR,
+    resolved: Resolved | None = None,
 ) -> EvalRows:
     """The eval split's scorable examples, then the sample `settings` asks for drawn from them."""
-    examples, metric, rows = load_eval_split(settings, work_dir, datasets_dir)
+    examples, metric, rows = load_eval_split(settings, work_dir, datasets_dir, resolved)
     picked, sample = draw_sample(
         examples, settings.sample, settings.seed, is_classification(metric), f"{settings.task}"
     )
@@ -212,7 +229,10 @@ def load_rows(
 
 
 def load_eval_split(
-    settings: EvalSettings, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+    settings: EvalSettings,
+    work_dir: Path,
+    datasets_dir: Path = DATASETS_DIR,
+    resolved: Resolved | None = None,
 ) -> tuple[list[Example], str, int]:
     """The task's eval examples, the metric's name, and the number of rows they came from.
 
@@ -222,12 +242,9 @@ def load_eval_split(
     has nothing to be scored against: it is left out (the rows minus the examples count them);
     example ids stay the row numbers of the split.
     """
-    from llmbench.tasks.cards import get_card
-    from llmbench.tasks.models import get_model
     from llmbench.tasks.prompts import realize_prompt
 
-    card = get_card(settings.task, datasets_dir)
-    model = _markup_model(settings.model, get_model)
+    card, model = resolved or resolve(settings, datasets_dir)
     table, path = _read_eval_table(card, work_dir)
     if table.empty:
         raise LLMBenchError(f"task {card.name}: the prepared {card.eval_split} split is empty")
@@ -296,9 +313,16 @@ def _is_missing(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _markup_model(name: str, get_model):
+def resolve(settings: EvalSettings, datasets_dir: Path = DATASETS_DIR) -> Resolved:
+    """The task's card and the model whose markup wraps its prompts, by the settings' names."""
+    from llmbench.tasks.cards import get_card
+
+    return Resolved(get_card(settings.task, datasets_dir), _markup_model(settings.model))
+
+
+def _markup_model(name: str):
     """The registry model whose markup wraps prompts; names outside it (gpt-4) get plain."""
-    from llmbench.tasks.models import load_registry
+    from llmbench.tasks.models import get_model, load_registry
 
     if name in load_registry():
         return get_model(name)
@@ -391,9 +415,10 @@ def pending_examples(
     out_dir: Path | None = None,
     retry_failed: bool = True,
     datasets_dir: Path = DATASETS_DIR,
+    resolved: Resolved | None = None,
 ) -> int:
     """How many eval examples a run would send (0: a rerun sends nothing)."""
-    examples, _ = load_examples(settings, work_dir, datasets_dir)
+    examples, _ = load_examples(settings, work_dir, datasets_dir, resolved)
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
     return len(to_send(examples, read_responses(out / RESPONSES), retry_failed))
 
@@ -407,22 +432,22 @@ def evaluate(
     retry_failed: bool = True,
     restart: bool = False,
     datasets_dir: Path = DATASETS_DIR,
+    resolved: Resolved | None = None,
 ) -> EvalResult:
     """Run (or resume) one evaluation and write its scores.
 
     Resuming sends the examples with no record, and the failed ones unless `retry_failed` is
     False; responses made with other answer-changing settings are refused unless `restart`.
+    `resolved`: the task's card and the model, already loaded (else looked up by name).
     """
-    from llmbench.tasks.cards import get_card
     from llmbench.tasks.metrics import get_metric
 
-    rows = load_rows(settings, work_dir, datasets_dir)
+    resolved = resolved or resolve(settings, datasets_dir)
+    rows = load_rows(settings, work_dir, datasets_dir, resolved)
     examples, metric = rows.examples, rows.metric
     get_metric(metric).preflight()  # before any request: e.g. a sandbox that cannot isolate
     if settings.max_new_tokens is None:
-        settings = _with(
-            settings, max_new_tokens=get_card(settings.task, datasets_dir).max_new_tokens
-        )
+        settings = _with(settings, max_new_tokens=resolved.card.max_new_tokens)
     out = Path(out_dir) if out_dir else run_dir(settings, work_dir)
     responses_path = out / RESPONSES
     if restart:

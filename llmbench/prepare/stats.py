@@ -120,16 +120,22 @@ def longest_examples(path: Path) -> dict[str, int]:
 
 
 def longest_in_model_tokens(
-    task: str, model: BaseModel, model_dir: Path, work_dir: Path, datasets_dir: Path = DATASETS_DIR
+    task: str | TaskCard,
+    model: BaseModel,
+    model_dir: Path,
+    work_dir: Path,
+    datasets_dir: Path = DATASETS_DIR,
 ) -> tuple[int, str]:
-    """The longest whole example of the task's prepared table in the model's own tokens (its
-    realized prompt, the target and the EOS token Ludwig appends), and where it was measured."""
+    """The longest whole example of the task's prepared table (the task by name, or its card
+    already loaded) in the model's own tokens (its realized prompt, the target and the EOS token
+    Ludwig appends), and where it was measured."""
     from transformers import AutoTokenizer
 
     from llmbench.prepare.tables import read_prepared
-    from llmbench.tasks.cards import get_card
+    from llmbench.tasks.cards import as_card
 
-    card = get_card(task, datasets_dir)
+    card = as_card(task, datasets_dir)
+    task = card.name
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     table = read_prepared(task, work_dir)
     template = realized_template(card, model)

@@ -31,7 +31,7 @@ from pathlib import Path
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DATASETS_DIR, DEFAULT_WORK_DIR
 from llmbench.prepare.task_code import task_module
-from llmbench.tasks.cards import SPLIT_NAMES, TaskCard, get_card
+from llmbench.tasks.cards import SPLIT_NAMES, TaskCard, as_card
 from llmbench.workdir import Workdir
 
 SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
@@ -66,17 +66,18 @@ def fixture_source(card: TaskCard) -> Path:
 
 
 def prepare_task(
-    task: str,
+    task: str | TaskCard,
     source: Path | None = None,
     out_dir: Path = DEFAULT_WORK_DIR,
     datasets_dir: Path = DATASETS_DIR,
     progress: bool = True,
     strict: bool = False,
 ) -> PrepareResult:
-    """Prepare one task from `source` (its upstream, fetched when None) into a Parquet table and
-    its manifest. With `strict`, a split whose row count is not the study's is an error and the
-    table is not written."""
-    card = get_card(task, datasets_dir)
+    """Prepare one task (by name, or its card already loaded) from `source` (its upstream,
+    fetched when None) into a Parquet table and its manifest. With `strict`, a split whose row
+    count is not the study's is an error and the table is not written."""
+    card = as_card(task, datasets_dir)
+    task = card.name
     module = task_module(task, datasets_dir)
     check_work_dir(Path(out_dir))
     workdir = Workdir(out_dir)

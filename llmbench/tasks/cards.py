@@ -191,3 +191,9 @@ def get_card(name: str, root: Path = DATASETS_DIR) -> TaskCard:
     if not path.is_file():
         raise unknown_name("task", name, [p.parent.name for p in discover_cards(root)])
     return load_card(path)
+
+
+def as_card(task: str | TaskCard, root: Path = DATASETS_DIR) -> TaskCard:
+    """`task` itself when it is a card already loaded (the bake-off resolves each once), else
+    its card by name from `root`."""
+    return task if isinstance(task, TaskCard) else get_card(task, root)

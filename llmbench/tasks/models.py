@@ -84,6 +84,12 @@ def get_model(name: str) -> BaseModel:
     return models[name]
 
 
+def as_model(model: str | BaseModel) -> BaseModel:
+    """`model` itself when it is a model already looked up (the bake-off resolves each once),
+    else the registry's model of that name."""
+    return model if isinstance(model, BaseModel) else get_model(model)
+
+
 def study_models() -> list[BaseModel]:
     """The study's ten base models, in registry order."""
     return [m for m in load_registry().values() if m.in_study]
