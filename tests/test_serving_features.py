@@ -160,6 +160,25 @@ def test_lorax_client_parses_alternatives_and_logprobs_into_its_token_models(ser
 
 
 @pytest.mark.slow
+def test_under_a_schema_only_the_tokens_it_allows_are_alternatives(served):
+    # Found on smollm2: a forbidden token's log-probability is -inf, which JSON cannot carry
+    # (the answer was a 500). The schema allows few tokens at each step, fewer than 5 at first.
+    parameters = {
+        "max_new_tokens": MAX_NEW,
+        "return_k_alternatives": 5,
+        "response_format": {"type": "json_object", "schema": {"enum": ["yes", "no"]}},
+    }
+    answer = _post(served["url"], "/generate", {"inputs": PROMPT, "parameters": parameters})
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()["details"]["tokens"]
+    assert answer.json()["generated_text"] in ('"yes"', '"no"')
+    assert 1 <= len(tokens[0]["alternative_tokens"]) < 5
+    for token in tokens:
+        assert token["alternative_tokens"][0]["id"] == token["id"]  # greedy
+        assert all(a["logprob"] > float("-inf") for a in token["alternative_tokens"])
+
+
+@pytest.mark.slow
 def test_top_n_tokens_are_tgis_top_tokens_the_same_as_the_alternatives(served):
     parameters = {"max_new_tokens": 8, "ignore_eos_token": True, "details": True,
                   "top_n_tokens": 2, "return_k_alternatives": 4}  # fmt: skip

@@ -9,6 +9,7 @@ vLLM hands over.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,10 +105,12 @@ class OutputReader:
 
     def alternatives(self, ranked: dict, k: int) -> list[Token]:
         """The k most likely tokens of one position, most likely first, from vLLM's logprobs
-        (the top k by rank, plus the sampled token when it ranks below them: left out)."""
+        (the top k by rank, plus the sampled token when it ranks below them: left out). Under a
+        structured output's mask a forbidden token has log-probability -inf: it is no
+        alternative (and JSON has no -inf), so fewer than k may come back."""
         top = sorted(
             ((entry.rank, token_id, entry) for token_id, entry in ranked.items()
-             if entry.rank is not None and entry.rank <= k),
+             if entry.rank is not None and entry.rank <= k and math.isfinite(entry.logprob)),
             key=lambda item: item[0],
         )  # fmt: skip
         return [
