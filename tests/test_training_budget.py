@@ -126,7 +126,8 @@ def test_the_sweep_shows_the_plan_but_not_ludwigs_command_line_that_names_the_bu
 
     plan = "budget 360 s: warm-up measured 1.73 examples/s at batch 4 on 2 thread(s)"
     assert SHOWN.search("\r 12%|#  " + plan).group(0) == plan
-    assert SHOWN.search("│ command │ ('llmbench train --config c.yaml --budget 360 --label ' │") is None
+    ludwigs_table = "│ command │ ('llmbench train --config c.yaml --budget 360 --label ' │"
+    assert SHOWN.search(ludwigs_table) is None
 
 
 def test_a_budget_shorter_than_the_warm_up_is_refused_on_one_line(tiny_inputs):
