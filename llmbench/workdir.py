@@ -13,6 +13,7 @@ asking the same object, never by spelling a folder name twice:
       configs/<model>/<task>.yaml          configs a sweep rendered for itself
       train/manifest.json                  the sweep's job records
       train/<model>/<task>/                one job's output; its adapter id is <model>/<task>
+      train/<model>/<task>-seed<k>/        ... of the job's seed k > 1 (`seeds` of a bake-off)
       serve-<model>.log                    a server the bake-off started
       eval/<model>/<task>/<adapter>/       `eval`: responses, scores (adapter id's '/' -> '__',
                                            `base` for the base model)
@@ -36,13 +37,30 @@ from llmbench.paths import DEFAULT_WORK_DIR
 # The adapter id of the (model, task) job of a sweep: also its folder under train/, which is the
 # adapters root `llmbench serve` is given, so the server knows the adapter by this id.
 ADAPTER_ID = "{model}/{task}"
+# A seed k > 1 of the same job: its own folder and id beside seed 1's (task names hold no '-').
+# Seed 1 keeps the plain id, so runs from before seeds resume unchanged.
+SEED_SUFFIX = "-seed{seed}"
 BASE_LEAF = "base"  # eval/<model>/<task>/base: the base model's own run
 EVAL_SCORES_GLOB = "eval/*/*/*/scores.json"
 
 
-def adapter_id(model: str, task: str) -> str:
-    """The id under which `llmbench serve --adapters <runs>/train` serves the sweep's adapter."""
-    return ADAPTER_ID.format(model=_name("model", model), task=_name("task", task))
+def adapter_id(model: str, task: str, seed: int = 1) -> str:
+    """The id under which `llmbench serve --adapters <runs>/train` serves the sweep's adapter
+    (of its training seed `seed`: 1 is the plain id, k > 1 adds SEED_SUFFIX)."""
+    plain = ADAPTER_ID.format(model=_name("model", model), task=_name("task", task))
+    return plain if seed == 1 else plain + SEED_SUFFIX.format(seed=seed)
+
+
+def seed_of(adapter: str, model: str, task: str) -> int | None:
+    """The training seed of `adapter` when it is one of the sweep's adapter ids of (model,
+    task) (see `adapter_id`); None for an adapter of another name."""
+    plain = ADAPTER_ID.format(model=model, task=task)
+    if adapter == plain:
+        return 1
+    number = adapter.removeprefix(plain + SEED_SUFFIX.partition("{seed}")[0])
+    if number.isdigit() and int(number) > 1 and adapter == adapter_id(model, task, int(number)):
+        return int(number)
+    return None
 
 
 def _name(kind: str, name: str) -> str:
@@ -135,14 +153,14 @@ class Workdir:
     def train_manifest(self) -> Path:
         return self.train / "manifest.json"
 
-    def train_output(self, model: str, task: str) -> Path:
+    def train_output(self, model: str, task: str, seed: int = 1) -> Path:
         """One sweep job's output folder: <train>/<adapter id>."""
-        return self.train / adapter_id(model, task)
+        return self.train / adapter_id(model, task, seed)
 
-    def replaced_output(self, model: str, task: str, stamp: str) -> Path:
+    def replaced_output(self, model: str, task: str, stamp: str, seed: int = 1) -> Path:
         """Where a job's earlier output is kept when its config changed: <runs>/replaced/<adapter
         id>/<stamp>, outside the adapters root, so no server offers it."""
-        return self.root / "replaced" / adapter_id(model, task) / _name("stamp", stamp)
+        return self.root / "replaced" / adapter_id(model, task, seed) / _name("stamp", stamp)
 
     def serve_log(self, model: str) -> Path:
         return self.root / f"serve-{_name('model', model)}.log"

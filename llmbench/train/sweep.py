@@ -33,7 +33,7 @@ from pathlib import Path
 
 from llmbench.errors import LLMBenchError
 from llmbench.paths import CONFIGS_DIR, DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
-from llmbench.workdir import ADAPTER_ID, Workdir
+from llmbench.workdir import Workdir, adapter_id
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 # What the sweep also shows of a job's log: progress, the budget's plan, threads. Found anywhere
@@ -57,6 +57,7 @@ class JobRecord:
     adapter: str | None = None
     config_sha256: str | None = None  # the config's text when planned; None in older manifests
     budget_s: float | None = None  # train for this long (llmbench.train.budget), not train_steps
+    seed: int = 1  # the training seed (1: Ludwig's default random_seed, as before seeds existed)
     resumed_from_step: int | None = None
     steps: int | None = None
     log: str | None = None
@@ -65,7 +66,7 @@ class JobRecord:
 
     @property
     def key(self) -> str:
-        return ADAPTER_ID.format(model=self.model, task=self.task)
+        return adapter_id(self.model, self.task, self.seed)
 
 
 class Manifest:
@@ -104,46 +105,50 @@ class Manifest:
 
 
 def plan_jobs(
-    models: list[str],
-    tasks: list[str],
+    models: list,
+    tasks: list,
     runs: Path,
     configs: Path = CONFIGS_DIR,
     datasets_dir: Path = DATASETS_DIR,
     trainer: dict | None = None,
     budget_s: float | None = None,
+    seeds: dict[str, int] | None = None,
 ) -> list[JobRecord]:
-    """One job per (model, task): its config (rendered into <runs>/configs from the cards in
-    `datasets_dir` when not in `configs`, or always with `trainer` values that replace the
+    """One job per (model, task, seed): its config (rendered into <runs>/configs from the cards
+    in `datasets_dir` when not in `configs`, or always with `trainer` values that replace the
     model's), its prepared table and its output folder; with `budget_s`, each job trains for
-    that long. Unknown names fail here, before anything runs."""
-    from llmbench.tasks.cards import get_card
-    from llmbench.tasks.models import get_model
+    that long. `models` and `tasks` are names, or models and cards already loaded. `seeds` maps
+    a task to its number of training seeds (1 where absent): seed k > 1 trains the same config
+    with its own seed into its own folder (see `adapter_id`). Unknown names fail here, before
+    anything runs."""
+    from llmbench.tasks.cards import as_card
+    from llmbench.tasks.models import as_model
     from llmbench.train.local_models import ensure_local_model
 
     workdir = Workdir(runs)
-    for name in models:
-        model = get_model(name)
+    models = [as_model(model) for model in models]
+    for model in models:
         if model.local_path:  # built offline, into the work directory
-            ensure_local_model(name, workdir.local_model(model))
-    cards = {name: get_card(name, datasets_dir) for name in tasks}
+            ensure_local_model(model.name, workdir.local_model(model))
+    cards = [as_card(task, datasets_dir) for task in tasks]
     jobs = []
     for model in models:
-        for task in tasks:
-            given = None if trainer else _given_config(configs, model, cards[task])
-            config = given or _render_for_prepared_data(
-                model, cards[task], workdir, datasets_dir, trainer
-            )
-            jobs.append(
-                JobRecord(
-                    model=model,
-                    task=task,
-                    config=str(config),
-                    config_sha256=job_digest(config, budget_s),
-                    budget_s=budget_s,
-                    dataset=str(workdir.prepared(task)),
-                    output=str(workdir.train_output(model, task)),
+        for card in cards:
+            given = None if trainer else _given_config(configs, model.name, card)
+            config = given or _render_for_prepared_data(model, card, workdir, datasets_dir, trainer)
+            for seed in range(1, (seeds or {}).get(card.name, 1) + 1):
+                jobs.append(
+                    JobRecord(
+                        model=model.name,
+                        task=card.name,
+                        config=str(config),
+                        config_sha256=job_digest(config, budget_s),
+                        budget_s=budget_s,
+                        seed=seed,
+                        dataset=str(workdir.prepared(card.name)),
+                        output=str(workdir.train_output(model.name, card.name, seed)),
+                    )
                 )
-            )
     return jobs
 
 
@@ -158,21 +163,19 @@ def _given_config(configs: Path, model: str, card) -> Path | None:
 
 
 def _render_for_prepared_data(
-    model: str, card, workdir: Workdir, datasets_dir: Path, trainer: dict | None = None
+    base, card, workdir: Workdir, datasets_dir: Path, trainer: dict | None = None
 ) -> Path:
     """A config rendered into <runs>/configs, its sequence length measured on the prepared table
     with the model's own tokenizer when the model is local (the study's figures were measured
     on its own prompts, which a model's markup can outgrow: a truncated target teaches nothing)."""
     from llmbench.prepare.stats import longest_in_model_tokens
-    from llmbench.tasks.models import get_model
     from llmbench.train.render import render_one
 
-    base = get_model(model)
     measured = None
     # without a prepared table the job fails on its own, naming the missing data
     if base.local_path and workdir.prepared(card.name).is_file():
         measured = longest_in_model_tokens(
-            card.name, base, workdir.local_model(base), workdir.root, datasets_dir
+            card, base, workdir.local_model(base), workdir.root, datasets_dir
         )
     rendered = render_one(card, base, workdir.configs, workdir.root, measured, trainer)
     atomic_write_text(rendered.path, rendered.text)
@@ -223,7 +226,7 @@ def _start_over_if_changed(job: JobRecord, manifest: Manifest, workdir: Workdir)
         return
     if record.config_sha256 is not None and Path(job.output).exists():
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        kept = workdir.replaced_output(job.model, job.task, stamp)
+        kept = workdir.replaced_output(job.model, job.task, stamp, job.seed)
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(job.output, kept)
         manifest.update(
@@ -269,7 +272,9 @@ def _finish(job: JobRecord, manifest: Manifest, result: dict) -> None:
 
 def _run_local(job: JobRecord, manifest: Manifest) -> None:
     _start(job, manifest)
-    result = execute_job(job.config, job.dataset, job.output, job.budget_s, job.key, _echo)
+    result = execute_job(
+        job.config, job.dataset, job.output, job.budget_s, job.key, _echo, job.seed
+    )
     _finish(job, manifest, result)
 
 
@@ -284,11 +289,13 @@ def execute_job(
     budget_s: float | None = None,
     label: str | None = None,
     echo=None,
+    seed: int = 1,
 ) -> dict:
     """Train one job in a child process; the outcome as manifest fields. Runs on Ray workers too.
 
     Everything the child prints goes to `<output>/train.log`; its progress lines (and the
-    budget's plan) are also passed to `echo`, when given, as they come."""
+    budget's plan) are also passed to `echo`, when given, as they come. A `seed` other than 1
+    is passed on (`llmbench train --seed`); seed 1's command is the one from before seeds."""
     from llmbench.train.training import finished_adapter, run_directory
 
     output_dir = Path(output)
@@ -313,6 +320,7 @@ def execute_job(
         "--resume",
         *(["--budget", f"{budget_s:g}"] if budget_s is not None else []),
         *(["--label", label] if label else []),
+        *(["--seed", str(seed)] if seed != 1 else []),
     ]
     with open(output_dir / "train.log", "ab") as log:
         child = subprocess.Popen(
@@ -367,7 +375,8 @@ def _run_on_ray(jobs: list[JobRecord], manifest: Manifest, address: str, gpus: f
         futures = {}
         for job in jobs:
             _start(job, manifest)
-            futures[remote.remote(job.config, job.dataset, job.output, job.budget_s)] = job
+            future = remote.remote(job.config, job.dataset, job.output, job.budget_s, seed=job.seed)
+            futures[future] = job
         waiting = list(futures)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
