@@ -55,7 +55,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def _print_cells(result) -> None:
-    """Every cell of your runs: scores and lift with their 95% intervals, and the flags."""
+    """Every cell of your runs: scores and lift with their 95% intervals, the flags, and the
+    adapter's scores across training seeds where it has several."""
     import math
 
     from llmbench.console import console, print_table
@@ -71,6 +72,7 @@ def _print_cells(result) -> None:
                 continue
             cell = intervals.cells.get((t, m))
             flags = ", ".join(who for who, _, _ in flags_of(table, t, m))
+            spread = result.spreads.get((t, m))
             rows.append(
                 (
                     t,
@@ -79,14 +81,18 @@ def _print_cells(result) -> None:
                     _with_interval(base, cell and cell.base),
                     _with_interval(ft - base, cell and cell.lift, "+.3f"),
                     f"{FLAGGED} {flags}" if flags else "",
+                    spread.ft.text() if spread and spread.several else "",
                 )
             )
     for m in table.models:
         lift = table.lift[m].mean()
         if not math.isnan(lift):
             found = intervals.mean_lift.get(m)
-            rows.append(("mean lift", m, "", "", _with_interval(lift, found, "+.3f"), ""))
-    print_table("Table 12 cells", ("task", "model", "fine-tuned", "base", "lift", "flag"), rows)
+            rows.append(("mean lift", m, "", "", _with_interval(lift, found, "+.3f"), "", ""))
+    columns = ("task", "model", "fine-tuned", "base", "lift", "flag", "fine-tuned across seeds")
+    if not any(spread.several for spread in result.spreads.values()):
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
+    print_table("Table 12 cells", columns, rows)
     if intervals.any:
         console.print(method_text(), markup=False)
 

@@ -12,18 +12,23 @@ Where the runs record their per-example scores, every score, lift and mean lift 
 interval (`llmbench.report.intervals`: a paired bootstrap over examples), and a run whose
 answers look degenerate (`llmbench.evaluate.answers`: one label, or one string, for nearly
 every row) is flagged ⚑ and explained, with its answers beside the gold ones.
+
+Where a bake-off trained several seeds per adapter (`seeds`), the cell shows seed 1's adapter
+and the spread across seeds (`llmbench.report.seeds`) stands beside its interval: in
+table12.md's ## Seeds, table12.csv and cells.csv.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.evaluate.answers import DEGENERATE_SHARE, GOLD_MAJORITY_CAP, percent
 from llmbench.paths import atomic_write_bytes, atomic_write_text
 from llmbench.report.intervals import Interval, TableIntervals, method_text, table_intervals
+from llmbench.report.seeds import SEED_COLUMNS, SeedSpread, seed_spreads
 from llmbench.report.table12 import (
     BASE,
     BASELINES,
@@ -48,29 +53,46 @@ NO_INTERVALS = TableIntervals({}, {})
 
 
 def _num(value: float) -> str:
-    """A score as the CSV holds it: up to 6 decimals, the study's own numbers unchanged."""
+    """A score as the CSV holds it: up to 6 decimals, the study's own numbers unchanged (a
+    count, an int, as it is)."""
+    if isinstance(value, int):
+        return str(value)
     return "" if math.isnan(value) else repr(round(float(value), 6))
 
 
 INTERVAL_COLUMNS = ("ft_low", "ft_high", "base_low", "base_high", "lift_low", "lift_high")
 
 
-def table12_csv(table: Table12, intervals: TableIntervals = NO_INTERVALS) -> str:
+def table12_csv(
+    table: Table12, intervals: TableIntervals = NO_INTERVALS, spreads: dict | None = None
+) -> str:
     """The Table 12 layout of `llmbench correlate --scores`: task, <model>_ft..., <model>_base...,
     the baselines; only the complete block (see complete_block). When the runs have intervals,
-    `<model>_ft_low` ... `<model>_lift_high` follow (names `correlate` does not read)."""
+    `<model>_ft_low` ... `<model>_lift_high` follow, and when a cell has several training seeds,
+    `<model>_seeds` ... `<model>_lift_seed_max` (SEED_COLUMNS; names `correlate` does not read)."""
     tasks, models = complete_block(table)
+    spreads = spreads or {}
+    several = any(spread.several for spread in spreads.values())
     header = ["task", *(m + FT for m in models), *(m + BASE for m in models), *BASELINES]
     if intervals.any:
         header += [f"{m}_{c}" for m in models for c in INTERVAL_COLUMNS]
+    if several:
+        header += [f"{m}_{c}" for m in models for c in SEED_COLUMNS]
     lines = [",".join(header)]
     for t in tasks:
         cells = [table.ft.at[t, m] for m in models] + [table.base.at[t, m] for m in models]
         cells += [table.baselines.at[t, b] for b in BASELINES]
         if intervals.any:
             cells += [v for m in models for v in _bounds(intervals, t, m)]
+        if several:
+            cells += [v for m in models for v in _seed_values(spreads.get((t, m)))]
         lines.append(",".join([t, *map(_num, cells)]))
     return "\n".join(lines) + "\n"
+
+
+def _seed_values(spread: SeedSpread | None) -> list[float]:
+    """A cell's SEED_COLUMNS values, NaN where it has no seeds of the sweep's adapter."""
+    return spread.row() if spread else [math.nan] * len(SEED_COLUMNS)
 
 
 def _bounds(intervals: TableIntervals, task: str, model: str) -> list[float]:
@@ -81,15 +103,22 @@ def _bounds(intervals: TableIntervals, task: str, model: str) -> list[float]:
 
 
 def cells_csv(
-    table: Table12, study: Table12 | None, intervals: TableIntervals = NO_INTERVALS
+    table: Table12,
+    study: Table12 | None,
+    intervals: TableIntervals = NO_INTERVALS,
+    spreads: dict | None = None,
 ) -> str:
     """Every (task, model) cell, long form: yours, the best adapter, failures, the study's;
     then each score's and the lift's interval, the share of the most common answer of the
-    adapter and of the base model, and the degenerate-answer flag (see `flags_of`)."""
+    adapter and of the base model, the degenerate-answer flag (see `flags_of`), and the spread
+    across training seeds (SEED_COLUMNS: seeds 1 and SD empty for a cell of one seed; all
+    empty where the cell's adapter is not the sweep's)."""
+    spreads = spreads or {}
     lines = [
         "task,model,ft,base,lift,adapter,n_failed,study_ft,study_base,study_lift,"
         + ",".join(INTERVAL_COLUMNS)
-        + ",ft_top_answer_share,base_top_answer_share,flag"
+        + ",ft_top_answer_share,base_top_answer_share,flag,"
+        + ",".join(SEED_COLUMNS)
     ]
     for t in table.tasks:
         for m in table.models:
@@ -110,6 +139,7 @@ def cells_csv(
                     + [_num(v) for v in (*theirs, theirs[0] - theirs[1])]
                     + [_num(v) for v in (*_bounds(intervals, t, m), *shares)]
                     + [_csv_text(flags)]
+                    + [_num(v) for v in _seed_values(spreads.get((t, m)))]
                 )
             )
     return "\n".join(lines) + "\n"
@@ -169,14 +199,22 @@ def _interval_text(found: Interval | None, spec: str = ".3f") -> str:
 
 
 def _model_cell(
-    table: Table12, task: str, model: str, intervals: TableIntervals = NO_INTERVALS
+    table: Table12,
+    task: str,
+    model: str,
+    intervals: TableIntervals = NO_INTERVALS,
+    spreads: dict | None = None,
 ) -> str:
     """A model's cell of Table 12; "base 0.200" where only the base model was run; ⚑ when a
-    run behind it answers degenerately."""
+    run behind it answers degenerately; "· 3 seeds" when its adapter was trained with several
+    seeds (the cell is seed 1's; ## Seeds has the spread)."""
     ft, base = table.ft.at[task, model], table.base.at[task, model]
     flagged = table.flagged(task, model)
     found = intervals.cells.get((task, model))
     mark = f" {FLAGGED}" if flags_of(table, task, model) else ""
+    spread = (spreads or {}).get((task, model))
+    if spread and spread.several:
+        mark += f" · {len(spread.seeds)} seeds"
     if math.isnan(ft) and not math.isnan(base):
         text = f"base {base:.3f}{_interval_text(found and found.base)}"
         return text + (f" {FAILED}" if flagged else "") + mark
@@ -206,14 +244,16 @@ def _gpt4_cell(table: Table12, task: str) -> str:
     return text
 
 
-def main_table(table: Table12, intervals: TableIntervals = NO_INTERVALS) -> list[str]:
+def main_table(
+    table: Table12, intervals: TableIntervals = NO_INTERVALS, spreads: dict | None = None
+) -> list[str]:
     """Table 12 as Markdown lines: a row per task, "ft (+lift)" per model, the best fine-tuned
     model, GPT-4 and the best adapter's lift over it; a bottom row of averages, each model's
     mean lift with its interval where every task has one."""
     tasks = per_task(table)
     lines = _md_header(["task", *table.models, "best fine-tuned", "GPT-4", "lift over GPT-4"])
     for t, row in tasks.iterrows():
-        cells = [_model_cell(table, t, m, intervals) for m in table.models]
+        cells = [_model_cell(table, t, m, intervals, spreads) for m in table.models]
         best = _best_cell(row["best_models"], row["best_ft"])
         lines.append(
             _md_row([t, *cells, best, _gpt4_cell(table, t), _fmt(row["lift_over_gpt4"], "+.3f")])
@@ -262,9 +302,10 @@ def markdown(
     study: Table12 | None,
     csv_block: tuple[list, list],
     intervals: TableIntervals = NO_INTERVALS,
+    spreads: dict | None = None,
 ) -> str:
-    """The whole table12.md: Table 12, its notes, (for your runs) the answers' distributions,
-    and the study beside it."""
+    """The whole table12.md: Table 12, its notes, the spread across training seeds where a
+    cell has several, (for your runs) the answers' distributions, and the study beside it."""
     if table.source == STUDY:
         title = "# Table 12 — the study's scores (LoRA Land), as shipped with llmbench"
     else:
@@ -276,10 +317,13 @@ def markdown(
         "Averages run over the tasks a model has."
         + (" Brackets: 95% intervals (see the notes)." if intervals.any else ""),
         "",
-        *main_table(table, intervals),
+        *main_table(table, intervals, spreads),
         "",
         *_notes(table, csv_block, intervals),
     ]
+    seeds = seeds_table(table, spreads or {}, intervals)
+    if seeds:
+        lines += ["", "## Seeds", "", *seeds]
     answers = answers_table(table)
     if answers:
         lines += ["", "## Answers", "", *answers]
@@ -338,6 +382,52 @@ def _notes(
             + "; cells.csv has every cell."
         )
     return notes
+
+
+def seeds_table(table: Table12, spreads: dict, intervals: TableIntervals) -> list[str]:
+    """Per cell trained with several seeds: seed 1's adapter score and lift (the main table's)
+    with their 95% intervals, beside the mean, SD and range of each across the seeds."""
+    rows = []
+    for t in table.tasks:
+        for m in table.models:
+            spread = spreads.get((t, m))
+            if spread is None or not spread.several:
+                continue
+            found = intervals.cells.get((t, m))
+            rows.append(
+                _md_row(
+                    [
+                        t,
+                        m,
+                        ", ".join(map(str, spread.seeds)),
+                        f"{spread.ft.values[0]:.3f}{_interval_text(found and found.ft)}",
+                        spread.ft.text(),
+                        _seed_lift_text(spread, found),
+                        "" if math.isnan(spread.lift.mean) else spread.lift.text("+.3f"),
+                    ]
+                )
+            )
+    if not rows:
+        return []
+    header = ["task", "model", "seeds", "adapter, seed 1", "adapter across seeds",
+              "lift, seed 1", "lift across seeds"]  # fmt: skip
+    return [
+        "The main table shows each cell's seed 1 adapter (the sweep's `<model>/<task>`), never "
+        "the best seed. Its bracket is the 95% bootstrap interval over examples (other rows, "
+        "the same adapter); the columns across seeds give the mean, the sample SD and the "
+        "range over the adapters of every training seed, all scored on the same rows (another "
+        "training seed, the same rows).",
+        "",
+        *_md_header(header),
+        *rows,
+    ]
+
+
+def _seed_lift_text(spread: SeedSpread, found) -> str:
+    lift = spread.lift.values[0]
+    if math.isnan(lift):
+        return ""
+    return f"{lift:+.3f}{_interval_text(found and found.lift, '+.3f')}"
 
 
 def answers_table(table: Table12) -> list[str]:
@@ -431,6 +521,7 @@ class ReportResult:
     table: Table12
     files: list[Path]
     intervals: TableIntervals = NO_INTERVALS
+    spreads: dict = field(default_factory=dict)  # (task, model) -> SeedSpread
 
 
 def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
@@ -443,11 +534,12 @@ def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
         table, beside = table_from_runs(collect_runs(runs_dir), study, str(runs_dir)), study
     block = complete_block(table)
     intervals = table_intervals(table)
+    spreads = seed_spreads(table)
     out_dir = Path(out_dir)
     files = [out_dir / n for n in ("table12.md", "table12.csv", "cells.csv", "figure5.png")]
-    atomic_write_text(files[0], markdown(table, beside, block, intervals))
-    atomic_write_text(files[1], table12_csv(table, intervals))
-    atomic_write_text(files[2], cells_csv(table, beside, intervals))
+    atomic_write_text(files[0], markdown(table, beside, block, intervals, spreads))
+    atomic_write_text(files[1], table12_csv(table, intervals, spreads))
+    atomic_write_text(files[2], cells_csv(table, beside, intervals, spreads))
     who = "the study (LoRA Land)" if runs_dir is None else str(runs_dir)
     plot_figure5(table, files[3], f"Figure 5: lift of the best fine-tuned adapter per task — {who}")
-    return ReportResult(table, files, intervals)
+    return ReportResult(table, files, intervals, spreads)

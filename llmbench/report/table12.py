@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError
-from llmbench.workdir import EVAL_SCORES_GLOB, Workdir
+from llmbench.workdir import EVAL_SCORES_GLOB, Workdir, seed_of
 
 # the names of llmbench.analysis.correlate's Table 12 layout, kept here so that `llmbench --help`
 # does not
@@ -163,6 +163,8 @@ class Table12:
     failed: list = field(default_factory=list)  # runs with n_failed > 0
     ft_runs: dict = field(default_factory=dict)  # (task, model) -> the best adapter's Run
     base_runs: dict = field(default_factory=dict)  # (task, model) -> the base model's Run
+    # (task, model) -> {training seed: Run} of the sweep's adapter and its other seeds
+    seed_runs: dict = field(default_factory=dict)
 
     @property
     def lift(self):
@@ -198,13 +200,20 @@ def study_table() -> Table12:
 
 def table_from_runs(runs: list[Run], study: Table12, source: str) -> Table12:
     """Your Table 12: per (task, model) the best adapter and the base run; the baselines from
-    your own runs where you have them, else the study's for the same task."""
+    your own runs where you have them, else the study's for the same task. The sweep's adapter
+    of training seed k > 1 (a bake-off's `seeds`) is never the best adapter: it is kept with
+    seed 1's in `seed_runs`, for the spread across seeds (llmbench.report.seeds)."""
     import pandas as pd
 
-    ft, base, baselines, adapters = {}, {}, {}, {}
+    ft, base, baselines, adapters, seed_runs = {}, {}, {}, {}, {}
     problems = []
     for run in runs:
         key = (run.task, run.model)
+        seed = seed_of(run.adapter, run.model, run.task) if run.adapter is not None else None
+        if seed is not None:
+            seed_runs.setdefault(key, {})[seed] = run
+            if seed > 1:
+                continue
         if run.model in BASELINES:
             target = baselines
             if run.adapter is not None:
@@ -242,12 +251,27 @@ def table_from_runs(runs: list[Run], study: Table12, source: str) -> Table12:
         {k for k in baselines if k[0] in tasks},
         adapters,
         sorted(
-            (r for r in [*ft.values(), *base.values(), *baselines.values()] if _counts(r, tasks)),
+            (
+                r
+                for r in [
+                    *ft.values(),
+                    *base.values(),
+                    *baselines.values(),
+                    *_other_seeds(seed_runs),
+                ]
+                if _counts(r, tasks)
+            ),
             key=lambda r: r.path,
         ),
         ft,
         base,
+        seed_runs,
     )
+
+
+def _other_seeds(seed_runs: dict) -> list[Run]:
+    """The runs of seeds k > 1, which no cell shows but whose failures it flags."""
+    return [run for by_seed in seed_runs.values() for s, run in by_seed.items() if s > 1]
 
 
 def _counts(run: Run, tasks: list[str]) -> bool:
