@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
+from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
 from user_task import TASK, write_user_task
 
-from llmbench.bakeoff.pipeline import BakeoffConfig, TaskScore, load_config, run_bakeoff
+from llmbench.bakeoff.pipeline import (
+    BakeoffConfig,
+    TaskScore,
+    load_config,
+    resolve,
+    run_bakeoff,
+)
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DATASETS_DIR
 from llmbench.serving.launch import SERVE_VENV
+from llmbench.train.training import train
 
 
 def test_the_embedded_default_is_smollm2_on_the_demo_tasks():
@@ -44,13 +54,22 @@ def users_folder(tmp_path, study_tasks):
     return root
 
 
+def test_every_unknown_model_and_task_is_named_at_once_before_anything_is_written(tmp_path):
+    config = BakeoffConfig(models=["tiny", "tinny"], tasks=["glue_sst2", "gsm8kk", "boolqq"])
+    with pytest.raises(LLMBenchError) as caught:
+        resolve(config, tmp_path / "runs")
+    assert [p.split("'")[1] for p in caught.value.problems] == ["tinny", "gsm8kk", "boolqq"]
+    assert "did you mean 'tiny'?" in caught.value.problems[0]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_task_without_demo_data_is_refused_by_name(tmp_path):
     from llmbench.bakeoff.pipeline import prepare_stage
 
     path = tmp_path / "gsm8k.yaml"
     path.write_text("models: [tiny]\ntasks: [gsm8k]\nsource: demo\n")
     with pytest.raises(LLMBenchError, match="task gsm8k has no demo data"):
-        prepare_stage(load_config(path), tmp_path / "runs")
+        prepare_stage(resolve(load_config(path), tmp_path / "runs"))
     assert not (tmp_path / "runs" / "prepared").exists()
 
 
@@ -66,13 +85,35 @@ def test_a_broken_config_lists_every_problem(tmp_path):
     assert any("tasks: [] should be non-empty" in p for p in problems)
 
 
+def count_loads(monkeypatch) -> tuple[Counter, Counter]:
+    """From now on, each task card read (by task) and each model looked up in the registry (by
+    name): a spy around the real loaders, which still do the work."""
+    import llmbench.tasks.cards as cards
+    import llmbench.tasks.models as models
+
+    loaded, looked_up = Counter(), Counter()
+    load_card, get_model = cards.load_card, models.get_model
+    monkeypatch.setattr(
+        cards, "load_card", lambda path: loaded.update([Path(path).parent.name]) or load_card(path)
+    )
+    monkeypatch.setattr(
+        models, "get_model", lambda name: looked_up.update([name]) or get_model(name)
+    )
+    return loaded, looked_up
+
+
 @pytest.mark.slow
-def test_a_tiny_bakeoff_with_a_users_task_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path):
+def test_a_tiny_bakeoff_with_a_users_task_runs_end_to_end_and_a_rerun_redoes_nothing(
+    tmp_path, monkeypatch
+):
     if not (SERVE_VENV / "bin" / "python").exists():
         pytest.skip("no serving environment: run `bash scripts/setup-serve.sh`")
     config = tiny_fixture_config(tmp_path)
     tmp_path = tmp_path / "runs"
+    loaded, looked_up = count_loads(monkeypatch)
     result = run_bakeoff(config, tmp_path, progress=False)
+    # each card and model resolved once, at the start, and handed to every stage
+    assert (loaded, looked_up) == (Counter(config.tasks), Counter(config.models))
     assert [(s.model, s.task) for s in result.scores] == [("tiny", t) for t in config.tasks]
     for score in result.scores:
         assert score.failed == 0 and score.n > 0
@@ -93,7 +134,9 @@ def test_a_tiny_bakeoff_with_a_users_task_runs_end_to_end_and_a_rerun_redoes_not
     assert len(responses) == 2 * len(config.tasks)
     before = {path: path.read_bytes() for path in responses}
 
+    loaded.clear(), looked_up.clear()
     again = run_bakeoff(config, tmp_path, progress=False)
+    assert (loaded, looked_up) == (Counter(config.tasks), Counter(config.models))
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert {job["attempts"] for job in manifest["jobs"].values()} == {1}
     assert {path: path.read_bytes() for path in responses} == before
@@ -114,10 +157,11 @@ def correlated(config: BakeoffConfig, runs) -> tuple[dict, list[str]]:
     """Prepare, complexity and correlate for `config`, with made-up scores: (folders, notes)."""
     from llmbench.bakeoff.pipeline import complexity_stage, correlate_stage, prepare_stage
 
-    prepare_stage(config, runs)
+    run = resolve(config, runs)
+    prepare_stage(run)
     notes: list[str] = []
     scores = made_up_scores(config)
-    return correlate_stage(config, runs, complexity_stage(config, runs), scores, notes), notes
+    return correlate_stage(run, complexity_stage(run), scores, notes), notes
 
 
 def users_config(tmp_path, study: list[str]) -> BakeoffConfig:
@@ -153,9 +197,11 @@ def test_an_earlier_bakeoffs_tasks_in_the_work_directory_are_left_out_by_name(tm
     study = ["glue_sst2", "boolq", "conllpp", "gsm8k"]
     folder = str(users_folder(tmp_path, study))
     runs = tmp_path / "runs"
-    earlier = BakeoffConfig(models=["tiny"], tasks=study, source="fixture", datasets=folder)
-    prepare_stage(earlier, runs)
-    complexity_stage(earlier, runs)
+    earlier = resolve(
+        BakeoffConfig(models=["tiny"], tasks=study, source="fixture", datasets=folder), runs
+    )
+    prepare_stage(earlier)
+    complexity_stage(earlier)
     config = BakeoffConfig(
         models=["tiny"], tasks=[*study[1:], TASK], source="fixture", datasets=folder
     )
@@ -180,7 +226,7 @@ def test_fewer_than_four_tasks_are_not_correlated(tmp_path):
 
     config = BakeoffConfig(models=["tiny"], tasks=["glue_sst2", "boolq", "conllpp"])
     notes: list[str] = []
-    assert correlate_stage(config, tmp_path, tmp_path / "unused.csv", [], notes) == {}
+    assert correlate_stage(resolve(config, tmp_path), tmp_path / "unused.csv", [], notes) == {}
     assert "needs at least 4 tasks" in notes[0]
 
 
@@ -192,7 +238,7 @@ def test_the_bakeoff_takes_its_cards_from_the_config_or_the_flag(tmp_path):
     assert config.datasets_dir == mine
     from llmbench.bakeoff.pipeline import prepare_stage
 
-    prepare_stage(config, tmp_path / "runs")
+    prepare_stage(resolve(config, tmp_path / "runs"))
     assert (tmp_path / "runs" / "prepared" / f"{TASK}.parquet").is_file()
     # without it, the project's cards: the user's task is unknown there, by name
     path.write_text(f"models: [tiny]\ntasks: [{TASK}]\nsource: fixture\n")
@@ -219,7 +265,7 @@ def answered_gsm8k(tmp_path, digest: bool):
 
     config = BakeoffConfig(models=["tiny"], tasks=["gsm8k"], source="fixture", eval_limit=3)
     runs = tmp_path / "runs"
-    prepare_stage(config, runs)
+    prepare_stage(resolve(config, runs))
     weights = run_directory(Workdir(runs).train_output("tiny", "gsm8k")) / "model/model_weights"
     weights.mkdir(parents=True)
     (weights / "adapter_config.json").write_text("{}")
@@ -243,12 +289,12 @@ def test_a_retrained_adapter_is_evaluated_again_and_an_unchanged_one_is_not(tmp_
 
     config, runs, weights = answered_gsm8k(tmp_path, digest=True)
     notes: list[str] = []
-    score = evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
+    score = evaluate_stage(resolve(config, runs), "tiny", "gsm8k", Unreachable(), False, notes)
     assert (score.n, notes) == (3, [])  # unchanged: nothing sent
 
     (weights / "adapter_model.safetensors").write_bytes(b"second training")
     with pytest.raises(LLMBenchError, match="127.0.0.1:9"):  # it went on to send again
-        evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
+        evaluate_stage(resolve(config, runs), "tiny", "gsm8k", Unreachable(), False, notes)
     assert notes == ["tiny/gsm8k: retrained since its evaluation, so it was evaluated again"]
     adapter_run = Workdir(runs).eval_run("tiny", "gsm8k", "tiny/gsm8k")
     assert (adapter_run / "responses.previous.jsonl").is_file()
@@ -263,7 +309,7 @@ def test_an_adapters_answers_that_do_not_record_its_weights_are_made_again(tmp_p
     config, runs, _ = answered_gsm8k(tmp_path, digest=False)
     notes: list[str] = []
     with pytest.raises(LLMBenchError, match="127.0.0.1:9"):
-        evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, notes)
+        evaluate_stage(resolve(config, runs), "tiny", "gsm8k", Unreachable(), False, notes)
     assert notes == [
         "tiny/gsm8k: its answers do not record which weights made them, so it was evaluated again"
     ]
@@ -287,7 +333,7 @@ def test_the_eval_timeout_is_each_requests_patience(tmp_path, monkeypatch):
         harness, "evaluate", lambda s, *a, **k: evaluate(sent.append(s) or s, *a, **k)
     )
     with pytest.raises(LLMBenchError, match="127.0.0.1:9"):
-        evaluate_stage(config, runs, "tiny", "gsm8k", Unreachable(), False, [])
+        evaluate_stage(resolve(config, runs), "tiny", "gsm8k", Unreachable(), False, [])
     assert [s.timeout for s in sent] == [900.0, 900.0]  # the base (answered) and the adapter
 
     path = tmp_path / "bakeoff.yaml"
@@ -311,9 +357,9 @@ def test_the_bakeoffs_trainer_values_are_trained_and_changing_them_trains_again(
     def trained(steps: int):
         with path.open("a") as file:
             file.write(f"  train_steps: {steps}\n")
-        config = load_config(path)
-        prepare_stage(config, runs.root)
-        train_stage(config, runs.root)
+        run = resolve(load_config(path), runs.root)
+        prepare_stage(run)
+        train_stage(run)
         return Manifest.load(runs.train_manifest).jobs["tiny/glue_sst2"]
 
     first = trained(3)
@@ -321,7 +367,7 @@ def test_the_bakeoffs_trainer_values_are_trained_and_changing_them_trains_again(
     assert yaml.safe_load(rendered)["trainer"]["train_steps"] == 3
     assert "with this model's overrides and the bake-off's:" in rendered
     assert (first.state, first.steps, first.attempts) == ("done", 3, 1)
-    train_stage(load_config(path), runs.root)  # unchanged: not trained again
+    train_stage(resolve(load_config(path), runs.root))  # unchanged: not trained again
     assert Manifest.load(runs.train_manifest).jobs["tiny/glue_sst2"].attempts == 1
 
     path.write_text(path.read_text().replace("train_steps: 3\n", ""))
@@ -340,3 +386,114 @@ def test_an_unknown_trainer_value_is_refused_by_name(tmp_path):
     path.write_text("models: [tiny]\ntasks: [glue_sst2]\ntrainer: {train_step: 3}\n")
     with pytest.raises(LLMBenchError, match="train_step"):
         load_config(path)
+
+
+# --- seeds ----------------------------------------------------------------------------------------
+
+
+def config_file(tmp_path, text: str) -> Path:
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text("models: [tiny]\ntasks: [glue_sst2, conllpp]\n" + text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("seeds", "problem"),
+    [
+        ("0", "seeds: 0 is less than the minimum of 1"),
+        ("-2", "seeds: -2 is less than the minimum of 1"),
+        ("1.5", "seeds: 1.5 is not of type 'integer', 'object'"),
+        ("'3'", "seeds: '3' is not of type 'integer', 'object'"),
+        ("true", "seeds: True is not of type 'integer', 'object'"),
+        ("{glue_sst2: 0}", "seeds.glue_sst2: 0 is less than the minimum of 1"),
+        ("{default: 2.5}", "seeds.default: 2.5 is not of type 'integer'"),
+        (
+            "{glue_sst: 3}",
+            "seeds.glue_sst: not a task of this bake-off (did you mean 'glue_sst2'?)",
+        ),
+    ],
+)
+def test_seeds_that_are_not_whole_numbers_of_at_least_one_are_refused_by_key(
+    tmp_path, seeds, problem
+):
+    path = config_file(tmp_path, f"seeds: {seeds}\n")
+    with pytest.raises(LLMBenchError) as caught:
+        load_config(path)
+    (line,) = caught.value.problems
+    assert line.startswith(f"{path}: {problem}")
+
+
+def test_bad_seeds_exit_2_with_one_line_before_anything_runs(tmp_path, capsys):
+    from llmbench.cli import main
+
+    path = config_file(tmp_path, "seeds: 0\n")
+    assert main(["bakeoff", "--config", str(path), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "seeds: 0 is less than the minimum of 1" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_seeds_is_one_number_for_every_task_or_a_number_per_task_with_a_default(tmp_path):
+    assert load_config(config_file(tmp_path, "")).seeds_of("glue_sst2") == 1  # the default
+    every = load_config(config_file(tmp_path, "seeds: 3\n"))
+    assert [every.seeds_of(t) for t in every.tasks] == [3, 3]
+    per_task = load_config(config_file(tmp_path, "seeds: {default: 2, glue_sst2: 3}\n"))
+    assert [per_task.seeds_of(t) for t in per_task.tasks] == [3, 2]
+    without_default = load_config(config_file(tmp_path, "seeds: {glue_sst2: 3}\n"))
+    assert [without_default.seeds_of(t) for t in without_default.tasks] == [3, 1]
+
+
+SEEDS_REACH_LUDWIG = "seed" in inspect.signature(train).parameters
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not SEEDS_REACH_LUDWIG,
+    reason="llmbench.train.training.train takes no seed yet, so `llmbench train --seed` (which "
+    "the sweep passes for seeds k > 1) cannot reach Ludwig's random_seed",
+)
+def test_two_seeds_train_two_adapters_scored_on_the_same_rows_and_the_report_shows_the_spread(
+    tmp_path,
+):
+    if not (SERVE_VENV / "bin" / "python").exists():
+        pytest.skip("no serving environment: run `bash scripts/setup-serve.sh`")
+    from llmbench.report.seeds import SEED_COLUMNS
+    from llmbench.train.sweep import Manifest
+    from llmbench.train.training import adapter_digest, finished_adapter, run_directory
+    from llmbench.workdir import Workdir
+
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text(
+        "models: [tiny]\ntasks: [glue_sst2]\nsource: fixture\neval_limit: 4\nseeds: 2\n"
+        "trainer: {train_steps: 20}\n"
+    )
+    runs = Workdir(tmp_path / "runs")
+    result = run_bakeoff(load_config(path), runs.root, progress=False)
+
+    manifest = Manifest.load(runs.train_manifest).jobs
+    assert sorted(manifest) == ["tiny/glue_sst2", "tiny/glue_sst2-seed2"]
+    assert [manifest[k].seed for k in sorted(manifest)] == [1, 2]
+    seed_1, seed_2 = (runs.train_output("tiny", "glue_sst2", s) for s in (1, 2))
+    assert seed_1 == runs.train / "tiny" / "glue_sst2"  # seed 1: the folder from before seeds
+    weights = [finished_adapter(run_directory(folder)) for folder in (seed_1, seed_2)]
+    assert adapter_digest(weights[0]) != adapter_digest(weights[1])
+
+    (score,) = result.scores
+    assert len(score.seed_scores) == 2 and score.adapter == score.seed_scores[0]
+    ids = [
+        json.loads((runs.eval_run("tiny", "glue_sst2", a) / "scores.json").read_text())["ids"]
+        for a in (None, "tiny/glue_sst2", "tiny/glue_sst2-seed2")
+    ]
+    assert ids[0] == ids[1] == ids[2]  # every seed on the base model's rows
+
+    cells = pd.read_csv(result.report_dir / "cells.csv").set_index(["task", "model"])
+    cell = cells.loc[("glue_sst2", "tiny")]
+    assert cell["adapter"] == "tiny/glue_sst2" and cell["seeds"] == 2
+    assert cell["ft"] == pytest.approx(score.seed_scores[0])
+    assert cell["ft_seed_min"] == pytest.approx(min(score.seed_scores))
+    assert cell["ft_seed_max"] == pytest.approx(max(score.seed_scores))
+    assert cell["lift_seed_mean"] == pytest.approx(sum(score.seed_scores) / 2 - score.base)
+    table = pd.read_csv(result.report_dir / "table12.csv")
+    assert {f"tiny_{c}" for c in SEED_COLUMNS} <= set(table.columns)
+    text = (result.report_dir / "table12.md").read_text()
+    assert "## Seeds" in text and "· 2 seeds" in text

@@ -27,6 +27,7 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
 def cmd_bakeoff(args: argparse.Namespace) -> None:
     from llmbench.bakeoff.pipeline import load_config, run_bakeoff
     from llmbench.console import console, print_table
+    from llmbench.report.seeds import Spread
 
     config = load_config(args.config and Path(args.config))
     if args.datasets:
@@ -34,7 +35,7 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
     result = run_bakeoff(config, args.runs)
     print_table(
         f"bake-off ({args.runs})",
-        ("model", "task", "metric", "n", "base", "adapter", "lift", "failed"),
+        ("model", "task", "metric", "n", "base", "adapter", "lift", "failed", "across seeds"),
         [
             (
                 s.model,
@@ -45,10 +46,15 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
                 f"{s.adapter:.3f}",
                 f"{s.lift:+.3f}",
                 s.failed,
+                f"{len(s.seed_scores)}: {Spread(s.seed_scores).text()}"
+                if len(s.seed_scores) > 1
+                else "",
             )
             for s in result.scores
         ],
     )
+    if any(len(s.seed_scores) > 1 for s in result.scores):
+        console.print("adapter and lift: seed 1's; across seeds: the adapters' scores")
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
     for name, folder in result.correlate_dirs.items():

@@ -10,6 +10,11 @@ Tasks come from the project's cards, or from a folder of your own (`datasets:` i
 `--datasets`): a task of your own is prepared, trained, evaluated and correlated like the
 study's, and is only left out of the comparison with the study's scores, which cannot know it.
 
+Each model and task card is resolved once, at the start (`resolve`: unknown names fail there,
+before anything runs), and the stages are handed the resolved run, never the names to look up
+again. With `seeds`, a task trains several adapters (seed 1 keeps the id and folder it had
+before seeds existed; seed k the id `<model>/<task>-seed<k>`), each evaluated on the same rows.
+
 The default config (llmbench/data/bakeoff.yaml) is the embedded default: smollm2-135m (a real
 instruction-tuned model built offline) on three tasks prepared from the team's generated demo
 rows, a few hundred training steps, all on a laptop CPU.
@@ -22,8 +27,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from llmbench.errors import LLMBenchError
+from llmbench.errors import LLMBenchError, did_you_mean
 from llmbench.paths import CONFIGS_DIR, DATASETS_DIR, DEFAULT_WORK_DIR, atomic_write_text
+from llmbench.tasks.cards import TaskCard
+from llmbench.tasks.models import BaseModel
 from llmbench.validation import load_schema, read_yaml, validate_or_raise
 from llmbench.workdir import Workdir, adapter_id
 
@@ -34,10 +41,13 @@ SCHEMA = "bakeoff"  # llmbench/schemas/bakeoff.schema.json: every key, its type 
 OWN, STUDY = "bakeoff", "study"
 
 
-def _default(key: str):
+def _schema_default(key: str):
     """A key's default, from the schema (the one place defaults live)."""
-    value = load_schema(SCHEMA)["properties"][key]["default"]
-    return field(default_factory=lambda: copy.deepcopy(value))
+    return copy.deepcopy(load_schema(SCHEMA)["properties"][key]["default"])
+
+
+def _default(key: str):
+    return field(default_factory=lambda: _schema_default(key))
 
 
 @dataclass
@@ -56,11 +66,38 @@ class BakeoffConfig:
     eval_seed: int = _default("eval_seed")
     eval_concurrency: int = _default("eval_concurrency")
     eval_timeout: float = _default("eval_timeout")
+    seeds: int | dict = _default("seeds")
 
     @property
     def datasets_dir(self) -> Path:
         """The folder of task cards the tasks come from."""
         return Path(self.datasets) if self.datasets else DATASETS_DIR
+
+    def seeds_of(self, task: str) -> int:
+        """How many seeds `task` trains: `seeds`, or in its per-task form the task's own
+        number, else its `default` (else the schema's default)."""
+        if isinstance(self.seeds, int):
+            return self.seeds
+        return self.seeds.get(task, self.seeds.get("default", _schema_default("seeds")))
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """One bake-off as its stages see it: the settings, the work directory, and each model and
+    task card resolved once (`resolve`), in the config's order."""
+
+    config: BakeoffConfig
+    runs: Path
+    models: dict[str, BaseModel]
+    cards: dict[str, TaskCard]
+
+    @property
+    def workdir(self) -> Workdir:
+        return Workdir(self.runs)
+
+    def seeds(self, task: str) -> range:
+        """The training seeds of `task`'s adapters: 1, 2, ... (see BakeoffConfig.seeds_of)."""
+        return range(1, self.config.seeds_of(task) + 1)
 
 
 @dataclass
@@ -72,6 +109,8 @@ class TaskScore:
     adapter: float
     n: int
     failed: int
+    # every seed's adapter score, seed 1 first (`adapter` is seed 1's); () when not recorded
+    seed_scores: tuple[float, ...] = ()
 
     @property
     def lift(self) -> float:
@@ -105,88 +144,124 @@ def load_config(path: Path | None) -> BakeoffConfig:
             f"{source}: eval_limit and eval_sample: both set; expected one (eval_sample scores "
             "a seeded random sample, eval_limit the first N rows)"
         )
+    _check_seed_tasks(document, source)
     return BakeoffConfig(**document)
+
+
+def _check_seed_tasks(document: dict, source) -> None:
+    """Each task named in the per-task form of `seeds` is one of the bake-off's tasks."""
+    seeds = document.get("seeds")
+    if not isinstance(seeds, dict):
+        return
+    allowed = ["default", *document["tasks"]]
+    problems = [
+        f"{source}: seeds.{name}: not a task of this bake-off{did_you_mean(name, allowed)}; "
+        f"expected default or one of {', '.join(document['tasks'])}"
+        for name in seeds
+        if name not in allowed
+    ]
+    if problems:
+        raise LLMBenchError(*problems)
 
 
 def run_bakeoff(
     config: BakeoffConfig, runs: Path = DEFAULT_WORK_DIR, progress: bool = True
 ) -> BakeoffResult:
     """Every stage for config.models x config.tasks under `runs`."""
-    runs = Path(runs)
-    _check_names(config)
-    prepare_stage(config, runs)
-    train_stage(config, runs)
+    run = resolve(config, runs)
+    prepare_stage(run)
+    train_stage(run)
     notes: list[str] = []
-    with Endpoints(config, runs) as endpoints:
+    with Endpoints(run) as endpoints:
         scores = [
-            evaluate_stage(config, runs, model, task, endpoints, progress, notes)
-            for model in config.models
-            for task in config.tasks
+            evaluate_stage(run, model, task, endpoints, progress, notes)
+            for model in run.models
+            for task in run.cards
         ]
-    complexity = complexity_stage(config, runs)
-    correlate_dirs = correlate_stage(config, runs, complexity, scores, notes)
+    complexity = complexity_stage(run)
+    correlate_dirs = correlate_stage(run, complexity, scores, notes)
     from llmbench.report.document import report
 
-    report_dir = Workdir(runs).report
-    report(runs, report_dir)
+    report_dir = run.workdir.report
+    report(run.runs, report_dir)
     return BakeoffResult(scores, report_dir, correlate_dirs, notes, len(endpoints.processes))
 
 
-def _check_names(config: BakeoffConfig) -> None:
+def resolve(config: BakeoffConfig, runs: Path = DEFAULT_WORK_DIR) -> ResolvedRun:
+    """The bake-off's models and task cards, each looked up once; every unknown or broken one
+    reported together, before anything is written."""
     from llmbench.tasks.cards import get_card
     from llmbench.tasks.models import get_model
 
-    for model in config.models:
-        get_model(model)
-    for task in config.tasks:
-        get_card(task, config.datasets_dir)
+    models, cards, problems = {}, {}, []
+    for names, found, look_up in (
+        (config.models, models, get_model),
+        (config.tasks, cards, lambda task: get_card(task, config.datasets_dir)),
+    ):
+        for name in names:
+            try:
+                found[name] = look_up(name)
+            except LLMBenchError as exc:
+                problems += exc.problems
+    if problems:
+        raise LLMBenchError(*problems)
+    return ResolvedRun(config, Path(runs), models, cards)
 
 
-def prepare_stage(config: BakeoffConfig, runs: Path) -> None:
+def prepare_stage(run: ResolvedRun) -> None:
     from llmbench.prepare.tables import prepare_task
 
-    for task in config.tasks:
-        if Workdir(runs).prepared(task).is_file():
+    config = run.config
+    for task, card in run.cards.items():
+        if run.workdir.prepared(task).is_file():
             continue
-        source = config.sources.get(task) or _shipped_source(config, task)
+        source = config.sources.get(task) or _shipped_source(config, card)
         prepare_task(
-            task,
+            card,
             source=Path(source) if source else None,
-            out_dir=runs,
+            out_dir=run.runs,
             datasets_dir=config.datasets_dir,
             progress=False,
         )
 
 
-def _shipped_source(config: BakeoffConfig, task: str) -> Path | None:
+def _shipped_source(config: BakeoffConfig, card: TaskCard) -> Path | None:
     """The copy shipped with the task that `source: demo|fixture` names; None for upstream."""
     from llmbench.prepare.demo_data import DEMO_TASKS, demo_source
     from llmbench.prepare.tables import fixture_source
-    from llmbench.tasks.cards import get_card
 
     if config.source == "fixture":
-        return fixture_source(get_card(task, config.datasets_dir))
+        return fixture_source(card)
     if config.source == "demo":
-        if task not in DEMO_TASKS:
+        if card.name not in DEMO_TASKS:
             raise LLMBenchError(
-                f"bake-off: task {task} has no demo data (source: demo); demo tasks: "
-                f"{', '.join(DEMO_TASKS)}; use source: fixture or upstream, or give sources.{task}"
+                f"bake-off: task {card.name} has no demo data (source: demo); demo tasks: "
+                f"{', '.join(DEMO_TASKS)}; use source: fixture or upstream, or give "
+                f"sources.{card.name}"
             )
-        return demo_source(task)
+        return demo_source(card.name)
     return None
 
 
-def train_stage(config: BakeoffConfig, runs: Path) -> None:
+def train_stage(run: ResolvedRun) -> None:
     from llmbench.train.budget import parse_budget
     from llmbench.train.sweep import FAILED, plan_jobs, run_sweep
 
+    config = run.config
     trainer = dict(config.trainer)
     budget = trainer.pop("budget", None)
     budget_s = parse_budget(budget, "bake-off trainer.budget") if budget is not None else None
     jobs = plan_jobs(
-        config.models, config.tasks, runs, CONFIGS_DIR, config.datasets_dir, trainer, budget_s
+        list(run.models.values()),
+        list(run.cards.values()),
+        run.runs,
+        CONFIGS_DIR,
+        config.datasets_dir,
+        trainer,
+        budget_s,
+        seeds={task: config.seeds_of(task) for task in run.cards},
     )
-    manifest = run_sweep(jobs, runs, max_parallel=config.max_parallel)
+    manifest = run_sweep(jobs, run.runs, max_parallel=config.max_parallel)
     failed = [j.key for j in jobs if manifest.jobs[j.key].state == FAILED]
     if failed:
         raise LLMBenchError(
@@ -199,23 +274,23 @@ class Endpoints:
     """Model name -> endpoint: the configured one, or a `llmbench serve` started on first need
     (a rerun with every evaluation complete starts no server) and stopped on exit."""
 
-    def __init__(self, config: BakeoffConfig, runs: Path):
-        self.config, self.workdir = config, Workdir(runs)
+    def __init__(self, run: ResolvedRun):
+        self.run = run
         self.urls: dict[str, str] = {}
         self.processes: list = []
 
     def url(self, name: str) -> str:
-        if self.config.endpoint:
-            return self.config.endpoint
+        config, workdir = self.run.config, self.run.workdir
+        if config.endpoint:
+            return config.endpoint
         if name not in self.urls:
             from llmbench.serving.launch import start_server
-            from llmbench.tasks.models import get_model
 
             process, self.urls[name] = start_server(
-                self.workdir.base_model(get_model(name)),
-                self.workdir.train.resolve(),
-                max_loaded_adapters=self.config.max_loaded_adapters,
-                log_path=self.workdir.serve_log(name),
+                workdir.base_model(self.run.models[name]),
+                workdir.train.resolve(),
+                max_loaded_adapters=config.max_loaded_adapters,
+                log_path=workdir.serve_log(name),
             )
             self.processes.append(process)
         return self.urls[name]
@@ -231,83 +306,107 @@ class Endpoints:
 
 
 def evaluate_stage(
-    config: BakeoffConfig,
-    runs: Path,
+    run: ResolvedRun,
     model: str,
     task: str,
     endpoints: Endpoints,
     progress: bool,
     notes: list[str] | None = None,
 ) -> TaskScore:
-    """The base model's and the adapter's scores on the task. The adapter's answers are kept
-    with its weights' digest: once it is retrained, or when its answers predate the digest and
-    cannot be tied to its weights, its evaluation starts over (with a note)."""
+    """The base model's score on the task and each seed's adapter's, all on the same rows."""
+    base = _evaluate_one(run, model, task, None, endpoints, progress, notes)
+    seeds = [
+        _evaluate_one(run, model, task, s, endpoints, progress, notes) for s in run.seeds(task)
+    ]
+    if notes is not None:
+        notes += base.notes  # the adapters' rows are the base's: one note says it
+    return TaskScore(
+        model,
+        task,
+        base.metric,
+        base.score,
+        seeds[0].score,
+        base.n,
+        base.n_failed + sum(result.n_failed for result in seeds),
+        tuple(result.score for result in seeds),
+    )
+
+
+def _evaluate_one(
+    run: ResolvedRun,
+    model: str,
+    task: str,
+    seed: int | None,
+    endpoints: Endpoints,
+    progress: bool,
+    notes: list[str] | None,
+):
+    """One evaluation: the base model's (`seed` None) or the adapter of one training seed. The
+    adapter's answers are kept with its weights' digest: once it is retrained, or when its
+    answers predate the digest and cannot be tied to its weights, its evaluation starts over
+    (with a note)."""
     from llmbench.evaluate.harness import (
         UNRECORDED,
         EvalSettings,
+        Resolved,
         evaluate,
         pending_examples,
         recorded_weights,
     )
     from llmbench.train.training import adapter_digest, finished_adapter, run_directory
 
-    datasets = config.datasets_dir
-    trained = finished_adapter(run_directory(Workdir(runs).train_output(model, task)))
-    results = []
-    for adapter in (None, adapter_id(model, task)):
-        settings = EvalSettings(
-            task=task,
-            endpoint="",
-            model=model,
-            adapter_id=adapter,
-            limit=config.eval_limit,
-            sample=config.eval_sample,
-            seed=config.eval_seed,
-            concurrency=config.eval_concurrency,
-            timeout=config.eval_timeout,
-            adapter_weights=adapter_digest(trained) if adapter and trained else None,
+    config, datasets = run.config, run.config.datasets_dir
+    adapter, trained = None, None
+    if seed is not None:
+        adapter = adapter_id(model, task, seed)
+        trained = finished_adapter(run_directory(run.workdir.train_output(model, task, seed)))
+    settings = EvalSettings(
+        task=task,
+        endpoint="",
+        model=model,
+        adapter_id=adapter,
+        limit=config.eval_limit,
+        sample=config.eval_sample,
+        seed=config.eval_seed,
+        concurrency=config.eval_concurrency,
+        timeout=config.eval_timeout,
+        adapter_weights=adapter_digest(trained) if trained else None,
+    )
+    resolved = Resolved(run.cards[task], run.models[model])
+    before = recorded_weights(settings, run.runs)
+    now = settings.adapter_weights
+    restart = now is not None and before is not None and before != now
+    if restart and notes is not None:
+        why = (
+            "its answers do not record which weights made them"
+            if before == UNRECORDED
+            else "retrained since its evaluation"
         )
-        before = recorded_weights(settings, runs)
-        now = settings.adapter_weights
-        restart = now is not None and before is not None and before != now
-        if restart and notes is not None:
-            why = (
-                "its answers do not record which weights made them"
-                if before == UNRECORDED
-                else "retrained since its evaluation"
-            )
-            notes.append(f"{adapter}: {why}, so it was evaluated again")
-        if restart or pending_examples(settings, runs, datasets_dir=datasets):
-            settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
-        results.append(
-            evaluate(settings, runs, progress=progress, restart=restart, datasets_dir=datasets)
-        )
-    base, adapter = results
-    if notes is not None:
-        notes += base.notes  # the adapter's rows are the base's: one note says it
-    return TaskScore(
-        model,
-        task,
-        base.metric,
-        base.score,
-        adapter.score,
-        base.n,
-        base.n_failed + adapter.n_failed,
+        notes.append(f"{adapter}: {why}, so it was evaluated again")
+    if restart or pending_examples(settings, run.runs, datasets_dir=datasets, resolved=resolved):
+        settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
+    return evaluate(
+        settings,
+        run.runs,
+        progress=progress,
+        restart=restart,
+        datasets_dir=datasets,
+        resolved=resolved,
     )
 
 
-def complexity_stage(config: BakeoffConfig, runs: Path) -> Path:
+def complexity_stage(run: ResolvedRun) -> Path:
     from llmbench.analysis.complexity import task_complexity, write_complexity
 
-    rows = [task_complexity(task, runs, "train", config.datasets_dir) for task in config.tasks]
-    path = Workdir(runs).complexity("train")
+    datasets = run.config.datasets_dir
+    rows = [task_complexity(card, run.runs, "train", datasets) for card in run.cards.values()]
+    path = run.workdir.complexity("train")
     write_complexity(rows, path)
     return path
 
 
 def correlate_stage(
-    config: BakeoffConfig,
-    runs: Path,
+    run: ResolvedRun,
     complexity: Path,
     scores: list[TaskScore],
     notes: list[str],
@@ -315,15 +414,15 @@ def correlate_stage(
     """The bake-off's own scores, and the study's for the tasks the study has, against these
     tasks' heuristics, each when there are enough tasks; what was not done is a note, never an
     error, so that no task of yours can stop the bake-off at its last stage."""
-    if len(config.tasks) < MIN_TASKS_TO_CORRELATE:
+    if len(run.cards) < MIN_TASKS_TO_CORRELATE:
         notes.append(
             f"correlate skipped: it needs at least {MIN_TASKS_TO_CORRELATE} tasks and "
-            f"this bake-off has {len(config.tasks)}; run `llmbench correlate` on more"
+            f"this bake-off has {len(run.cards)}; run `llmbench correlate` on more"
         )
         return {}
     from llmbench.analysis.correlate import PAPER, correlate, correlate_scores
 
-    workdir = Workdir(runs)
+    workdir = run.workdir
     own = workdir.correlation(OWN)
     own_scores = own_scores_table(scores)
     atomic_write_text(own / "scores.csv", own_scores.to_csv(index_label="task"))
@@ -336,9 +435,9 @@ def correlate_stage(
         STUDY: lambda: correlate(PAPER, complexity, workdir.correlation(STUDY)),
     }
     done = {}
-    for name, run in runs_by_name.items():
+    for name, correlate_with in runs_by_name.items():
         try:
-            result = run()
+            result = correlate_with()
         except LLMBenchError as exc:
             notes += [f"correlate ({name} scores) skipped: {problem}" for problem in exc.problems]
             continue
@@ -349,7 +448,8 @@ def correlate_stage(
 
 def own_scores_table(scores: list[TaskScore]):
     """The bake-off's scores in the Table 12 layout less its `gpt-4` column (a bake-off runs no
-    GPT-4): per task, `<model>_ft` (the adapter) and `<model>_base` for each model."""
+    GPT-4): per task, `<model>_ft` (the adapter; seed 1's, as in the report's main column) and
+    `<model>_base` for each model."""
     import pandas as pd
 
     from llmbench.analysis.correlate import BASE, FT
