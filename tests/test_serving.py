@@ -25,7 +25,7 @@ from serving_fixtures import (  # noqa: I001 - tests/ is on sys.path (rootdir co
 from llmbench.errors import LLMBenchError
 from llmbench.serving.adapters import AdapterCache, AdapterError, resolve_adapter
 from llmbench.serving.launch import SERVE_VENV, start_server
-from llmbench.serving.protocol import GenerateRequest, sampling_options
+from llmbench.serving.protocol import MAX_BEST_OF, GenerateRequest, sampling_options
 
 PROMPT = TRAIN_PROMPTS[0]
 MAX_NEW = 16  # room for any answer and its end-of-sequence token
@@ -492,6 +492,7 @@ def test_health_info_and_metrics(served):
     info = requests.get(served["url"] + "/info", timeout=10).json()
     assert info["model_id"] == served["base"].name and info["max_total_tokens"] == 1024
     assert info["max_loaded_adapters"] == MAX_LOADED_ADAPTERS
+    assert info["max_best_of"] == MAX_BEST_OF  # best_of is served (up to this many samples)
     metrics = requests.get(served["url"] + "/metrics", timeout=10)
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE lorax_request_count counter" in metrics.text

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from llmbench.serving.engine import ServingEngine
-from llmbench.serving.protocol import MAX_STOP_SEQUENCES
+from llmbench.serving.protocol import MAX_BEST_OF, MAX_STOP_SEQUENCES
 
 VERSION = "0.1.0"
 
@@ -43,7 +43,7 @@ def model_info(engine: ServingEngine) -> dict:
         "model_device_type": _device_type(),
         "model_pipeline_tag": "lorax",
         "max_concurrent_requests": engine.max_concurrent_requests,
-        "max_best_of": 1,
+        "max_best_of": MAX_BEST_OF,
         "max_stop_sequences": MAX_STOP_SEQUENCES,
         "max_input_length": engine.max_model_len - 1,
         "max_total_tokens": engine.max_model_len,
