@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -23,7 +23,6 @@ from llmbench.bakeoff.pipeline import (
 from llmbench.errors import LLMBenchError
 from llmbench.paths import DATASETS_DIR
 from llmbench.serving.launch import SERVE_VENV
-from llmbench.train.training import train
 
 
 def test_the_embedded_default_is_smollm2_on_the_demo_tasks():
@@ -443,15 +442,7 @@ def test_seeds_is_one_number_for_every_task_or_a_number_per_task_with_a_default(
     assert [without_default.seeds_of(t) for t in without_default.tasks] == [3, 1]
 
 
-SEEDS_REACH_LUDWIG = "seed" in inspect.signature(train).parameters
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not SEEDS_REACH_LUDWIG,
-    reason="llmbench.train.training.train takes no seed yet, so `llmbench train --seed` (which "
-    "the sweep passes for seeds k > 1) cannot reach Ludwig's random_seed",
-)
 def test_two_seeds_train_two_adapters_scored_on_the_same_rows_and_the_report_shows_the_spread(
     tmp_path,
 ):
@@ -497,3 +488,10 @@ def test_two_seeds_train_two_adapters_scored_on_the_same_rows_and_the_report_sho
     assert {f"tiny_{c}" for c in SEED_COLUMNS} <= set(table.columns)
     text = (result.report_dir / "table12.md").read_text()
     assert "## Seeds" in text and "· 2 seeds" in text
+    curves = text.split("## Learning curves", 1)[1].splitlines()
+    links = dict(re.findall(r"^- \[(.+)\]\((.+)\)$", "\n".join(curves), re.M))
+    assert sorted(links) == ["tiny/glue_sst2", "tiny/glue_sst2-seed2"]  # each seed's own plot
+    for adapter, link in links.items():
+        plot = (result.report_dir / link).resolve()
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plot.parent.parent == (runs.train / adapter).resolve()

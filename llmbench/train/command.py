@@ -61,6 +61,12 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     one.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoint"
     )
+    one.add_argument(
+        "--seed",
+        type=count,
+        default=1,
+        help="the training seed (default 1: Ludwig's default random_seed; k: that + k - 1)",
+    )
     p.add_argument(
         "--budget",
         type=budget_seconds,
@@ -169,6 +175,7 @@ def _train_one(args: argparse.Namespace) -> None:
         resume=args.resume,
         budget_s=args.budget,
         label=args.label,
+        seed=args.seed,
     )
     console.print(f"adapter written to {adapter}")
 

@@ -32,6 +32,7 @@ def train(
     label: str | None = None,
     progress_interval_s: float = 30.0,
     write=None,
+    seed: int = 1,
 ) -> Path:
     """Train the Ludwig config on the dataset under `output_dir`; return the adapter directory.
 
@@ -41,7 +42,7 @@ def train(
     With `budget_s`, a warm-up sizes the run's steps to that many seconds (llmbench.train.budget).
     Torch gets a thread per core given; a progress line is printed at least every
     `progress_interval_s` (to stdout, or to `write`) and the learning curve is written into the
-    run folder (llmbench.train.progress).
+    run folder (llmbench.train.progress). `seed` is the training seed (`ludwig_seed`).
     A config Ludwig rejects, or a table without the columns the config names, is one
     LLMBenchError line; a run that fails before its first checkpoint leaves no run directory
     behind (one that has a checkpoint is kept, to resume).
@@ -75,6 +76,7 @@ def train(
             experiment_name=experiment_name,
             model_name=MODEL_NAME,
             model_resume_path=str(run_dir) if resuming else None,
+            random_seed=ludwig_seed(seed),
             # Ludwig would otherwise cache preprocessed copies beside the dataset.
             skip_save_processed_input=True,
         ))  # fmt: skip
@@ -91,6 +93,15 @@ def train(
     if plan is not None:
         _record_what_was_trained(plan, output_dir, experiment_name, Path(results.output_directory))
     return adapter
+
+
+def ludwig_seed(seed: int) -> int:
+    """Ludwig's random_seed (weights' initialisation, shuffling) of training seed `seed`: seed 1
+    is Ludwig's own default, so every run from before seeds existed is seed 1; seed k is that
+    default + k - 1."""
+    from ludwig.utils.defaults import default_random_seed
+
+    return default_random_seed + seed - 1
 
 
 def _budget_plan(config, config_path, dataset, output_dir, experiment_name, budget_s, resuming,
