@@ -42,6 +42,7 @@ ADAPTER_ID = "{model}/{task}"
 SEED_SUFFIX = "-seed{seed}"
 BASE_LEAF = "base"  # eval/<model>/<task>/base: the base model's own run
 EVAL_SCORES_GLOB = "eval/*/*/*/scores.json"
+LEARNING_CURVE_PLOT = "learning_curve.png"  # what llmbench.train.progress plots into a run folder
 
 
 def adapter_id(model: str, task: str, seed: int = 1) -> str:
@@ -156,6 +157,11 @@ class Workdir:
     def train_output(self, model: str, task: str, seed: int = 1) -> Path:
         """One sweep job's output folder: <train>/<adapter id>."""
         return self.train / adapter_id(model, task, seed)
+
+    def learning_curves(self) -> list[Path]:
+        """Every training run's learning-curve plot (<train>/<adapter id>/<run folder>/
+        LEARNING_CURVE_PLOT), in path order."""
+        return sorted(self.train.glob(f"*/*/*/{LEARNING_CURVE_PLOT}"))
 
     def replaced_output(self, model: str, task: str, stamp: str, seed: int = 1) -> Path:
         """Where a job's earlier output is kept when its config changed: <runs>/replaced/<adapter

@@ -44,6 +44,7 @@ from llmbench.report.table12 import (
     study_table,
     table_from_runs,
 )
+from llmbench.workdir import Workdir
 
 FAILED = "⚠"  # marks a cell whose run had failed requests (scored 0)
 FLAGGED = "⚑"  # marks a cell whose run's answers look degenerate (one answer for nearly all)
@@ -303,9 +304,11 @@ def markdown(
     csv_block: tuple[list, list],
     intervals: TableIntervals = NO_INTERVALS,
     spreads: dict | None = None,
+    curves: list[tuple[str, str]] | None = None,
 ) -> str:
     """The whole table12.md: Table 12, its notes, the spread across training seeds where a
-    cell has several, (for your runs) the answers' distributions, and the study beside it."""
+    cell has several, (for your runs) the answers' distributions, the study beside it, and
+    links to the adapters' learning curves (`curves`: adapter id, path from the report)."""
     if table.source == STUDY:
         title = "# Table 12 — the study's scores (LoRA Land), as shipped with llmbench"
     else:
@@ -330,6 +333,10 @@ def markdown(
     beside = beside_table(table, study) if study is not None else []
     if beside:
         lines += ["", "## Yours beside the study", "", "Cells: yours / the study's.", "", *beside]
+    if curves:
+        lines += ["", "## Learning curves", "", "Each adapter's training loss per step "
+                  "(docs/training.md: the CSV beside each plot has the numbers).", ""]  # fmt: skip
+        lines += [f"- [{adapter}]({path})" for adapter, path in curves]
     return "\n".join(lines) + "\n"
 
 
@@ -524,6 +531,17 @@ class ReportResult:
     spreads: dict = field(default_factory=dict)  # (task, model) -> SeedSpread
 
 
+def learning_curve_links(runs_dir: Path, out_dir: Path) -> list[tuple[str, str]]:
+    """(adapter id, the plot's path from the report folder) of every trained adapter."""
+    import os
+
+    workdir = Workdir(runs_dir)
+    return [
+        (plot.parent.parent.relative_to(workdir.train).as_posix(), os.path.relpath(plot, out_dir))
+        for plot in workdir.learning_curves()
+    ]
+
+
 def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
     """Table 12 and Figure 5 of your runs under `runs_dir` (None: the study's own), written
     into `out_dir` as table12.md, table12.csv, cells.csv and figure5.png."""
@@ -536,8 +554,9 @@ def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
     intervals = table_intervals(table)
     spreads = seed_spreads(table)
     out_dir = Path(out_dir)
+    curves = learning_curve_links(runs_dir, out_dir) if runs_dir is not None else []
     files = [out_dir / n for n in ("table12.md", "table12.csv", "cells.csv", "figure5.png")]
-    atomic_write_text(files[0], markdown(table, beside, block, intervals, spreads))
+    atomic_write_text(files[0], markdown(table, beside, block, intervals, spreads, curves))
     atomic_write_text(files[1], table12_csv(table, intervals, spreads))
     atomic_write_text(files[2], cells_csv(table, beside, intervals, spreads))
     who = "the study (LoRA Land)" if runs_dir is None else str(runs_dir)

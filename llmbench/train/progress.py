@@ -25,7 +25,9 @@ from pathlib import Path
 
 from ludwig.callbacks import Callback
 
-CURVE_FILE, EVAL_FILE, PLOT_FILE = "learning_curve.csv", "eval_loss.csv", "learning_curve.png"
+from llmbench.workdir import LEARNING_CURVE_PLOT
+
+CURVE_FILE, EVAL_FILE, PLOT_FILE = "learning_curve.csv", "eval_loss.csv", LEARNING_CURVE_PLOT
 # tokens: the batch's real tokens (prompt, target and EOS); padded_tokens: what the model computed
 CURVE_COLUMNS = (
     "step", "epoch", "examples", "loss", "learning_rate", "tokens", "padded_tokens", "seconds",
