@@ -10,7 +10,10 @@ would check nothing).
 
 Each check runs on the fresh model and again after an evaluation pass (eval mode, a `generate`
 call, back to train mode), which is when bitsandbytes 0.50 on CPU has been seen warning that
-gemv_4bit has no autograd kernel.
+gemv_4bit has no autograd kernel. On a CPU with AVX512-BF16 that evaluation repacks every 4-bit
+weight for an inference kernel that has no gradient, and without llmbench's fix (bug 5 in
+llmbench/train/ludwig_fix.py) no LoRA weight gets a gradient after it; the checks run with the
+fix applied, and the last test shows the failure without it on CPUs where it happens.
 
 Tolerances, and why:
 - compute dtype float32: the 4-bit path is dequantize-then-matmul, the reference's math exactly,
@@ -41,7 +44,13 @@ TEXTS = [
 
 
 def _quantized(folder, compute_dtype):
+    import importlib
+
     import torch
+
+    from llmbench.train.ludwig_fix import patch_module
+
+    patch_module(importlib.import_module("bitsandbytes.nn.modules"))
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -159,3 +168,32 @@ def test_4bit_lora_gradients_match_the_dequantized_float32_reference(smollm2_dir
             assert found["worst_tensor"] < 0.35 and found["cosine"] > 0.99, found
     assert after_eval[0] == fresh[0], gemv
     assert all(torch.equal(after_eval[1][k], fresh[1][k]) for k in fresh[1]), gemv
+
+
+def test_without_the_fix_an_evaluation_stops_4bit_training_on_cpus_that_pack(smollm2_dir):
+    """bitsandbytes' own Linear4bit.forward, on a CPU where it packs weights for inference: after
+    an evaluation pass the loss has no gradient path to any LoRA weight (bug 5)."""
+    import bitsandbytes as bnb
+    import torch
+    from bitsandbytes.functional import has_avx512bf16
+    from transformers import AutoTokenizer
+
+    if not has_avx512bf16():
+        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes never packs 4-bit weights here")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    batch = tokenizer(TEXTS, return_tensors="pt", padding=True)
+    quantized = _quantized(smollm2_dir, torch.float32)
+    fixed = bnb.nn.Linear4bit.forward
+    assert fixed.__wrapped__ is not fixed
+    try:
+        bnb.nn.Linear4bit.forward = fixed.__wrapped__
+        _evaluation_pass(quantized, tokenizer)
+        quantized.train()
+        quantized.zero_grad()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantized(**batch, labels=batch["input_ids"]).loss.backward()
+    finally:
+        bnb.nn.Linear4bit.forward = fixed
+    lora = [p for n, p in quantized.named_parameters() if p.requires_grad]
+    assert len(lora) == 120 and all(p.grad is None for p in lora)

@@ -46,6 +46,20 @@ at batch 8 (cProfile, docs/benchmarks.md). The fix skips the training metrics an
 probabilities (the argmax stays: the loss reads its shape) when all evaluation is skipped, and
 shifts the targets instead of the logits: the same positions, the same mean over the same tokens.
 
+Upstream bug 5, 4-bit training after an evaluation, on CPUs with AVX512-BF16. bitsandbytes
+0.50's `Linear4bit.forward`, in eval mode on such a CPU with an input that needs no gradient,
+repacks its weight for a faster CPU kernel, in place and for good: the absmax is dequantized from
+its nested quantization and rounded to bfloat16. Back in train mode it keeps the packed weight and
+calls `gemv_4bit`, which has no autograd kernel: torch warns ("an autograd kernel was not
+registered") and no gradient flows through any 4-bit layer, so every LoRA weight before the last
+layer's output gets none; the optimizer steps on nothing and training silently stops after the
+first evaluation (measured: all 120 LoRA gradients of smollm2-135m are None). Its own inverse
+(used when saving) re-quantizes the rounded absmax, so it does not give back the weights that were
+trained on either. The fix keeps the layer's weight and quantization state as they were before
+the first packing and puts them back, exactly, as soon as the layer runs in train mode or on an
+input that needs a gradient; evaluation keeps the fast kernel. Its cost is a second copy of the
+4-bit weights while the model is evaluated. CPUs without AVX512-BF16 never pack.
+
 The fixes. `apply_4bit_reload_fix(model)` registers a torch `load_state_dict` post-hook that
 drops, from the reported unexpected keys, exactly the quant-state entries of the model's own 4-bit
 layers; any other unexpected key still fails. A model without 4-bit layers gets no hook.
@@ -57,10 +71,11 @@ other config passes through untouched). Nothing installed is edited.
 How they reach plain `ludwig`. The package installs `llmbench_ludwig_fix.pth` into
 site-packages; Python runs it at start-up and it calls `install()`, which only puts an import
 finder first in `sys.meta_path` (nothing of Ludwig, torch or bitsandbytes is imported). When, and
-only when, a program imports one of the three Ludwig modules in `_PATCHES`, the finder lets the
-module load as usual, then patches it. LLMBENCH_NO_LUDWIG_FIX=1 switches the start-up hook off.
-`llmbench train` calls `patch_ludwig()` itself, so it works with the hook off or absent. This
-module imports nothing from llmbench: it runs at every interpreter start.
+only when, a program imports one of the modules in `_PATCHES` (Ludwig's, and bitsandbytes'
+`nn.modules`), the finder lets the module load as usual, then patches it. LLMBENCH_NO_LUDWIG_FIX=1
+switches the start-up hook off. `llmbench train` calls `patch_ludwig()` itself, so it works with
+the hook off or absent. This module imports nothing from llmbench: it runs at every interpreter
+start.
 """
 
 from __future__ import annotations
@@ -122,7 +137,7 @@ def _is_own_quant_state(key: str, owners: set[str]) -> bool:
 
 
 def patch_ludwig() -> None:
-    """Import Ludwig's trainer, checkpoint and config modules and patch them (again: a no-op)."""
+    """Import the modules in `_PATCHES` (Ludwig's, bitsandbytes') and patch them (again: no-op)."""
     import importlib
 
     for name in _PATCHES:
@@ -322,7 +337,50 @@ def _without_null_adapters(original):
     return from_dict
 
 
-# Ludwig's module -> the class and method to wrap, and how.
+def _unpacked_to_train(original):
+    """`Linear4bit.forward`, giving back the weight it had before bitsandbytes packed it for the
+    CPU's inference kernel whenever a gradient may be needed (bug 5)."""
+    import copy
+    import functools
+
+    @functools.wraps(original)
+    def forward(self, x, *args, **kwargs):
+        import torch
+
+        weight = self.weight
+        state = getattr(weight, "quant_state", None)
+        trains = self.training or (x.requires_grad and torch.is_grad_enabled())
+        kept = vars(self).get(_UNPACKED)
+        if trains and kept is not None:
+            weight.data, weight.quant_state = kept
+            if getattr(self, "quant_state", None) is not None:
+                self.quant_state = kept[1]
+            del vars(self)[_UNPACKED]
+        elif trains and getattr(state, "packing_format_for_cpu", False):
+            # packed before this fix saw it: bitsandbytes' own (rounded) inverse, still trainable
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                weight.data, state
+            )
+        elif (
+            kept is None
+            and state is not None
+            and not trains
+            and x.device.type == "cpu"
+            and getattr(self, "support_avx512bf16_for_cpu", False)
+            and not getattr(state, "packing_format_for_cpu", False)
+        ):
+            # about to be packed (the original's own test): keep what it replaces
+            vars(self)[_UNPACKED] = (weight.data, copy.copy(state))
+        return original(self, x, *args, **kwargs)
+
+    return forward
+
+
+_UNPACKED = "_llmbench_unpacked_weight"
+
+# The module -> the class and method to wrap, and how.
 _PATCHES = {
     # The best-checkpoint reload at the end of a run, and `trainer.bucketing_field`.
     "ludwig.trainers.trainer": ("Trainer", "train", _training_with_fixes),
@@ -336,6 +394,8 @@ _PATCHES = {
     ),  # fmt: skip
     # Loading a trained model (`ludwig predict`, `ludwig evaluate`, `LudwigModel.load`).
     "ludwig.schema.model_types.base": ("ModelConfig", "from_dict", _without_null_adapters),
+    # 4-bit layers that an evaluation packed for the CPU, trained again (bug 5).
+    "bitsandbytes.nn.modules": ("Linear4bit", "forward", _unpacked_to_train),
 }
 
 
