@@ -49,6 +49,7 @@ class TaskCard:
     max_new_tokens: int
     study_tokens: dict
     notes: str = ""
+    labels: tuple[str, ...] | None = None  # a classification task's label set, when it has one
 
     @property
     def folder(self) -> Path:
@@ -70,6 +71,8 @@ def load_card(path: Path) -> TaskCard:
     if problems:
         raise LLMBenchError(*problems)
     document["input_columns"] = tuple(document["input_columns"])
+    if "labels" in document:
+        document["labels"] = tuple(document["labels"])
     return TaskCard(path=path, **document)
 
 
@@ -83,6 +86,7 @@ def _cross_field_problems(card: dict, path: Path) -> list[str]:
         _template_problems,
         _column_problems,
         _split_problems,
+        _label_problems,
     ):
         try:
             problems += check(card, path)
@@ -130,6 +134,28 @@ def _split_problems(card: dict, path: Path) -> list[str]:
     return [
         f"{path}: split_column_value: evaluates on '{eval_split}' but source.splits has no "
         f"'{eval_split}'; expected one of {', '.join(splits)}"
+    ]
+
+
+def _label_problems(card: dict, path: Path) -> list[str]:
+    """Each label is an answer its card's metric scores as right against itself: a label the
+    metric cannot read (a word where it reads a number) could never be scored right."""
+    labels, metric = card.get("labels"), METRICS[card["metric_name"]]
+    if not isinstance(labels, list):  # absent, or the schema reports it
+        return []
+    unread = []
+    for label in labels:
+        try:
+            right = metric.score(label, label) == 1
+        except LLMBenchError:
+            right = False
+        if not right:
+            unread.append(label)
+    if not unread:
+        return []
+    return [
+        f"{path}: labels: {', '.join(map(repr, unread))} not scored as right against itself by "
+        f"{metric.name}; expected labels written as the targets are"
     ]
 
 
