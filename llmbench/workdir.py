@@ -17,6 +17,8 @@ asking the same object, never by spelling a folder name twice:
       serve-<model>.log                    a server the bake-off started
       eval/<model>/<task>/<adapter>/       `eval`: responses, scores (adapter id's '/' -> '__',
                                            `base` for the base model)
+        constrained/                       ... of `eval --constrained` (answers restricted to
+                                           the task's labels)
       complexity/<split>.csv               `complexity`
       correlate/                           `correlate` (the bake-off: correlate/<scores>/)
       report/, report-paper/               `report`
@@ -42,6 +44,10 @@ ADAPTER_ID = "{model}/{task}"
 SEED_SUFFIX = "-seed{seed}"
 BASE_LEAF = "base"  # eval/<model>/<task>/base: the base model's own run
 EVAL_SCORES_GLOB = "eval/*/*/*/scores.json"
+# A constrained run's folder, inside the free run's: one level deeper, so EVAL_SCORES_GLOB (Table
+# 12's runs) never finds it.
+CONSTRAINED_LEAF = "constrained"
+CONSTRAINED_SCORES_GLOB = f"eval/*/*/*/{CONSTRAINED_LEAF}/scores.json"
 LEARNING_CURVE_PLOT = "learning_curve.png"  # what llmbench.train.progress plots into a run folder
 
 
@@ -173,14 +179,18 @@ class Workdir:
 
     # --- evaluation -----------------------------------------------------------------------------
 
-    def eval_run(self, model: str, task: str, adapter: str | None) -> Path:
-        """One evaluation's folder: eval/<model>/<task>/<adapter id with '/' as '__', or base>."""
+    def eval_run(
+        self, model: str, task: str, adapter: str | None, constrained: bool = False
+    ) -> Path:
+        """One evaluation's folder: eval/<model>/<task>/<adapter id with '/' as '__', or base>,
+        and CONSTRAINED_LEAF inside it for the constrained run of the same model or adapter."""
         leaf = _flat("adapter id", adapter) if adapter is not None else BASE_LEAF
-        return self.root / "eval" / _flat("model", model) / _name("task", task) / leaf
+        path = self.root / "eval" / _flat("model", model) / _name("task", task) / leaf
+        return path / CONSTRAINED_LEAF if constrained else path
 
-    def eval_scores(self) -> list[Path]:
-        """Every evaluation's scores.json, in path order."""
-        return sorted(self.root.glob(EVAL_SCORES_GLOB))
+    def eval_scores(self, constrained: bool = False) -> list[Path]:
+        """Every (free, or else constrained) evaluation's scores.json, in path order."""
+        return sorted(self.root.glob(CONSTRAINED_SCORES_GLOB if constrained else EVAL_SCORES_GLOB))
 
     # --- analysis and reports -------------------------------------------------------------------
 

@@ -33,26 +33,30 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
     if args.datasets:
         config.datasets = str(args.datasets)
     result = run_bakeoff(config, args.runs)
-    print_table(
-        f"bake-off ({args.runs})",
-        ("model", "task", "metric", "n", "base", "adapter", "lift", "failed", "across seeds"),
-        [
-            (
-                s.model,
-                s.task,
-                s.metric,
-                s.n,
-                f"{s.base:.3f}",
-                f"{s.adapter:.3f}",
-                f"{s.lift:+.3f}",
-                s.failed,
-                f"{len(s.seed_scores)}: {Spread(s.seed_scores).text()}"
-                if len(s.seed_scores) > 1
-                else "",
-            )
-            for s in result.scores
-        ],
-    )
+    columns = ("model", "task", "metric", "n", "base", "adapter", "lift", "failed", "across seeds")
+    rows = [
+        (
+            s.model,
+            s.task,
+            s.metric,
+            s.n,
+            f"{s.base:.3f}",
+            f"{s.adapter:.3f}",
+            f"{s.lift:+.3f}",
+            s.failed,
+            f"{len(s.seed_scores)}: {Spread(s.seed_scores).text()}"
+            if len(s.seed_scores) > 1
+            else "",
+        )
+        for s in result.scores
+    ]
+    if any(s.base_constrained is not None for s in result.scores):
+        columns += ("base constrained", "adapter constrained")
+        rows = [
+            (*row, _score_text(s.base_constrained), _score_text(s.adapter_constrained))
+            for row, s in zip(rows, result.scores, strict=True)
+        ]
+    print_table(f"bake-off ({args.runs})", columns, rows)
     if any(len(s.seed_scores) > 1 for s in result.scores):
         console.print("adapter and lift: seed 1's; across seeds: the adapters' scores")
     for note in result.notes:
@@ -62,3 +66,7 @@ def cmd_bakeoff(args: argparse.Namespace) -> None:
     console.print(f"report: {result.report_dir}/table12.md, {result.report_dir}/figure5.png")
     if "tiny" in config.models:
         console.print("The tiny model's scores show the pipeline working, not model quality.")
+
+
+def _score_text(score: float | None) -> str:
+    return "" if score is None else f"{score:.3f}"

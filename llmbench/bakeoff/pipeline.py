@@ -14,6 +14,8 @@ Each model and task card is resolved once, at the start (`resolve`: unknown name
 before anything runs), and the stages are handed the resolved run, never the names to look up
 again. With `seeds`, a task trains several adapters (seed 1 keeps the id and folder it had
 before seeds existed; seed k the id `<model>/<task>-seed<k>`), each evaluated on the same rows.
+With `constrained`, a classification task's base model and (seed 1's) adapter are also scored
+with answers restricted to the card's labels, on the same rows (llmbench.evaluate.constrained).
 
 The default config (llmbench/data/bakeoff.yaml) is the embedded default: smollm2-135m (a real
 instruction-tuned model built offline) on three tasks prepared from the team's generated demo
@@ -67,6 +69,7 @@ class BakeoffConfig:
     eval_concurrency: int = _default("eval_concurrency")
     eval_timeout: float = _default("eval_timeout")
     seeds: int | dict = _default("seeds")
+    constrained: bool | list = _default("constrained")
 
     @property
     def datasets_dir(self) -> Path:
@@ -79,6 +82,12 @@ class BakeoffConfig:
         if isinstance(self.seeds, int):
             return self.seeds
         return self.seeds.get(task, self.seeds.get("default", _schema_default("seeds")))
+
+    def is_constrained(self, task: str) -> bool:
+        """Whether `task` is also scored constrained: `constrained` is true, or lists it."""
+        return self.constrained is True or (
+            isinstance(self.constrained, list) and task in self.constrained
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,10 @@ class TaskScore:
     failed: int
     # every seed's adapter score, seed 1 first (`adapter` is seed 1's); () when not recorded
     seed_scores: tuple[float, ...] = ()
+    # with `constrained`: the base model's and seed 1's adapter's scores, answers restricted
+    # to the task's labels; None when the task is not scored constrained
+    base_constrained: float | None = None
+    adapter_constrained: float | None = None
 
     @property
     def lift(self) -> float:
@@ -144,20 +157,25 @@ def load_config(path: Path | None) -> BakeoffConfig:
             f"{source}: eval_limit and eval_sample: both set; expected one (eval_sample scores "
             "a seeded random sample, eval_limit the first N rows)"
         )
-    _check_seed_tasks(document, source)
+    _check_task_names(document, source)
     return BakeoffConfig(**document)
 
 
-def _check_seed_tasks(document: dict, source) -> None:
-    """Each task named in the per-task form of `seeds` is one of the bake-off's tasks."""
-    seeds = document.get("seeds")
-    if not isinstance(seeds, dict):
-        return
-    allowed = ["default", *document["tasks"]]
+def _check_task_names(document: dict, source) -> None:
+    """Each task named in the per-task form of `seeds`, or in a list of `constrained`, is one of
+    the bake-off's tasks."""
+    tasks = document["tasks"]
+    seeds, constrained = document.get("seeds"), document.get("constrained")
+    named = []  # (where, name, allowed, expected)
+    if isinstance(seeds, dict):
+        allowed = ["default", *tasks]
+        named += [(f"seeds.{name}", name, allowed, "default or one of") for name in seeds]
+    if isinstance(constrained, list):
+        named += [(f"constrained: {name!r}", name, tasks, "one of") for name in constrained]
     problems = [
-        f"{source}: seeds.{name}: not a task of this bake-off{did_you_mean(name, allowed)}; "
-        f"expected default or one of {', '.join(document['tasks'])}"
-        for name in seeds
+        f"{source}: {where}: not a task of this bake-off{did_you_mean(name, allowed)}; "
+        f"expected {expected} {', '.join(tasks)}"
+        for where, name, allowed, expected in named
         if name not in allowed
     ]
     if problems:
@@ -203,6 +221,13 @@ def resolve(config: BakeoffConfig, runs: Path = DEFAULT_WORK_DIR) -> ResolvedRun
                 found[name] = look_up(name)
             except LLMBenchError as exc:
                 problems += exc.problems
+    problems += [
+        f"bake-off: constrained: task {task} has no labels in its card ({card.path}: labels), so "
+        "its answers cannot be constrained; expected a list of the tasks whose cards list "
+        "their labels, or false"
+        for task, card in cards.items()
+        if config.is_constrained(task) and not card.labels
+    ]
     if problems:
         raise LLMBenchError(*problems)
     return ResolvedRun(config, Path(runs), models, cards)
@@ -313,13 +338,20 @@ def evaluate_stage(
     progress: bool,
     notes: list[str] | None = None,
 ) -> TaskScore:
-    """The base model's score on the task and each seed's adapter's, all on the same rows."""
+    """The base model's score on the task and each seed's adapter's, all on the same rows; with
+    `constrained`, the base model's and seed 1's adapter's again, answers restricted to the
+    task's labels."""
     base = _evaluate_one(run, model, task, None, endpoints, progress, notes)
     seeds = [
         _evaluate_one(run, model, task, s, endpoints, progress, notes) for s in run.seeds(task)
     ]
+    constrained = [
+        _evaluate_one(run, model, task, s, endpoints, progress, notes, constrained=True)
+        for s in ((None, 1) if run.config.is_constrained(task) else ())
+    ]
     if notes is not None:
         notes += base.notes  # the adapters' rows are the base's: one note says it
+        notes += [n for result in constrained for n in result.notes if n not in notes]
     return TaskScore(
         model,
         task,
@@ -327,8 +359,10 @@ def evaluate_stage(
         base.score,
         seeds[0].score,
         base.n,
-        base.n_failed + sum(result.n_failed for result in seeds),
+        base.n_failed + sum(result.n_failed for result in [*seeds, *constrained]),
         tuple(result.score for result in seeds),
+        base_constrained=constrained[0].score if constrained else None,
+        adapter_constrained=constrained[1].score if constrained else None,
     )
 
 
@@ -340,11 +374,12 @@ def _evaluate_one(
     endpoints: Endpoints,
     progress: bool,
     notes: list[str] | None,
+    constrained: bool = False,
 ):
-    """One evaluation: the base model's (`seed` None) or the adapter of one training seed. The
-    adapter's answers are kept with its weights' digest: once it is retrained, or when its
-    answers predate the digest and cannot be tied to its weights, its evaluation starts over
-    (with a note)."""
+    """One evaluation: the base model's (`seed` None) or the adapter of one training seed, free
+    or `constrained`. The adapter's answers are kept with its weights' digest: once it is
+    retrained, or when its answers predate the digest and cannot be tied to its weights, its
+    evaluation starts over (with a note)."""
     from llmbench.evaluate.harness import (
         UNRECORDED,
         EvalSettings,
@@ -371,6 +406,7 @@ def _evaluate_one(
         concurrency=config.eval_concurrency,
         timeout=config.eval_timeout,
         adapter_weights=adapter_digest(trained) if trained else None,
+        constrained=constrained,
     )
     resolved = Resolved(run.cards[task], run.models[model])
     before = recorded_weights(settings, run.runs)
@@ -382,7 +418,8 @@ def _evaluate_one(
             if before == UNRECORDED
             else "retrained since its evaluation"
         )
-        notes.append(f"{adapter}: {why}, so it was evaluated again")
+        who = f"{adapter} (constrained)" if constrained else adapter
+        notes.append(f"{who}: {why}, so it was evaluated again")
     if restart or pending_examples(settings, run.runs, datasets_dir=datasets, resolved=resolved):
         settings = EvalSettings(**{**settings.__dict__, "endpoint": endpoints.url(model)})
     return evaluate(

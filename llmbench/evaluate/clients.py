@@ -4,7 +4,8 @@ all go through `make_backend`.
 `lorax`: a LoRAX server (or `llmbench serve`), through lorax-client's AsyncClient
 (`/generate`, `/generate_stream`). `openai`: any OpenAI-compatible server (vLLM, LoRAX's /v1,
 OpenAI itself), through the openai client (`/v1/completions`, or `/v1/chat/completions` with
-`chat`). Decoding is greedy.
+`chat`). Decoding is greedy. A request with `labels` is constrained to them (each backend's
+structured-output field: llmbench.evaluate.constrained).
 
 What every user gets the same way:
 - a timeout in seconds: the most one request may take, from sending it to its last token;
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llmbench.errors import unknown_name
+from llmbench.evaluate.constrained import lorax_response_format, openai_response_format
 from llmbench.evaluate.responses import public_endpoint
 
 BACKENDS = ("lorax", "openai")
@@ -58,6 +60,8 @@ class Request:
     prompt: str
     max_new_tokens: int
     adapter_id: str | None = None  # None: the base model
+    # constrained: the answer must be one of these labels (llmbench.evaluate.constrained)
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,15 @@ class LoraxBackend(Client):
         self.adapter_source = adapter_source
 
     def _options(self, request: Request) -> dict:
-        return {
+        options = {
             "adapter_id": request.adapter_id,
             "adapter_source": self.adapter_source if request.adapter_id else None,
             "max_new_tokens": request.max_new_tokens,
             "do_sample": False,
         }
+        if request.labels:
+            options["response_format"] = lorax_response_format(request.labels)
+        return options
 
     async def _generate(self, request: Request) -> str:
         # details=False: lorax-client asks for per-token details unless told not to
@@ -240,6 +247,8 @@ class OpenAIBackend(Client):
 
     def _create(self, request: Request, api, **options):
         model = request.adapter_id or self.model
+        if request.labels:  # the completions API has no response_format argument: in the body
+            options["extra_body"] = {"response_format": openai_response_format(request.labels)}
         if self.chat:
             messages = [{"role": "user", "content": request.prompt}]
             return api.chat.completions.create(

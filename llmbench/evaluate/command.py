@@ -94,6 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         max_attempts=args.max_attempts,
         chat=args.chat,
         adapter_source=args.adapter_source,
+        constrained=args.constrained,
     )
     out = Path(args.out) if args.out else None
     result = evaluate(settings, args.runs, out, **_resume_options(args), datasets_dir=args.datasets)
@@ -115,7 +116,8 @@ def _print_eval(results) -> None:
             (
                 r.settings.model,
                 r.settings.task,
-                r.settings.adapter_id or "(base)",
+                (r.settings.adapter_id or "(base)")
+                + (" constrained" if r.settings.constrained else ""),
                 r.metric,
                 r.n,
                 r.n_failed,
@@ -165,6 +167,7 @@ def cmd_eval_grid(args: argparse.Namespace) -> None:
                     concurrency=args.concurrency,
                     timeout=args.timeout,
                     adapter_source=args.adapter_source,
+                    constrained=args.constrained,
                 )
                 results.append(
                     evaluate(
@@ -218,6 +221,13 @@ def _eval_options(p: argparse.ArgumentParser, with_model: bool = True) -> None:
         "the base model and every adapter",
     )
     p.add_argument("--concurrency", type=count, default=8, help="requests in flight (default 8)")
+    p.add_argument(
+        "--constrained",
+        action="store_true",
+        help="restrict every answer to the task card's labels with the server's structured "
+        "output (a classification task's; a task without labels is refused), into "
+        "constrained/ inside the free run's folder (see docs/evaluation.md)",
+    )
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds per request (default 60)")
     runs_option(p)
     datasets_option(p)

@@ -17,6 +17,9 @@ rows, or a seeded random `sample` of it (`llmbench.evaluate.sampling`: the same 
 give the same rows, for the base model and its adapter alike). The sample's size and seed are
 recorded in the settings line, and a rerun with another size or seed is refused like any other
 changed setting, so one file never holds two samples' rows.
+With `constrained`, every answer is restricted to the card's labels by the server's structured
+output (`llmbench.evaluate.constrained`) and scored as the label it names; the run has its own
+folder (`constrained/` inside the free run's), so free and constrained answers never mix.
 A run killed mid-write leaves at most a partial last line, which the next run drops; any other
 broken line is an error, and the file is left as it is.
 """
@@ -70,7 +73,7 @@ DEFAULT_MAX_FAILED_SHARE = 0.5  # `eval` exits 2 when more than this share of ex
 # back on another port) and how patiently (timeouts, attempts, concurrency). Decoding is greedy.
 ANSWER_SETTINGS = (
     "task", "model", "adapter_id", "adapter_source", "backend", "chat", "max_new_tokens",
-    "adapter_weights",
+    "adapter_weights", "constrained",
 )  # fmt: skip
 # What decides which rows are answered: recorded and compared like ANSWER_SETTINGS (the seed only
 # where there is a sample: without one it draws nothing).
@@ -98,6 +101,7 @@ class EvalSettings:
     # The adapter's weights digest (train.training.adapter_digest), when the caller can read the
     # folder the server loads (the bake-off can): answers of other weights are never mixed in.
     adapter_weights: str | None = None
+    constrained: bool = False  # answers restricted to the card's labels (its own folder)
 
     def __post_init__(self) -> None:
         problems = [
@@ -143,6 +147,7 @@ _SETTING_CHECKS = {
     "backoff": (lambda v: _is_seconds(v, inclusive=True), "a finite number of seconds >= 0"),
     "backoff_cap": (lambda v: _is_seconds(v, inclusive=True), "a finite number of seconds >= 0"),
     "backend": (lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
+    "constrained": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
@@ -171,11 +176,23 @@ class EvalResult:
     unscorable: int = 0  # rows of the eval split without a reference, left out
     sample: Sample | None = None  # which rows were drawn
     answers: dict = field(default_factory=dict)  # answer_stats: the answers' distribution
+    # constrained: answers that name none of the labels (cut off, or the server ignored the
+    # schema), scored 0
+    off_label_ids: list[int] = field(default_factory=list)
 
     @property
     def notes(self) -> list[str]:
-        """What a reader should know about the rows scored: a sample that took the split."""
-        return [self.sample.note] if self.sample and self.sample.note else []
+        """What a reader should know about the rows scored: a sample that took the split, and
+        constrained answers that name no label."""
+        notes = [self.sample.note] if self.sample and self.sample.note else []
+        if self.off_label_ids:
+            who = self.settings.adapter_id or "base"
+            notes.append(
+                f"{self.settings.task} {who} (constrained): {len(self.off_label_ids)} of "
+                f"{self.n} answers name none of the labels, scored 0 (cut off by max_new_tokens, "
+                "or the server did not enforce the schema)"
+            )
+        return notes
 
 
 class Resolved(NamedTuple):
@@ -198,8 +215,11 @@ class EvalRows:
 
 
 def run_dir(settings: EvalSettings, work_dir: Path = DEFAULT_WORK_DIR) -> Path:
-    """<runs>/eval/<model>/<task>/<adapter or base>/ (see Workdir.eval_run)."""
-    return Workdir(work_dir).eval_run(settings.model, settings.task, settings.adapter_id)
+    """<runs>/eval/<model>/<task>/<adapter or base>/, and constrained/ inside it for a
+    constrained run (see Workdir.eval_run)."""
+    return Workdir(work_dir).eval_run(
+        settings.model, settings.task, settings.adapter_id, settings.constrained
+    )
 
 
 def load_examples(
@@ -352,9 +372,14 @@ async def _send(
 
 
 async def collect(
-    settings: EvalSettings, examples: list[Example], log: ResponseLog, progress: bool = True
+    settings: EvalSettings,
+    examples: list[Example],
+    log: ResponseLog,
+    progress: bool = True,
+    labels: tuple[str, ...] | None = None,
 ) -> None:
-    """Send every example concurrently and log each outcome as it arrives."""
+    """Send every example concurrently (constrained to `labels` when given) and log each
+    outcome as it arrives."""
     from tqdm import tqdm
 
     backend = make_backend(
@@ -368,7 +393,7 @@ async def collect(
         async with gate:
             started = time.perf_counter()
             output, error, attempts = await _send(
-                backend, Request(example.prompt, max_new, settings.adapter_id), settings
+                backend, Request(example.prompt, max_new, settings.adapter_id, labels), settings
             )
             log.append(
                 outcome_record(example, output, error, attempts, time.perf_counter() - started)
@@ -440,11 +465,15 @@ def evaluate(
     False; responses made with other answer-changing settings are refused unless `restart`.
     `resolved`: the task's card and the model, already loaded (else looked up by name).
     """
+    from llmbench.evaluate.constrained import card_labels, check_targets
     from llmbench.tasks.metrics import get_metric
 
     resolved = resolved or resolve(settings, datasets_dir)
+    labels = card_labels(resolved.card) if settings.constrained else None
     rows = load_rows(settings, work_dir, datasets_dir, resolved)
     examples, metric = rows.examples, rows.metric
+    if labels:
+        check_targets(resolved.card, examples, metric)
     get_metric(metric).preflight()  # before any request: e.g. a sandbox that cannot isolate
     if settings.max_new_tokens is None:
         settings = _with(settings, max_new_tokens=resolved.card.max_new_tokens)
@@ -457,13 +486,19 @@ def evaluate(
     pending = to_send(examples, found.records, retry_failed)
     if pending:
         check_reachable(settings)
-        _collect_into(responses_path, settings, pending, progress)
+        _collect_into(responses_path, settings, pending, progress, labels)
         found = read_response_file(responses_path)
-    return score_run(settings, examples, metric, found.records, out, rows.unscorable, rows.sample)
+    return score_run(
+        settings, examples, metric, found.records, out, rows.unscorable, rows.sample, labels
+    )
 
 
 def _collect_into(
-    path: Path, settings: EvalSettings, pending: list[Example], progress: bool
+    path: Path,
+    settings: EvalSettings,
+    pending: list[Example],
+    progress: bool,
+    labels: tuple[str, ...] | None = None,
 ) -> None:
     """Append this run's settings line and every pending example's outcome to `path`."""
     line = {
@@ -473,7 +508,7 @@ def _collect_into(
     }
     log = ResponseLog(path, first_line={"settings": line})
     try:
-        asyncio.run(collect(settings, pending, log, progress))
+        asyncio.run(collect(settings, pending, log, progress, labels))
     finally:
         log.close()
 
@@ -520,23 +555,28 @@ def score_run(
     out: Path,
     unscorable: int = 0,
     sample: Sample | None = None,
+    labels: tuple[str, ...] | None = None,
 ) -> EvalResult:
     """Score every example (missing or failed: 0), then write scores.json and examples.csv;
     `unscorable` rows of the split had no reference and were left out; `sample` says which
-    rows were drawn."""
+    rows were drawn. With `labels` (a constrained run) the answer scored is the label the
+    output names, and an output that names none scores 0 and is counted (`off_label_ids`)."""
     from llmbench.evaluate.answers import answer_stats
+    from llmbench.evaluate.constrained import chosen_label
     from llmbench.tasks.metrics import get_metric
 
     metric = get_metric(metric_name)
-    rows, failed, truncated = [], [], []
+    rows, failed, truncated, off_label, given = [], [], [], [], []
     for example in examples:
         record = responses.get(example.id, {"output": None, "error": "no response recorded"})
         output = record.get("output")
+        answer = output if labels is None or output is None else chosen_label(output, labels)
         if output is None:
             failed.append(example.id)
-            value = 0.0
-        else:
-            value = float(metric.score(output, example.target))
+        elif answer is None:
+            off_label.append(example.id)
+        value = 0.0 if answer is None else float(metric.score(answer, example.target))
+        given.append(output if answer is None else answer)
         if record.get("truncated_from_bytes"):
             truncated.append(example.id)
         rows.append(
@@ -551,14 +591,10 @@ def score_run(
         )
     n = len(rows)
     score = sum(r[-1] for r in rows) / n
-    answers = answer_stats(
-        [responses.get(e.id, {}).get("output") for e in examples],
-        [e.target for e in examples],
-        is_classification(metric_name),
-    )
+    answers = answer_stats(given, [e.target for e in examples], is_classification(metric_name))
     result = EvalResult(
         settings, out, metric_name, n, len(failed), score, failed, truncated, unscorable,
-        sample, answers,
+        sample, answers, off_label,
     )  # fmt: skip
     _write_outputs(result, rows)
     return result
@@ -570,6 +606,7 @@ def _write_outputs(result: EvalResult, rows: list[tuple]) -> None:
         "task": settings.task,
         "model": settings.model,
         "adapter": settings.adapter_id,
+        "constrained": settings.constrained,
         "metric": result.metric,
         "n": result.n,
         "n_failed": result.n_failed,
@@ -580,6 +617,7 @@ def _write_outputs(result: EvalResult, rows: list[tuple]) -> None:
         "truncated_ids": result.truncated_ids,
         "sample": result.sample.as_record() if result.sample else None,
         "answers": result.answers,
+        "n_off_label": len(result.off_label_ids),  # constrained: answers naming no label
         # the rows scored, in order, and each one's score: the report's paired bootstrap
         "ids": [r[0] for r in rows],
         "example_scores": [r[-1] for r in rows],

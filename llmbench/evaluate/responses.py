@@ -26,6 +26,9 @@ ERROR_CAP_BYTES = 2 * 1024  # a server's error text is cut here
 # before the setting existed do not record it, and `llmbench eval` cannot read the server's
 # adapter folder to know its weights (the bake-off can).
 KNOWN_ONLY_SOMETIMES = frozenset({"adapter_weights"})
+# Answer-changing settings added after files were first written: a settings line without one
+# was made with this value (a file from before constrained evaluation is a free run's).
+ABSENT_MEANS = {"constrained": False}
 
 
 @dataclass
@@ -101,7 +104,7 @@ def check_same_run(path: Path, found: ResponseFile, now: dict, examples) -> None
         raise LLMBenchError(
             f"{path}: its responses record no settings (an older llmbench made them); {restart}"
         )
-    last = found.runs[-1] | {k: last_known(found, k) for k in KNOWN_ONLY_SOMETIMES}
+    last = ABSENT_MEANS | found.runs[-1] | {k: last_known(found, k) for k in KNOWN_ONLY_SOMETIMES}
     changed = [
         f"{k} {last.get(k)!r} there, {now[k]!r} now"
         for k in now

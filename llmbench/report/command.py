@@ -61,7 +61,7 @@ def _print_cells(result) -> None:
 
     from llmbench.console import console, print_table
     from llmbench.report.document import FLAGGED, flags_of
-    from llmbench.report.intervals import method_text
+    from llmbench.report.intervals import method_text, with_interval
 
     table, intervals = result.table, result.intervals
     rows = []
@@ -77,9 +77,9 @@ def _print_cells(result) -> None:
                 (
                     t,
                     m,
-                    _with_interval(ft, cell and cell.ft),
-                    _with_interval(base, cell and cell.base),
-                    _with_interval(ft - base, cell and cell.lift, "+.3f"),
+                    with_interval(ft, cell and cell.ft),
+                    with_interval(base, cell and cell.base),
+                    with_interval(ft - base, cell and cell.lift, "+.3f"),
                     f"{FLAGGED} {flags}" if flags else "",
                     spread.ft.text() if spread and spread.several else "",
                 )
@@ -88,18 +88,24 @@ def _print_cells(result) -> None:
         lift = table.lift[m].mean()
         if not math.isnan(lift):
             found = intervals.mean_lift.get(m)
-            rows.append(("mean lift", m, "", "", _with_interval(lift, found, "+.3f"), "", ""))
+            rows.append(("mean lift", m, "", "", with_interval(lift, found, "+.3f"), "", ""))
     columns = ("task", "model", "fine-tuned", "base", "lift", "flag", "fine-tuned across seeds")
     if not any(spread.several for spread in result.spreads.values()):
         columns, rows = columns[:-1], [row[:-1] for row in rows]
     print_table("Table 12 cells", columns, rows)
     if intervals.any:
         console.print(method_text(), markup=False)
+    _print_constrained(result)
 
 
-def _with_interval(value: float, found, spec: str = ".3f") -> str:
-    import math
+def _print_constrained(result) -> None:
+    """The cells with constrained runs: free and constrained scores side by side."""
+    from llmbench.console import console, print_table
+    from llmbench.report.constrained import COLUMNS, off_label_notes, side_by_side
 
-    if math.isnan(value):
-        return ""
-    return f"{value:{spec}}" + (f" {found.text(spec)}" if found else "")
+    if not result.constrained:
+        return
+    rows = side_by_side(result.table, result.intervals, result.constrained)
+    print_table("constrained to the labels, beside free", COLUMNS, rows)
+    for note in off_label_notes(result.constrained):
+        console.print(f"note: {note}", markup=False)

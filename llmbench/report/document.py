@@ -16,6 +16,10 @@ every row) is flagged ⚑ and explained, with its answers beside the gold ones.
 Where a bake-off trained several seeds per adapter (`seeds`), the cell shows seed 1's adapter
 and the spread across seeds (`llmbench.report.seeds`) stands beside its interval: in
 table12.md's ## Seeds, table12.csv and cells.csv.
+
+Where a cell's adapter or base model was also evaluated with answers constrained to the task's
+labels (`llmbench.report.constrained`), its constrained scores stand beside the free ones, each
+with its interval: in table12.md's ## Constrained answers, cells.csv and `llmbench report`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from llmbench.evaluate.answers import DEGENERATE_SHARE, GOLD_MAJORITY_CAP, percent
 from llmbench.paths import atomic_write_bytes, atomic_write_text
+from llmbench.report import constrained as constrained_runs
 from llmbench.report.intervals import Interval, TableIntervals, method_text, table_intervals
 from llmbench.report.seeds import SEED_COLUMNS, SeedSpread, seed_spreads
 from llmbench.report.table12 import (
@@ -108,18 +113,20 @@ def cells_csv(
     study: Table12 | None,
     intervals: TableIntervals = NO_INTERVALS,
     spreads: dict | None = None,
+    constrained: dict | None = None,
 ) -> str:
     """Every (task, model) cell, long form: yours, the best adapter, failures, the study's;
     then each score's and the lift's interval, the share of the most common answer of the
-    adapter and of the base model, the degenerate-answer flag (see `flags_of`), and the spread
+    adapter and of the base model, the degenerate-answer flag (see `flags_of`), the spread
     across training seeds (SEED_COLUMNS: seeds 1 and SD empty for a cell of one seed; all
-    empty where the cell's adapter is not the sweep's)."""
-    spreads = spreads or {}
+    empty where the cell's adapter is not the sweep's), and the constrained runs' scores and
+    intervals (constrained.CSV_COLUMNS; empty where the cell has none)."""
+    spreads, constrained = spreads or {}, constrained or {}
     lines = [
         "task,model,ft,base,lift,adapter,n_failed,study_ft,study_base,study_lift,"
         + ",".join(INTERVAL_COLUMNS)
         + ",ft_top_answer_share,base_top_answer_share,flag,"
-        + ",".join(SEED_COLUMNS)
+        + ",".join(SEED_COLUMNS + constrained_runs.CSV_COLUMNS)
     ]
     for t in table.tasks:
         for m in table.models:
@@ -141,9 +148,15 @@ def cells_csv(
                     + [_num(v) for v in (*_bounds(intervals, t, m), *shares)]
                     + [_csv_text(flags)]
                     + [_num(v) for v in _seed_values(spreads.get((t, m)))]
+                    + [_num(v) for v in _constrained_values(constrained.get((t, m)))]
                 )
             )
     return "\n".join(lines) + "\n"
+
+
+def _constrained_values(cell) -> list[float]:
+    """A cell's constrained.CSV_COLUMNS values, NaN where it has no constrained runs."""
+    return cell.csv_values() if cell else [math.nan] * len(constrained_runs.CSV_COLUMNS)
 
 
 def _top_share(run) -> float:
@@ -305,10 +318,12 @@ def markdown(
     intervals: TableIntervals = NO_INTERVALS,
     spreads: dict | None = None,
     curves: list[tuple[str, str]] | None = None,
+    constrained: dict | None = None,
 ) -> str:
     """The whole table12.md: Table 12, its notes, the spread across training seeds where a
-    cell has several, (for your runs) the answers' distributions, the study beside it, and
-    links to the adapters' learning curves (`curves`: adapter id, path from the report)."""
+    cell has several, the constrained scores beside the free ones where a cell has them, (for
+    your runs) the answers' distributions, the study beside it, and links to the adapters'
+    learning curves (`curves`: adapter id, path from the report)."""
     if table.source == STUDY:
         title = "# Table 12 — the study's scores (LoRA Land), as shipped with llmbench"
     else:
@@ -327,6 +342,13 @@ def markdown(
     seeds = seeds_table(table, spreads or {}, intervals)
     if seeds:
         lines += ["", "## Seeds", "", *seeds]
+    if constrained:
+        lines += [
+            "",
+            "## Constrained answers",
+            "",
+            *constrained_table(table, intervals, constrained),
+        ]
     answers = answers_table(table)
     if answers:
         lines += ["", "## Answers", "", *answers]
@@ -389,6 +411,25 @@ def _notes(
             + "; cells.csv has every cell."
         )
     return notes
+
+
+def constrained_table(table: Table12, intervals: TableIntervals, cells: dict) -> list[str]:
+    """Per cell with constrained runs: its adapter's and base model's scores and the lift, free
+    and constrained side by side, each with its 95% interval; then the runs whose constrained
+    answers named no label."""
+    rows = constrained_runs.side_by_side(table, intervals, cells)
+    notes = [f"- {note}." for note in constrained_runs.off_label_notes(cells)]
+    return [
+        "The same rows answered twice: free (Table 12's scores) and with each answer restricted "
+        "to the task's labels by the server's structured output. Constrained asks which label "
+        "the model prefers; free also asks whether it answers in the task's format, so a base "
+        "model far better constrained than free knew more than its free answers showed. "
+        "Brackets: 95% intervals, each lift's paired (see the notes above).",
+        "",
+        *_md_header(list(constrained_runs.COLUMNS)),
+        *(_md_row(list(row)) for row in rows),
+        *([""] + notes if notes else []),
+    ]
 
 
 def seeds_table(table: Table12, spreads: dict, intervals: TableIntervals) -> list[str]:
@@ -529,6 +570,8 @@ class ReportResult:
     files: list[Path]
     intervals: TableIntervals = NO_INTERVALS
     spreads: dict = field(default_factory=dict)  # (task, model) -> SeedSpread
+    # (task, model) -> constrained.ConstrainedCell, for the cells with constrained runs
+    constrained: dict = field(default_factory=dict)
 
 
 def learning_curve_links(runs_dir: Path, out_dir: Path) -> list[tuple[str, str]]:
@@ -555,10 +598,15 @@ def report(runs_dir: Path | None, out_dir: Path) -> ReportResult:
     spreads = seed_spreads(table)
     out_dir = Path(out_dir)
     curves = learning_curve_links(runs_dir, out_dir) if runs_dir is not None else []
+    constrained = (
+        constrained_runs.constrained_cells(table, runs_dir) if runs_dir is not None else {}
+    )
     files = [out_dir / n for n in ("table12.md", "table12.csv", "cells.csv", "figure5.png")]
-    atomic_write_text(files[0], markdown(table, beside, block, intervals, spreads, curves))
+    atomic_write_text(
+        files[0], markdown(table, beside, block, intervals, spreads, curves, constrained)
+    )
     atomic_write_text(files[1], table12_csv(table, intervals, spreads))
-    atomic_write_text(files[2], cells_csv(table, beside, intervals, spreads))
+    atomic_write_text(files[2], cells_csv(table, beside, intervals, spreads, constrained))
     who = "the study (LoRA Land)" if runs_dir is None else str(runs_dir)
     plot_figure5(table, files[3], f"Figure 5: lift of the best fine-tuned adapter per task — {who}")
-    return ReportResult(table, files, intervals, spreads)
+    return ReportResult(table, files, intervals, spreads, constrained)

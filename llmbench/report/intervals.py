@@ -12,6 +12,7 @@ lifts per resample: its interval is the percentiles of those averages.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ class Interval:
     @property
     def width(self) -> float:
         return self.high - self.low
+
+
+def with_interval(value: float, found: Interval | None, spec: str = ".3f") -> str:
+    """A score or lift followed by its interval where known ("0.865 [0.830, 0.890]"); "" for
+    NaN (nothing run)."""
+    if math.isnan(value):
+        return ""
+    return f"{value:{spec}}" + (f" {found.text(spec)}" if found else "")
 
 
 def method_text() -> str:

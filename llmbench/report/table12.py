@@ -47,6 +47,7 @@ class Run:
     example_scores: tuple[float, ...] | None = None
     answers: dict | None = None  # llmbench.evaluate.answers.answer_stats
     sample: dict | None = None  # llmbench.evaluate.sampling.Sample.as_record
+    off_label: int = 0  # a constrained run's answers that named no label (scored 0)
 
     @property
     def scores_by_id(self) -> dict[int, float] | None:
@@ -98,6 +99,7 @@ def read_run(path: Path) -> Run:
         example_scores,
         record.get("answers") if isinstance(record.get("answers"), dict) else None,
         record.get("sample") if isinstance(record.get("sample"), dict) else None,
+        record["n_off_label"] if isinstance(record.get("n_off_label"), int) else 0,
     )
 
 
@@ -135,6 +137,11 @@ def collect_runs(runs_dir: Path) -> list[Run]:
             f"{runs_dir}: no {EVAL_SCORES_GLOB}; expected the work directory of `llmbench eval` "
             "(or --paper for the study's own table)"
         )
+    return read_runs(paths)
+
+
+def read_runs(paths: list[Path]) -> list[Run]:
+    """Every run of `paths`, in their order; every broken file reported at once."""
     runs, problems = [], []
     for path in paths:
         try:
