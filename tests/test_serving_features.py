@@ -74,7 +74,10 @@ def test_a_sampled_request_without_a_seed_gets_one_that_best_of_can_count_up_fro
         ({"best_of": 5, "do_sample": True}, "less than or equal to 4"),
         ({"return_k_alternatives": 0}, "greater than 0"),
         ({"return_k_alternatives": 21}, "less than or equal to 20"),
-        ({"merged_adapters": {"ids": ["a"], "weights": [1.0]}}, "`merged_adapters` is not"),
+        (
+            {"merged_adapters": {"ids": ["a"], "weights": [1.0], "merge_strategy": "svd"}},
+            "merged_adapters.merge_strategy",
+        ),
         ({"watermark": True}, "`watermark` is not supported"),
         ({"response_format": {"type": "xml"}}, "json_object"),
     ],

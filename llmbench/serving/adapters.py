@@ -236,8 +236,17 @@ class AdapterCache:
     _next_id: int = 1
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def acquire(self, adapter_id: str, path: Path, signature: tuple = ()) -> LoadedAdapter:
-        """The loaded adapter for `adapter_id` (loading it if needed), marked in use."""
+    async def acquire(
+        self,
+        adapter_id: str,
+        path: Path,
+        signature: tuple = (),
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> LoadedAdapter:
+        """The loaded adapter for `adapter_id` (loading it if needed), marked in use.
+
+        `prepare()` runs just before a load, under the cache's lock, so that an eviction cannot
+        come between (a merged adapter's folder is written there: see merging.py)."""
         async with self._changed:
             adapter = self.loaded.get(adapter_id)
             while adapter is not None and (adapter.path, adapter.signature) != (path, signature):
@@ -258,6 +267,8 @@ class AdapterCache:
             if adapter is None:
                 adapter = LoadedAdapter(adapter_id, self._next_id, path, signature)
                 self._next_id += 1
+                if prepare is not None:
+                    await prepare()
                 await self.load(adapter_id, adapter.int_id, path)
                 self.loads += 1
                 self.loaded[adapter_id] = adapter

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 import time
 import uuid
 from collections import OrderedDict
@@ -41,7 +43,8 @@ from llmbench.serving.events import (
     queue_time,
 )
 from llmbench.serving.limits import DEFAULT_MAX_CONCURRENT_REQUESTS
-from llmbench.serving.protocol import MAX_ALTERNATIVES
+from llmbench.serving.merging import acquire_merged
+from llmbench.serving.protocol import MAX_ALTERNATIVES, MergedAdapters
 from llmbench.serving.structured import one_line
 
 # On a CPU, vLLM reads gpu_memory_utilization as the fraction of RAM reserved for the KV cache;
@@ -157,6 +160,9 @@ class ServingEngine:
         # (adapter_id, source) -> (canonical name, folder, until); see MAX_RESOLVED_NAMES
         self._resolved: OrderedDict[tuple[str, str], tuple[str, Path, float]] = OrderedDict()
         self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
+        # Merged adapters (merging.py) are written here, one folder each while it is loaded.
+        self.merged_root = Path(tempfile.mkdtemp(prefix="llmbench-merged-"))
+        self._merged_folders: dict[int, Path] = {}
 
     @classmethod
     def start(
@@ -204,12 +210,18 @@ class ServingEngine:
     async def _load_lora(self, adapter_id: str, int_id: int, path: Path) -> None:
         from vllm.lora.request import LoRARequest
 
-        check_adapter_fits(adapter_id, path, self.linear_shapes)
+        if path.parent == self.merged_root:
+            self._merged_folders[int_id] = path  # removed with the adapter, or if it fails
         try:
+            check_adapter_fits(adapter_id, path, self.linear_shapes)
             await self.engine.add_lora(LoRARequest(adapter_id, int_id, str(path)))
+        except AdapterError:
+            self._remove_merged_folder(int_id)
+            raise
         except Exception as error:  # vLLM wraps the worker's error in a plain Exception
             with contextlib.suppress(Exception):  # leave no half-activated slot behind
                 await self.engine.remove_lora(int_id)
+            self._remove_merged_folder(int_id)
             raise AdapterError(
                 400,
                 "invalid_adapter",
@@ -218,6 +230,12 @@ class ServingEngine:
 
     async def _unload_lora(self, int_id: int) -> None:
         await self.engine.remove_lora(int_id)
+        self._remove_merged_folder(int_id)
+
+    def _remove_merged_folder(self, int_id: int) -> None:
+        folder = self._merged_folders.pop(int_id, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def without_paths(self, error: Exception) -> str:
         """An error's text for a client: the adapters root and the base model's folder become
@@ -300,19 +318,25 @@ class ServingEngine:
         *,
         adapter_id: str | None,
         adapter_source: str | None = None,
+        merged_adapters: MergedAdapters | None = None,
         output: Output = TEXT_ONLY,
         admission: Admission | None = None,
     ) -> AsyncIterator[Step | Finish]:
         """Yield a Step per generated token, then a Finish; errors are RequestError.
 
-        Without `output.stream` the Steps all come at the end, just before the Finish.
-        `admission` (from `admit`) is released when the generation ends, however it ends.
+        `merged_adapters` (LoRAX's) asks for adapters merged for this request (merging.py), in
+        place of `adapter_id`. Without `output.stream` the Steps all come at the end, just before
+        the Finish. `admission` (from `admit`) is released when the generation ends, however it
+        ends.
         """
         admission = admission or self.admit()
         adapter = None
         try:
             params = self._sampling_params(options, output)
-            adapter = await self._acquire(adapter_id, adapter_source)
+            if merged_adapters is not None:
+                adapter = await self._acquire_merged(merged_adapters, adapter_id, adapter_source)
+            else:
+                adapter = await self._acquire(adapter_id, adapter_source)
             started = time.perf_counter()
             self.counters.requests += 1
             name = adapter.adapter_id if adapter else ""
@@ -334,6 +358,26 @@ class ServingEngine:
             name, path = await self._resolve(adapter_id, source or "local")
             signature = weights_signature(path) if (source or "local") == "local" else ()
             return await self.adapters.acquire(name, path, signature)
+        except AdapterError as error:
+            raise RequestError(error.status, error.error_type, str(error)) from None
+
+    async def _acquire_merged(
+        self, merged: MergedAdapters, adapter_id: str | None, source: str | None
+    ) -> LoadedAdapter:
+        if not self.is_base(adapter_id):
+            raise RequestError(
+                400,
+                "validation",
+                "merged_adapters: set `adapter_id` or `merged_adapters`, not both",
+            )
+
+        async def resolve(name: str) -> tuple[str, Path]:
+            return await self._resolve(name, source or "local")
+
+        try:
+            return await acquire_merged(
+                self.adapters, merged, resolve, self.merged_root, self.linear_shapes
+            )
         except AdapterError as error:
             raise RequestError(error.status, error.error_type, str(error)) from None
 
@@ -483,3 +527,4 @@ class ServingEngine:
     def shutdown(self) -> None:
         self._tokenizer_thread.shutdown(wait=False, cancel_futures=True)
         self.engine.shutdown()
+        shutil.rmtree(self.merged_root, ignore_errors=True)

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmbench.serving.merging import MAJORITY_SIGN_METHODS, MERGE_STRATEGIES
+
 MAX_STOP_SEQUENCES = 4
 # LoRAX's integer formats (its OpenAPI description): seed is int64, top_k and max_new_tokens
 # int32. Larger numbers are a 422 here rather than an overflow deep inside the engine.
@@ -20,8 +22,9 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 StopSequence = Annotated[str, Field(min_length=1)]  # "" would stop before every token
 DEFAULT_MAX_NEW_TOKENS = 20  # LoRAX's default when a request gives none
-# Accepted because lorax-client always sends them, but only their "off" value is served.
-UNSUPPORTED_WHEN_SET = ("merged_adapters",)
+# Fields accepted but refused when set (a 422 naming each); none are left since merged_adapters
+# (issue 28, item 2) is served.
+UNSUPPORTED_WHEN_SET: tuple[str, ...] = ()
 # Alternatives per token (return_k_alternatives, top_n_tokens): vLLM's default max_logprobs,
 # which the engine is started with.
 MAX_ALTERNATIVES = 20
@@ -46,6 +49,21 @@ class ResponseFormat(Strict):
 
     type: Literal["json_object", "json_schema", "text"]
     schema_: Any = Field(None, alias="schema")
+
+
+class MergedAdapters(BaseModel):
+    """LoRAX's AdapterParameters: adapters merged for one request (merging.py). lorax-client
+    sends null for an unset strategy or sign method: linear and total, LoRAX's defaults.
+    Shapes and kinds are checked here (a 422); NaN or infinite weights, a density out of range,
+    an empty list, lengths that differ and the adapters themselves are the merge's 400s."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=True)
+
+    ids: list[str]
+    weights: list[float]
+    merge_strategy: Literal[MERGE_STRATEGIES] | None = None
+    density: float = 0.0
+    majority_sign_method: Literal[MAJORITY_SIGN_METHODS] | None = None
 
 
 class GenerateParameters(Strict):
@@ -73,7 +91,7 @@ class GenerateParameters(Strict):
     typical_p: float | None = Field(None, gt=0, le=1)
     watermark: bool = False
     apply_chat_template: bool = False  # `inputs` is a JSON list of chat messages
-    merged_adapters: dict[str, Any] | None = None
+    merged_adapters: MergedAdapters | None = None
     response_format: ResponseFormat | None = None
     return_k_alternatives: int | None = Field(None, gt=0, le=MAX_ALTERNATIVES)
     top_n_tokens: int | None = Field(None, ge=0, le=MAX_ALTERNATIVES)  # TGI's name

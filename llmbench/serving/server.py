@@ -258,6 +258,7 @@ async def _start_admitted(engine: ServingEngine, body: GenerateRequest, stream: 
         options,
         adapter_id=p.adapter_id,
         adapter_source=p.adapter_source,
+        merged_adapters=p.merged_adapters,
         output=Output(
             stream=stream,
             # lorax-client requires a logprob in stream events; best_of ranks samples by them
