@@ -195,3 +195,16 @@ def fifo_was_opened(fifo: Path, wait_s: float = 0.0) -> bool:
             continue
         os.close(fd)
         return True
+
+
+def server_pid(url: str) -> int:
+    """The process id of the `llmbench.serving.server` listening on `url`'s port."""
+    port = url.rsplit(":", 1)[1]
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"llmbench.serving.server" in argv and port.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no server process listens on {url}")

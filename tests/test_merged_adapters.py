@@ -9,13 +9,21 @@ loaded at most) with raw HTTP and lorax-client.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
-from serving_fixtures import ANSWERS, SECRET, TRAIN_PROMPTS, fifo_was_opened  # noqa: I001
+from serving_fixtures import (  # noqa: I001 - tests/ is on sys.path
+    ANSWERS,
+    SECRET,
+    TRAIN_PROMPTS,
+    fifo_was_opened,
+    server_pid,
+)
 
 from llmbench.serving.merging import MergePlan, MergeSource, write_merged_adapter
 
@@ -280,6 +288,36 @@ def test_a_merge_is_cached_under_its_canonical_key_and_takes_a_place_in_the_lru(
     assert sorted(_info(url)["loaded_adapters"]) == sorted([name, "beta"])  # two places, full
     _ask(url, adapter_id="alpha")
     assert sorted(_info(url)["loaded_adapters"]) == ["alpha", "beta"]  # the merge was the LRU
+
+
+def _merged_folders(url: str) -> list[Path]:
+    """The merged adapters' folders on disk of the server at `url` (engine.merged_root)."""
+    roots = list(Path(tempfile.gettempdir()).glob(f"llmbench-merged-{server_pid(url)}-*"))
+    assert len(roots) == 1, roots
+    return [p for p in roots[0].iterdir() if p.is_dir()]
+
+
+@pytest.mark.slow
+def test_concurrent_requests_for_a_new_merge_make_it_once_and_eviction_deletes_its_folder(
+    merging,
+):
+    url = merging["url"]
+    merge = _merged(["beta", "gamma"], [0.4, 0.6], "dare_linear", density=0.8)
+    loads = _loads(url)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: _ask(url, **merge), range(6)))
+    assert len(set(map(str, answers))) == 1
+    assert _loads(url) == loads + 1
+    folders = _merged_folders(url)
+    merges = [a for a in _info(url)["loaded_adapters"] if a.startswith("merged:")]
+    assert len(folders) == len(merges) >= 1
+    key = json.loads(_name(merge["merged_adapters"]).removeprefix("merged:"))
+    assert any(json.loads((f / "llmbench_merge.json").read_text("utf-8")) == key for f in folders)
+    assert {p.name for f in folders for p in f.iterdir()} == {
+        "adapter_config.json", "adapter_model.safetensors", "llmbench_merge.json"}  # fmt: skip
+    for adapter_id in ("alpha", "beta"):  # fill both places: every merge is evicted
+        _ask(url, adapter_id=adapter_id)
+    assert _merged_folders(url) == []
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from serving_fixtures import ANSWERS, TRAIN_PROMPTS  # noqa: I001 - tests/ is on sys.path
+from serving_fixtures import ANSWERS, TRAIN_PROMPTS, server_pid  # noqa: I001 - tests/ is on sys.path
 
 from llmbench.serving.adapters import (
     AdapterCache,
@@ -309,18 +309,6 @@ def test_300_concurrent_adapter_requests_are_held_to_the_admission_count(hostile
     assert _metric(url, "llmbench_requests_in_flight") == 0
 
 
-def _server_pid(url: str) -> int:
-    port = url.rsplit(":", 1)[1]
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if b"llmbench.serving.server" in argv and port.encode() in argv:
-            return int(entry.name)
-    raise AssertionError(f"no server process listens on {url}")
-
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -336,7 +324,7 @@ RSS_GROWTH_BOUND_MB = 100
 @pytest.mark.slow
 def test_a_10_mb_request_is_refused_at_once_and_nobody_waits_for_it(hostile):
     url = hostile["url"]
-    pid = _server_pid(url)
+    pid = server_pid(url)
     before = _rss_mb(pid)
     huge = json.dumps({"inputs": "word " * 2_000_000, "parameters": {"max_new_tokens": 2}})
     big = json.dumps({"inputs": "word " * 390_000, "parameters": {"max_new_tokens": 2}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -160,8 +161,9 @@ class ServingEngine:
         # (adapter_id, source) -> (canonical name, folder, until); see MAX_RESOLVED_NAMES
         self._resolved: OrderedDict[tuple[str, str], tuple[str, Path, float]] = OrderedDict()
         self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenizer")
-        # Merged adapters (merging.py) are written here, one folder each while it is loaded.
-        self.merged_root = Path(tempfile.mkdtemp(prefix="llmbench-merged-"))
+        # Merged adapters (merging.py) are written here, one folder each while it is loaded;
+        # the name tells which server process owns it.
+        self.merged_root = Path(tempfile.mkdtemp(prefix=f"llmbench-merged-{os.getpid()}-"))
         self._merged_folders: dict[int, Path] = {}
 
     @classmethod
