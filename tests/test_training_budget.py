@@ -111,6 +111,19 @@ def test_a_run_writes_its_loss_per_step_and_plots_it(budgeted_run):
     assert (budgeted_run["run"] / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_budgeted_run_decays_its_learning_rate_once_over_the_whole_run(budgeted_run):
+    """Ludwig's cosine restarts every `steps_per_checkpoint` unless told its period; a budgeted run
+    checkpoints every tenth of its steps, and must still decay once, to about zero, at its end."""
+    plan = load_plan(plan_file(budgeted_run["out"], "run"))
+    assert plan.train_steps >= 100  # checkpoints every tenth: restarts would show
+    rates = [float(r["learning_rate"]) for r in read_curve(budgeted_run["run"])]
+    peak = int(np.argmax(rates))
+    assert peak < 0.1 * len(rates)  # the warm-up's 3%, then the decay
+    after = rates[peak:]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(after, after[1:], strict=False))
+    assert after[-1] < 0.02 * after[0]
+
+
 def test_a_run_says_its_threads_its_plan_and_its_progress(budgeted_run):
     lines = budgeted_run["lines"]
     plan = load_plan(plan_file(budgeted_run["out"], "run"))

@@ -154,7 +154,15 @@ def warmup_config(config: dict) -> dict:
 
 
 def apply_plan(config: dict, plan: BudgetPlan) -> dict:
-    """The config with the plan's steps, a checkpoint (and an evaluation) every tenth of them."""
+    """The config with the plan's steps, a checkpoint (and an evaluation) every tenth of them.
+
+    Ludwig's `decay: cosine` is cosine annealing with warm restarts whose period (`t_0`), unless
+    given, is `steps_per_checkpoint`: with a checkpoint every tenth of the run, the learning rate
+    would climb back to its peak ten times and the run would end wherever in a cycle its last
+    step fell (seen: conllpp's last two steps at the full rate, its loss tripling). The period is
+    set to the whole run instead, one decay from the peak to about zero, as a cosine schedule is
+    meant; a `t_0` the config gives is kept.
+    """
     planned = copy.deepcopy(config)
     trainer = planned.setdefault("trainer", {})
     accumulation = plan.gradient_accumulation_steps
@@ -164,6 +172,10 @@ def apply_plan(config: dict, plan: BudgetPlan) -> dict:
         steps_per_checkpoint=min(every, plan.train_steps),
         eval_steps=min(every, plan.train_steps),
     )
+    schedule = trainer.get("learning_rate_scheduler")
+    if isinstance(schedule, dict) and schedule.get("decay") == "cosine" and not schedule.get("t_0"):
+        # Ludwig steps its scheduler once per batch, accumulated or not
+        trainer["learning_rate_scheduler"] = {**schedule, "t_0": plan.train_steps}
     return planned
 
 
