@@ -495,3 +495,37 @@ def test_two_seeds_train_two_adapters_scored_on_the_same_rows_and_the_report_sho
         plot = (result.report_dir / link).resolve()
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert plot.parent.parent == (runs.train / adapter).resolve()
+
+
+@pytest.mark.slow
+def test_the_bakeoffs_lora_values_reach_the_trained_adapter(tmp_path):
+    from llmbench.bakeoff.pipeline import prepare_stage, train_stage
+    from llmbench.workdir import Workdir
+
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text(
+        "models: [tiny]\ntasks: [glue_sst2]\nsource: fixture\ntrainer: {train_steps: 2}\n"
+        "adapter: {r: 4, alpha: 8, target_modules: [q_proj, k_proj, v_proj, o_proj, up_proj]}\n"
+    )
+    runs = Workdir(tmp_path / "runs")
+    run = resolve(load_config(path), runs.root)
+    prepare_stage(run)
+    train_stage(run)
+    rendered = (runs.configs / "tiny" / "glue_sst2.yaml").read_text()
+    assert "# the study's LoRA with: alpha=8, r=4," in rendered
+    weights = runs.train_output("tiny", "glue_sst2") / "run_run/model/model_weights"
+    trained = json.loads((weights / "adapter_config.json").read_text())
+    assert (trained["r"], trained["lora_alpha"], trained["lora_dropout"]) == (4, 8, 0.05)
+    assert sorted(trained["target_modules"]) == ["k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "named"),
+    [("{r: 0}", "adapter.r"), ("{target_modules: []}", "adapter.target_modules"),
+     ("{rank: 8}", "rank")],
+)  # fmt: skip
+def test_a_bad_lora_value_is_named_before_anything_runs(tmp_path, adapter, named):
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text(f"models: [tiny]\ntasks: [glue_sst2]\nadapter: {adapter}\n")
+    with pytest.raises(LLMBenchError, match=named.replace(".", r"\.")):
+        load_config(path)

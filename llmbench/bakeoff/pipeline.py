@@ -63,6 +63,7 @@ class BakeoffConfig:
     max_loaded_adapters: int = _default("max_loaded_adapters")
     max_parallel: int = _default("max_parallel")
     trainer: dict = _default("trainer")
+    adapter: dict = _default("adapter")
     eval_limit: int | None = _default("eval_limit")
     eval_sample: int | None = _default("eval_sample")
     eval_seed: int = _default("eval_seed")
@@ -285,6 +286,7 @@ def train_stage(run: ResolvedRun) -> None:
         trainer,
         budget_s,
         seeds={task: config.seeds_of(task) for task in run.cards},
+        adapter=config.adapter,
     )
     manifest = run_sweep(jobs, run.runs, max_parallel=config.max_parallel)
     failed = [j.key for j in jobs if manifest.jobs[j.key].state == FAILED]

@@ -29,6 +29,8 @@ class BaseModel:
     local_path: str | None = None
     in_study: bool = True
     trainer_overrides: dict = field(default_factory=dict)
+    # LoRA values that replace the study's (rank, alpha, dropout, target modules)
+    adapter_overrides: dict = field(default_factory=dict)
     # the 4-bit layers' compute dtype: the study's bfloat16, or float32 where bfloat16 is slow
     compute_dtype: str = "bfloat16"
 
@@ -69,6 +71,7 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, BaseModel]:
             local_path=entry.get("local_path"),
             in_study=entry.get("in_study", True),
             trainer_overrides=dict(entry.get("trainer_overrides", {})),
+            adapter_overrides=dict(entry.get("adapter_overrides", {})),
             compute_dtype=entry.get("compute_dtype", "bfloat16"),
         )
     if problems:

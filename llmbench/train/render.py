@@ -44,6 +44,13 @@ STUDY_TRAINER = {
     "steps_per_checkpoint": 1000,
     "skip_all_evaluation": False,
 }
+# The study's LoRA (its Figure 4): rank 8 on the attention's query and value projections.
+STUDY_ADAPTER = {
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.05,
+    "target_modules": ["q_proj", "v_proj"],
+}
 REGISTRY_FILE = "templates/models.yaml"
 # Long enough for a slow hub to answer a HEAD request; short enough that an unreachable hub
 # costs seconds (huggingface_hub's own retries took about 45 s).
@@ -124,9 +131,11 @@ def render_one(
     work_dir: Path = DEFAULT_WORK_DIR,
     measured: tuple[int, str] | None = None,
     trainer: dict | None = None,
+    adapter: dict | None = None,
 ) -> RenderedConfig:
     """One config's text; its `base_model` is the hub id, or the local model's directory.
-    `trainer` values replace the model's overrides, which replace the study's."""
+    `trainer` values replace the model's overrides, which replace the study's; `adapter` values
+    (LoRA rank, alpha, dropout, target modules) likewise."""
     path = Path(out_dir) / model.name / f"{card.name}.yaml"
     length, reason = sequence_length(card, model, measured)
     compute_dtype, compute_dtype_reason = resolve_compute_dtype(model.compute_dtype)
@@ -146,6 +155,8 @@ def render_one(
             compute_dtype_reason=compute_dtype_reason,
             overrides={**model.trainer_overrides, **(trainer or {})},
             trainer={**STUDY_TRAINER, **model.trainer_overrides, **(trainer or {})},
+            adapter_overrides={**model.adapter_overrides, **(adapter or {})},
+            adapter={**STUDY_ADAPTER, **model.adapter_overrides, **(adapter or {})},
         )
     )
     return RenderedConfig(model=model.name, task=card.name, path=path, text=text)

@@ -113,14 +113,15 @@ def plan_jobs(
     trainer: dict | None = None,
     budget_s: float | None = None,
     seeds: dict[str, int] | None = None,
+    adapter: dict | None = None,
 ) -> list[JobRecord]:
     """One job per (model, task, seed): its config (rendered into <runs>/configs from the cards
     in `datasets_dir` when not in `configs`, or always with `trainer` values that replace the
-    model's), its prepared table and its output folder; with `budget_s`, each job trains for
-    that long. `models` and `tasks` are names, or models and cards already loaded. `seeds` maps
-    a task to its number of training seeds (1 where absent): seed k > 1 trains the same config
-    with its own seed into its own folder (see `adapter_id`). Unknown names fail here, before
-    anything runs."""
+    model's, and `adapter` LoRA values likewise), its prepared table and its output folder;
+    with `budget_s`, each job trains for that long. `models` and `tasks` are names, or models
+    and cards already loaded. `seeds` maps a task to its number of training seeds (1 where
+    absent): seed k > 1 trains the same config with its own seed into its own folder (see
+    `adapter_id`). Unknown names fail here, before anything runs."""
     from llmbench.tasks.cards import as_card
     from llmbench.tasks.models import as_model
     from llmbench.train.local_models import ensure_local_model
@@ -134,8 +135,10 @@ def plan_jobs(
     jobs = []
     for model in models:
         for card in cards:
-            given = None if trainer else _given_config(configs, model.name, card)
-            config = given or _render_for_prepared_data(model, card, workdir, datasets_dir, trainer)
+            given = None if trainer or adapter else _given_config(configs, model.name, card)
+            config = given or _render_for_prepared_data(
+                model, card, workdir, datasets_dir, trainer, adapter
+            )
             for seed in range(1, (seeds or {}).get(card.name, 1) + 1):
                 jobs.append(
                     JobRecord(
@@ -163,7 +166,12 @@ def _given_config(configs: Path, model: str, card) -> Path | None:
 
 
 def _render_for_prepared_data(
-    base, card, workdir: Workdir, datasets_dir: Path, trainer: dict | None = None
+    base,
+    card,
+    workdir: Workdir,
+    datasets_dir: Path,
+    trainer: dict | None = None,
+    adapter: dict | None = None,
 ) -> Path:
     """A config rendered into <runs>/configs, its sequence length measured on the prepared table
     with the model's own tokenizer when the model is local (the study's figures were measured
@@ -177,7 +185,7 @@ def _render_for_prepared_data(
         measured = longest_in_model_tokens(
             card, base, workdir.local_model(base), workdir.root, datasets_dir
         )
-    rendered = render_one(card, base, workdir.configs, workdir.root, measured, trainer)
+    rendered = render_one(card, base, workdir.configs, workdir.root, measured, trainer, adapter)
     atomic_write_text(rendered.path, rendered.text)
     return rendered.path
 
