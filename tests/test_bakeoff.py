@@ -529,3 +529,29 @@ def test_a_bad_lora_value_is_named_before_anything_runs(tmp_path, adapter, named
     path.write_text(f"models: [tiny]\ntasks: [glue_sst2]\nadapter: {adapter}\n")
     with pytest.raises(LLMBenchError, match=named.replace(".", r"\.")):
         load_config(path)
+
+
+def test_tasks_runs_some_of_the_configs_tasks_in_its_order_with_their_settings(tmp_path):
+    from llmbench.bakeoff.pipeline import only_tasks
+
+    path = config_file(tmp_path, "seeds: {default: 1, conllpp: 3}\nconstrained: [glue_sst2]\n")
+    config = load_config(path)
+    piece = only_tasks(config, ["conllpp", "glue_sst2"], path)
+    assert piece.tasks == ["glue_sst2", "conllpp"]  # the config's order
+    assert (piece.seeds_of("conllpp"), piece.is_constrained("glue_sst2")) == (3, True)
+    assert only_tasks(config, ["conllpp"], path).tasks == ["conllpp"]
+    assert config.tasks == ["glue_sst2", "conllpp"]  # the config itself unchanged
+
+
+def test_a_task_the_config_does_not_have_exits_2_naming_each_before_anything_runs(tmp_path, capsys):
+    from llmbench.cli import main
+
+    path = config_file(tmp_path, "")
+    runs = tmp_path / "runs"
+    argv = ["bakeoff", "--config", str(path), "--runs", str(runs), "--tasks", "conllp,boolq"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--tasks: 'conllp' is not a task of" in err and "did you mean 'conllpp'?" in err
+    assert "--tasks: 'boolq' is not a task of" in err
+    assert "expected some of glue_sst2, conllpp" in err
+    assert not runs.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmbench.arguments import runs_option
+from llmbench.arguments import names, runs_option
 
 
 def configure(command: str, p: argparse.ArgumentParser) -> None:
@@ -21,15 +21,24 @@ def configure(command: str, p: argparse.ArgumentParser) -> None:
         help="folder of task cards, <DIR>/<task>/metadata.yaml (default: the config's "
         "`datasets`, else the project's own)",
     )
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        action="append",
+        help="run only these of the config's tasks, the rest of the config as it is: a long "
+        "bake-off in pieces into the same --runs (the report covers every task scored there)",
+    )
     p.set_defaults(handler=cmd_bakeoff)
 
 
 def cmd_bakeoff(args: argparse.Namespace) -> None:
-    from llmbench.bakeoff.pipeline import load_config, run_bakeoff
+    from llmbench.bakeoff.pipeline import load_config, only_tasks, run_bakeoff
     from llmbench.console import console, print_table
     from llmbench.report.seeds import Spread
 
     config = load_config(args.config and Path(args.config))
+    if args.tasks:
+        config = only_tasks(config, names(args.tasks), args.config or "the default bake-off")
     if args.datasets:
         config.datasets = str(args.datasets)
     result = run_bakeoff(config, args.runs)

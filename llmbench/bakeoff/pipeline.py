@@ -25,6 +25,7 @@ rows, a few hundred training steps, all on a laptop CPU.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -160,6 +161,21 @@ def load_config(path: Path | None) -> BakeoffConfig:
         )
     _check_task_names(document, source)
     return BakeoffConfig(**document)
+
+
+def only_tasks(config: BakeoffConfig, tasks: list[str], source) -> BakeoffConfig:
+    """`config` for these of its tasks only (in the config's order), everything else as it is:
+    a long bake-off run in pieces into one work directory. A name the config does not have is
+    refused, every one at once."""
+    problems = [
+        f"--tasks: {name!r} is not a task of {source}{did_you_mean(name, config.tasks)}; "
+        f"expected some of {', '.join(config.tasks)}"
+        for name in tasks
+        if name not in config.tasks
+    ]
+    if problems:
+        raise LLMBenchError(*problems)
+    return dataclasses.replace(config, tasks=[task for task in config.tasks if task in tasks])
 
 
 def _check_task_names(document: dict, source) -> None:
