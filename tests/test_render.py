@@ -316,8 +316,8 @@ def test_an_edited_template_reaches_every_rendered_config(tmp_path, monkeypatch)
     shutil.copytree(TEMPLATES_DIR, templates)
     template = templates / "ludwig_config.yaml.j2"
     text = template.read_text()
-    assert text.count("  r: 8\n") == 1
-    template.write_text(text.replace("  r: 8\n", "  r: 16\n"))
+    assert text.count("  r: {{ adapter.r | default(8) }}\n") == 1
+    template.write_text(text.replace("adapter.r | default(8)", "adapter.r | default(16)"))
     monkeypatch.setattr(render, "TEMPLATES_DIR", templates)
 
     tasks = ["conllpp", "glue_sst2", "gsm8k"]

@@ -44,13 +44,6 @@ STUDY_TRAINER = {
     "steps_per_checkpoint": 1000,
     "skip_all_evaluation": False,
 }
-# The study's LoRA (its Figure 4): rank 8 on the attention's query and value projections.
-STUDY_ADAPTER = {
-    "r": 8,
-    "alpha": 16,
-    "dropout": 0.05,
-    "target_modules": ["q_proj", "v_proj"],
-}
 REGISTRY_FILE = "templates/models.yaml"
 # Long enough for a slow hub to answer a HEAD request; short enough that an unreachable hub
 # costs seconds (huggingface_hub's own retries took about 45 s).
@@ -155,8 +148,8 @@ def render_one(
             compute_dtype_reason=compute_dtype_reason,
             overrides={**model.trainer_overrides, **(trainer or {})},
             trainer={**STUDY_TRAINER, **model.trainer_overrides, **(trainer or {})},
-            adapter_overrides={**model.adapter_overrides, **(adapter or {})},
-            adapter={**STUDY_ADAPTER, **model.adapter_overrides, **(adapter or {})},
+            # the study's LoRA is the template's defaults; these replace some of them
+            adapter={**model.adapter_overrides, **(adapter or {})},
         )
     )
     return RenderedConfig(model=model.name, task=card.name, path=path, text=text)
