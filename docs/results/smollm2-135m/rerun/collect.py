@@ -1,0 +1,68 @@
+"""Copy what the rerun has finished so far from its work directory into this folder, task by task,
+so that each piece's results can be committed as they come (issue 27, item 5).
+
+Per adapter (train/<task>[-seed<k>]/): the budget record, the sweep's manifest entry, the train
+log, the learning curve (CSV and plot), Ludwig's training statistics and the adapter's own config;
+not the weights (about 2 MB each; their sha256 is in each evaluation's settings line). Per
+evaluation (eval/<task>/<run>/): its scores, the sampled rows' ids and answers. And the report
+over everything scored so far (report/: table12.md and .csv, cells.csv, figure5.png).
+
+Usage, from the repository root: python docs/results/smollm2-135m/rerun/collect.py RUNS
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+MODEL = "smollm2-135m"
+TRAIN_FILES = ("run_budget.json", "train.log")
+RUN_FILES = ("learning_curve.csv", "learning_curve.png", "training_statistics.json")
+EVAL_FILES = ("scores.json", "examples.csv", "responses.jsonl")
+REPORT_FILES = ("table12.md", "table12.csv", "cells.csv", "figure5.png")
+
+
+def copy(source: Path, target: Path) -> bool:
+    if not source.is_file():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return True
+
+
+def main(runs: Path) -> None:
+    jobs = json.loads((runs / "train" / "manifest.json").read_text())["jobs"]
+    done = []
+    for key, job in jobs.items():
+        if not key.startswith(MODEL + "/") or job["state"] != "done":
+            continue
+        name = key.split("/", 1)[1]  # <task> or <task>-seed<k>
+        output, target = Path(job["output"]), HERE / "train" / name
+        if not output.is_absolute():  # recorded as given: relative to where the bake-off ran
+            sys.exit(
+                f"{key}: output {output} is relative; run the bake-off with an absolute --runs"
+            )
+        for file in TRAIN_FILES:
+            copy(output / file, target / file)
+        for file in RUN_FILES:
+            copy(output / "run_run" / file, target / file)
+        weights = output / "run_run/model/model_weights"
+        copy(weights / "adapter_config.json", target / "adapter_config.json")
+        (target / "manifest_entry.json").write_text(json.dumps(job, indent=2) + "\n")
+        done.append(name)
+    scored = []
+    for scores in sorted((runs / "eval" / MODEL).glob("*/*/scores.json")):
+        run = scores.parent
+        target = HERE / "eval" / run.parent.name / run.name
+        for file in EVAL_FILES:
+            copy(run / file, target / file)
+        scored.append(f"{run.parent.name}/{run.name}")
+    for file in REPORT_FILES:
+        copy(runs / "report" / file, HERE / "report" / file)
+    print(f"adapters: {len(done)} ({', '.join(sorted(done))})")
+    print(f"evaluations: {len(scored)}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
