@@ -11,6 +11,7 @@ Usage, from the repository root: python docs/results/smollm2-135m/rerun/collect.
 """
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -52,14 +53,20 @@ def main(runs: Path) -> None:
         (target / "manifest_entry.json").write_text(json.dumps(job, indent=2) + "\n")
         done.append(name)
     scored = []
-    for scores in sorted((runs / "eval" / MODEL).glob("*/*/scores.json")):
-        run = scores.parent
-        target = HERE / "eval" / run.parent.name / run.name
+    evals = runs / "eval" / MODEL
+    for scores in sorted(evals.glob("*/*/scores.json")) + sorted(evals.glob("*/*/*/scores.json")):
+        run = scores.parent  # <task>/<base or adapter>[/constrained]
+        where = run.relative_to(evals)
         for file in EVAL_FILES:
-            copy(run / file, target / file)
-        scored.append(f"{run.parent.name}/{run.name}")
+            copy(run / file, HERE / "eval" / where / file)
+        scored.append(str(where))
     for file in REPORT_FILES:
         copy(runs / "report" / file, HERE / "report" / file)
+    table = HERE / "report" / "table12.md"
+    if table.is_file():  # its links and title, as they read from here
+        text = table.read_text(encoding="utf-8").replace(f"({runs})", "(the rerun, so far)")
+        text = re.sub(rf"\.\./train/{MODEL}/([^/]+)/run_run/", r"../train/\1/", text)
+        table.write_text(text, encoding="utf-8")
     print(f"adapters: {len(done)} ({', '.join(sorted(done))})")
     print(f"evaluations: {len(scored)}")
 
