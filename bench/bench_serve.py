@@ -2,11 +2,12 @@
 
     python bench/bench_serve.py                       # 16 users, 32 tokens, 8 rounds of 10 s
     python bench/bench_serve.py --users 64 --seconds 60 --adapters 25
+    python bench/bench_serve.py --our-lora-ops --adapters 100 --room 25   # loading is work too
     python bench/bench_serve.py --rounds 1 --profile ours.prof   # where our server's time goes
 
 Needs .venv-serve (bash scripts/setup-serve.sh). It builds the tiny model and `--adapters`
 rank-8 LoRA adapters (random weights: throughput does not care what they learnt) in a
-temporary folder, then starts both servers with room for every adapter
+temporary folder, then starts both servers with room for every adapter, or for `--room` of them
 (ours: `--max-loaded-adapters N`; vLLM: `--max-loras N --max-cpu-loras N --lora-modules ...`)
 and runs three scenarios with closed-loop users posting /v1/completions (temperature 0,
 `max_tokens` fixed, end-of-sequence ignored so every request generates the same count):
@@ -94,13 +95,13 @@ def make_adapters(base: Path, root: Path, count: int) -> list[str]:
     return names
 
 
-def start_vllm_server(base: Path, root: Path, names: list[str], log: Path):
+def start_vllm_server(base: Path, root: Path, names: list[str], log: Path, room: int):
     port = free_port()
     command = [
         str(SERVE_VENV / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(base), "--host", "127.0.0.1", "--port", str(port),
         "--enable-lora", "--max-lora-rank", "16", "--gpu-memory-utilization", "0.1",
-        "--max-loras", str(len(names)), "--max-cpu-loras", str(len(names)),
+        "--max-loras", str(room), "--max-cpu-loras", str(room),
         "--served-model-name", "base",
         "--lora-modules", *[f"{n}={root / n}" for n in names],
     ]  # fmt: skip
@@ -162,6 +163,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--adapters", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument(
+        "--room",
+        type=int,
+        help="adapters each server keeps loaded (default: all of them); fewer than --adapters "
+        "makes the round-robin load adapters from disk as it goes",
+    )
     parser.add_argument("--no-pin", action="store_true", help="leave CPU affinity alone")
     parser.add_argument("--profile", help="profile our server into this file (cProfile)")
     parser.add_argument(
@@ -181,10 +188,12 @@ def main() -> None:
     base = build_tiny_base(work / "base")
     root = work / "adapters"
     names = make_adapters(base, root, args.adapters)
+    room = min(args.room or len(names), len(names))
+    robin = f"{len(names)} adapters round-robin" + (f", room {room}" if room < len(names) else "")
     scenarios = {
         "base": lambda i, j: None,
         "one adapter": lambda i, j: names[0],
-        f"{len(names)} adapters round-robin": lambda i, j: names[(i + j) % len(names)],
+        robin: lambda i, j: names[(i + j) % len(names)],
     }
     servers = {}
     try:
@@ -195,10 +204,13 @@ def main() -> None:
                 env = {PROFILE_ENV: str(Path(args.profile).resolve())} if args.profile else {}
                 if not args.our_lora_ops:
                     env[cpu_lora.OFF_SWITCH] = "1"
-                process, url = start_server(base, root, max_loaded_adapters=len(names),
+                # the cores laid out as vLLM's own server lays them out (it runs beside ours):
+                # the ratio is our layer's, not a core more (bench_cores.py measures that)
+                env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "1"
+                process, url = start_server(base, root, max_loaded_adapters=room,
                                             log_path=log, env=env)  # fmt: skip
             else:
-                process, url = start_vllm_server(base, root, names, log)
+                process, url = start_vllm_server(base, root, names, log, room)
             servers[server] = (process, url, "" if server == "ours" else "base")
             print(f"{server}: up in {time.perf_counter() - started:.0f} s", flush=True)
         for _, url, base_name in servers.values():  # warm up

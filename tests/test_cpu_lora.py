@@ -26,7 +26,8 @@ SLOTS, RANK, HIDDEN = 5, 8, 64
     ids=["one adapter", "several adapters", "negative slot beside others"],
 )
 @pytest.mark.parametrize("four_d", [False, True], ids=["3-d weights", "4-d weights"])
-def test_each_token_is_multiplied_by_its_own_slot(indices, four_d):
+def test_each_token_is_multiplied_by_its_own_slot(indices, four_d, monkeypatch):
+    monkeypatch.setattr(cpu_lora, "MIN_GATHER_BYTES_PER_ADAPTER", 0)  # products, however small
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(SLOTS, RANK, HIDDEN, generator=generator)
     b = torch.randn(SLOTS, HIDDEN, RANK, generator=generator)
@@ -66,3 +67,39 @@ def test_shapes_that_are_not_the_plain_case_are_left_to_vllms_function():
                                         torch.float32) is None  # fmt: skip
     assert cpu_lora.per_adapter_product(x, torch.randn(RANK, HIDDEN), torch.tensor([0] * 4),
                                         torch.float32) is None  # fmt: skip
+
+
+def test_small_gathers_across_adapters_are_left_to_vllm_and_large_ones_computed_per_adapter(
+    monkeypatch,
+):
+    """With the threshold at 64 KiB per adapter: a decode step of 16 rows on 5 adapters (8 KiB
+    of rank-8 x 64 matrices each) goes to vLLM's function; 1,024 rows on 4 adapters (512 KiB
+    each) are computed per adapter, as vLLM's einsum would; one adapter is always one product."""
+    monkeypatch.setattr(cpu_lora, "MIN_GATHER_BYTES_PER_ADAPTER", 64 * 1024)
+    generator = torch.Generator().manual_seed(1)
+    a = torch.randn(SLOTS, RANK, HIDDEN, generator=generator)
+    decode = torch.arange(16) % SLOTS
+    x = torch.randn(16, HIDDEN, generator=generator)
+    assert cpu_lora.per_adapter_product(x, a, decode, torch.float32) is None
+    prefill = torch.arange(1024) % 4
+    x = torch.randn(1024, HIDDEN, generator=generator)
+    outputs = cpu_lora.per_adapter_product(x, a, prefill, torch.float32)
+    torch.testing.assert_close(outputs, per_token(x, a, prefill, torch.float32))
+    one = torch.full((3,), 2)
+    assert cpu_lora.per_adapter_product(x[:3], a, one, torch.float32) is not None
+
+
+@pytest.mark.parametrize(
+    ("environ", "cores", "reserved"),
+    [({}, 2, "0"), ({}, 4, "0"), ({}, 8, None),
+     ({"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}, 2, "1"),
+     ({"VLLM_CPU_OMP_THREADS_BIND": "0"}, 2, None)],
+    ids=["2 cores", "4 cores", "8 cores: vLLM's default", "the user's reservation",
+         "the user's binding"],
+)  # fmt: skip
+def test_a_small_machines_model_threads_get_every_core_unless_the_user_said_otherwise(
+    environ, cores, reserved
+):
+    given = dict(environ)
+    assert cpu_lora.use_every_core(given, cores) == (not environ and cores <= 4)
+    assert given.get("VLLM_CPU_NUM_OF_RESERVED_CPU") == reserved

@@ -10,7 +10,9 @@ five times slower than the base model's on the 2-core machine (docs/serving.md).
 the batch are multiplied by that slot's matrix once (`x[rows] @ W[slot].T`). Slot indices keep
 vLLM's meaning exactly, a negative index included (it selects from the end, which is why
 engine.SPARE_LORA_SLOTS keeps the last slot empty). Any call whose shapes are not the plain case
-(one index per input row, 3-D or 4-D weights) goes to vLLM's own function unchanged.
+(one index per input row, 3-D or 4-D weights) goes to vLLM's own function unchanged, and so
+does a call across several adapters whose gather would copy little (a decode step across many
+adapters: one row each), where gathering a matrix per row is the cheaper way.
 
 server.py installs it when imported, which happens in each of vLLM's processes too (vLLM spawns
 them on a CPU, and a spawned process first imports the module its parent ran).
@@ -21,13 +23,21 @@ bench/bench_serve.py's vLLM side is vLLM's own server).
 from __future__ import annotations
 
 OFF_SWITCH = "LLMBENCH_VLLM_LORA_OPS"  # =1: leave vLLM's own per-token operations in place
+# A product per adapter pays off where the gather it replaces would copy at least this much per
+# adapter (rows x out x in numbers over the adapters in the call); below it vLLM's own
+# gather-and-einsum is left to do the call. A decode step of 16 sequences on 16 adapters gathers
+# one matrix a row, a few KiB to a few hundred: cheaper than 16 products of one row each, every
+# one with its own index, copy and matmul call. Set from bench/bench_lora_ops.py
+# (docs/benchmarks.md).
+MIN_GATHER_BYTES_PER_ADAPTER = 128 * 1024
 _ORIGINAL: dict = {}
 
 
 def per_adapter_product(inputs, weights, indices, dtype):
     """`outputs[b] = inputs[b] @ weights[indices[b]].T` for every row b, as vLLM's einsum
     ("bi, boi -> bo" over the gathered matrices) computes it, or None when the shapes are not
-    the plain case."""
+    the plain case, or when several adapters share the call and vLLM's gather would copy less
+    than MIN_GATHER_BYTES_PER_ADAPTER per adapter (its way is the cheaper one there)."""
     import torch
 
     if weights.dim() == 4 and weights.shape[1] == 1:
@@ -38,6 +48,9 @@ def per_adapter_product(inputs, weights, indices, dtype):
     slots = torch.unique(indices)
     if slots.numel() == 1:
         return inputs @ weights[int(slots[0])].to(dtype=dtype).T
+    gathered = inputs.shape[0] * weights.shape[1] * weights.shape[2] * weights.element_size()
+    if gathered < MIN_GATHER_BYTES_PER_ADAPTER * slots.numel():
+        return None
     outputs = inputs.new_empty(inputs.shape[0], weights.shape[1])
     for slot in slots.tolist():
         rows = (indices == slot).nonzero(as_tuple=True)[0]
@@ -88,6 +101,27 @@ def bgmv_expand_slice(
         output_tensor[:, slice_offset : slice_offset + slice_size] += outputs
     else:
         output_tensor[:, slice_offset : slice_offset + slice_size] = outputs
+
+
+# Up to this many cores, vLLM's model threads get every core (see use_every_core).
+SMALL_MACHINE_CORES = 4
+CORE_VARIABLES = ("VLLM_CPU_NUM_OF_RESERVED_CPU", "VLLM_CPU_OMP_THREADS_BIND")
+
+
+def use_every_core(environ=None, cores: int | None = None) -> bool:
+    """On a machine of at most SMALL_MACHINE_CORES cores, have vLLM-cpu bind its model threads to
+    every core (`VLLM_CPU_NUM_OF_RESERVED_CPU=0`) instead of keeping one core for the front end
+    and the scheduler: on 2 cores, `llmbench eval` then answered 1.41x the examples/s
+    (bench/bench_cores.py, docs/benchmarks.md). Either variable set by the user is left alone;
+    True when this set it. vLLM on a GPU does not read it."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    cores = cores if cores is not None else len(os.sched_getaffinity(0))
+    if cores > SMALL_MACHINE_CORES or any(name in environ for name in CORE_VARIABLES):
+        return False
+    environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    return True
 
 
 def install() -> bool:

@@ -56,6 +56,7 @@ from llmbench.serving.structured import SchemaError, lorax_schema, openai_schema
 # imports the module its parent ran (this one) before it runs vLLM's code.
 if os.environ.get(cpu_lora.OFF_SWITCH) != "1":
     cpu_lora.install()
+cpu_lora.use_every_core()  # before vLLM reads its settings; its processes inherit them
 
 CHAT_MESSAGES = TypeAdapter(Annotated[list[ChatMessage], Field(min_length=1)])
 # Printable ASCII but "%": what a header value may carry as it is; the rest is percent-encoded.
