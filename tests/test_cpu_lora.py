@@ -26,7 +26,8 @@ SLOTS, RANK, HIDDEN = 5, 8, 64
     ids=["one adapter", "several adapters", "negative slot beside others"],
 )
 @pytest.mark.parametrize("four_d", [False, True], ids=["3-d weights", "4-d weights"])
-def test_each_token_is_multiplied_by_its_own_slot(indices, four_d, monkeypatch):
+@pytest.mark.parametrize("step", [False, True], ids=["groups per call", "the step's groups"])
+def test_each_token_is_multiplied_by_its_own_slot(indices, four_d, step, monkeypatch):
     monkeypatch.setattr(cpu_lora, "MIN_GATHER_BYTES_PER_ADAPTER", 0)  # products, however small
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(SLOTS, RANK, HIDDEN, generator=generator)
@@ -35,17 +36,18 @@ def test_each_token_is_multiplied_by_its_own_slot(indices, four_d, monkeypatch):
         a, b = a[:, None], b[:, None]
     x = torch.randn(len(indices), HIDDEN, generator=generator)
     idx = torch.tensor(indices)
+    groups = cpu_lora.StepGroups(idx) if step else None
 
     shrunk = torch.zeros(len(indices), RANK)
-    cpu_lora.bgmv_shrink(x, a, shrunk, idx, 0.5)
+    cpu_lora.bgmv_shrink(x, a, shrunk, idx, 0.5, groups)
     torch.testing.assert_close(shrunk, 0.5 * per_token(x, a, idx, torch.float32))
 
     expanded = torch.ones(len(indices), HIDDEN)
-    cpu_lora.bgmv_expand(shrunk, b, expanded, idx, add_inputs=True)
+    cpu_lora.bgmv_expand(shrunk, b, expanded, idx, True, groups)
     torch.testing.assert_close(expanded, 1 + per_token(shrunk, b, idx, torch.float32))
 
     sliced = torch.zeros(len(indices), 3 * HIDDEN)
-    cpu_lora.bgmv_expand_slice(shrunk, b, sliced, idx, HIDDEN, HIDDEN, add_inputs=False)
+    cpu_lora.bgmv_expand_slice(shrunk, b, sliced, idx, HIDDEN, HIDDEN, False, groups)
     torch.testing.assert_close(
         sliced[:, HIDDEN : 2 * HIDDEN], per_token(shrunk, b, idx, torch.float32)
     )
@@ -87,6 +89,49 @@ def test_small_gathers_across_adapters_are_left_to_vllm_and_large_ones_computed_
     torch.testing.assert_close(outputs, per_token(x, a, prefill, torch.float32))
     one = torch.full((3,), 2)
     assert cpu_lora.per_adapter_product(x[:3], a, one, torch.float32) is not None
+
+
+class PunicaBuffers:
+    """What cpu_lora.step_groups reads of vLLM's punica wrapper: the token-index buffer that each
+    step's update_metadata copies into, and the view of its first indices_len[0] entries."""
+
+    def __init__(self, size: int = 8):
+        self._token_lora_indices = torch.zeros(size, dtype=torch.long)
+        self.indices_len = [0]
+
+    def update(self, indices: list[int]) -> None:  # as vLLM's _update_base_metadata writes them
+        self._token_lora_indices[: len(indices)].copy_(torch.tensor(indices))
+        self.indices_len[0] = len(indices)
+
+    @property
+    def token_lora_indices(self):
+        return self._token_lora_indices[: self.indices_len[0]]
+
+
+def test_a_steps_groups_are_found_once_and_again_after_each_update():
+    wrapper = PunicaBuffers()
+    wrapper.update([2, 0, 2, -1])
+    indices, groups = cpu_lora.step_groups(wrapper)
+    assert indices.tolist() == [2, 0, 2, -1] and groups.slots == [-1, 0, 2]
+    assert [rows.tolist() for rows in groups.rows] == [[3], [1], [0, 2]]
+    assert cpu_lora.step_groups(wrapper)[1] is groups  # every later call of the step
+    wrapper.update([2, 0, 2, -1])  # the next step, the same indices: found again all the same
+    assert cpu_lora.step_groups(wrapper)[1] is not groups
+    wrapper.update([1, 1, 1])
+    indices, groups = cpu_lora.step_groups(wrapper)
+    assert indices.tolist() == [1, 1, 1] and groups.slots == [1] and groups.rows is None
+    wrapper.indices_len[0] = 2  # fewer tokens, nothing written
+    assert cpu_lora.step_groups(wrapper)[1].count == 2
+
+
+def test_groups_of_other_rows_are_not_used(monkeypatch):
+    """Groups whose row count is not the call's are found again from the call's indices."""
+    monkeypatch.setattr(cpu_lora, "MIN_GATHER_BYTES_PER_ADAPTER", 0)
+    a = torch.randn(SLOTS, RANK, HIDDEN)
+    x, idx = torch.randn(3, HIDDEN), torch.tensor([0, 1, 0])
+    stale = cpu_lora.StepGroups(torch.tensor([4, 4]))
+    outputs = cpu_lora.per_adapter_product(x, a, idx, torch.float32, stale)
+    torch.testing.assert_close(outputs, per_token(x, a, idx, torch.float32))
 
 
 @pytest.mark.parametrize(

@@ -630,6 +630,54 @@ def test_bf16_batching_changes_only_rounding(served_bf16):
     print(f"bf16: largest logprob difference {largest:.4f}; {splits}/{len(together)} paths split")
 
 
+# Long enough that a prefill of several adapters' prompts takes cpu_lora's per-adapter way: at
+# least 128 KiB of gathered matrices per adapter, 32 rows of the tiny model's rank-8 x 128 ones.
+LONG_PROMPT = " ".join(TRAIN_PROMPTS[1:] * 4) + " " + PROMPT
+
+
+@pytest.fixture(scope="module")
+def served_vllm_lora_ops(served, tmp_path_factory):
+    """A server like `served` (float32, the same base and adapters, the same room) computing LoRA
+    with vLLM's own per-token operations: cpu_lora's off switch."""
+    from llmbench.serving import cpu_lora
+    from llmbench.serving.launch import stop_server
+
+    work = tmp_path_factory.mktemp("vllm-lora-ops")
+    process, url = start_server(
+        served["base"], served["root"], max_loaded_adapters=MAX_LOADED_ADAPTERS,
+        log_path=work / "server.log", extra_args=["--dtype", "float32"],
+        env={cpu_lora.OFF_SWITCH: "1"},
+    )  # fmt: skip
+    try:
+        yield {"url": url}
+    finally:
+        stop_server(process)
+
+
+@pytest.mark.slow
+def test_our_lora_operations_answer_as_vllms_own_token_for_token(served, served_vllm_lora_ops):
+    """cpu_lora's products (one per adapter, the rows of each found once per step) give the
+    greedy tokens of vLLM's own per-token gather, for the base model and two adapters batched
+    together, on short prompts and long ones, and their log-probabilities to float32 rounding."""
+    import itertools
+
+    cases = list(itertools.product([None, "alpha", "beta"], [PROMPT, LONG_PROMPT])) * 2
+
+    def answers(server):
+        with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+            return list(pool.map(lambda case: _tokens(server, *case), cases))
+
+    ours, vllms = answers(served), answers(served_vllm_lora_ops)
+    for case, (text, tokens), (their_text, their_tokens) in zip(cases, ours, vllms, strict=True):
+        assert text == their_text, case
+        assert [i for i, _ in tokens] == [i for i, _ in their_tokens], case
+        largest = max(abs(a - b) for (_, a), (_, b) in zip(tokens, their_tokens, strict=True))
+        assert largest <= 1e-3, (case, largest)
+    for (name, prompt), (text, _) in zip(cases, ours, strict=True):
+        if name and prompt == PROMPT:  # the adapters were applied, each its own
+            assert text == ANSWERS[name]
+
+
 @pytest.mark.slow
 def test_a_hub_adapter_is_downloaded_on_first_use_and_answers(served_bf16):
     hub = served_bf16["hub"]

@@ -70,6 +70,7 @@ def test_a_sampled_request_without_a_seed_gets_one_that_best_of_can_count_up_fro
     "parameters, problem",
     [
         ({"best_of": 2}, "you must use sampling when `best_of` is > 1"),
+        ({"best_of": 2, "do_sample": True, "temperature": 0}, "temperature above 0"),
         ({"best_of": 2, "do_sample": True, "seed": 1}, "`seed` must not be set"),
         ({"best_of": 5, "do_sample": True}, "less than or equal to 4"),
         ({"return_k_alternatives": 0}, "greater than 0"),

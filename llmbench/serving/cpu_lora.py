@@ -14,6 +14,11 @@ engine.SPARE_LORA_SLOTS keeps the last slot empty). Any call whose shapes are no
 does a call across several adapters whose gather would copy little (a decode step across many
 adapters: one row each), where gathering a matrix per row is the cheaper way.
 
+Which rows belong to which slot is found once per model step (`StepGroups`), not once per
+call: the punica wrapper's prefill operations (the only ones vLLM v1 calls) read the step's token
+indices directly instead of rebuilding them per call from run lengths, and every layer's calls
+reuse the step's groups.
+
 server.py installs it when imported, which happens in each of vLLM's processes too (vLLM spawns
 them on a CPU, and a spawned process first imports the module its parent ran).
 `LLMBENCH_VLLM_LORA_OPS=1` leaves vLLM's own operations in place (for comparison:
@@ -33,33 +38,52 @@ MIN_GATHER_BYTES_PER_ADAPTER = 128 * 1024
 _ORIGINAL: dict = {}
 
 
-def per_adapter_product(inputs, weights, indices, dtype):
+class StepGroups:
+    """The rows of each slot among a batch's token indices: `slots` (ascending) and, when there
+    are several, `rows[k]`, the row numbers of slots[k]. `key` says which step they belong to."""
+
+    __slots__ = ("key", "count", "slots", "rows")
+
+    def __init__(self, indices, key=None):
+        import torch
+
+        self.key, self.count = key, int(indices.shape[0])
+        self.slots = torch.unique(indices).tolist()
+        self.rows = None
+        if len(self.slots) > 1:
+            self.rows = [(indices == slot).nonzero(as_tuple=True)[0] for slot in self.slots]
+
+
+def per_adapter_product(inputs, weights, indices, dtype, groups: StepGroups | None = None):
     """`outputs[b] = inputs[b] @ weights[indices[b]].T` for every row b, as vLLM's einsum
     ("bi, boi -> bo" over the gathered matrices) computes it, or None when the shapes are not
     the plain case, or when several adapters share the call and vLLM's gather would copy less
-    than MIN_GATHER_BYTES_PER_ADAPTER per adapter (its way is the cheaper one there)."""
-    import torch
-
+    than MIN_GATHER_BYTES_PER_ADAPTER per adapter (its way is the cheaper one there). `groups`:
+    the indices' StepGroups when the caller already has them."""
     if weights.dim() == 4 and weights.shape[1] == 1:
         weights = weights[:, 0]
     if weights.dim() != 3 or indices.dim() != 1 or indices.shape[0] != inputs.shape[0]:
         return None
-    inputs = inputs.to(dtype=dtype)
-    slots = torch.unique(indices)
-    if slots.numel() == 1:
-        return inputs @ weights[int(slots[0])].to(dtype=dtype).T
+    if groups is None or groups.count != indices.shape[0]:
+        groups = StepGroups(indices)
+    if groups.rows is None:
+        return inputs.to(dtype=dtype) @ weights[groups.slots[0]].to(dtype=dtype).T
     gathered = inputs.shape[0] * weights.shape[1] * weights.shape[2] * weights.element_size()
-    if gathered < MIN_GATHER_BYTES_PER_ADAPTER * slots.numel():
+    if gathered < MIN_GATHER_BYTES_PER_ADAPTER * len(groups.slots):
         return None
+    inputs = inputs.to(dtype=dtype)
     outputs = inputs.new_empty(inputs.shape[0], weights.shape[1])
-    for slot in slots.tolist():
-        rows = (indices == slot).nonzero(as_tuple=True)[0]
+    for slot, rows in zip(groups.slots, groups.rows, strict=True):
         outputs[rows] = inputs[rows] @ weights[slot].to(dtype=dtype).T
     return outputs
 
 
-def bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs=True):
-    outputs = per_adapter_product(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
+def bgmv_expand(
+    inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs=True, groups=None
+):
+    outputs = per_adapter_product(
+        inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype, groups
+    )
     if outputs is None:
         return _ORIGINAL["bgmv_expand"](
             inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs
@@ -73,8 +97,12 @@ def bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_
         output_tensor[:, :common] = outputs[:limit, :common]
 
 
-def bgmv_shrink(inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling=1.0):
-    outputs = per_adapter_product(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
+def bgmv_shrink(
+    inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling=1.0, groups=None
+):
+    outputs = per_adapter_product(
+        inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype, groups
+    )
     if outputs is None:
         return _ORIGINAL["bgmv_shrink"](
             inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling
@@ -90,8 +118,11 @@ def bgmv_expand_slice(
     slice_offset,
     slice_size,
     add_inputs=True,
+    groups=None,
 ):
-    outputs = per_adapter_product(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
+    outputs = per_adapter_product(
+        inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype, groups
+    )
     if outputs is None:
         return _ORIGINAL["bgmv_expand_slice"](
             inputs, lora_b_weights, output_tensor, lora_indices_tensor,
@@ -101,6 +132,40 @@ def bgmv_expand_slice(
         output_tensor[:, slice_offset : slice_offset + slice_size] += outputs
     else:
         output_tensor[:, slice_offset : slice_offset + slice_size] = outputs
+
+
+def step_groups(wrapper) -> tuple:
+    """(this step's token indices, their StepGroups) for vLLM's punica wrapper: the groups are
+    found again whenever the wrapper has written new indices (each step's update_metadata copies
+    them into its buffer, which moves the buffer's version counter) or their count changed."""
+    indices = wrapper.token_lora_indices
+    key = (wrapper._token_lora_indices._version, indices.shape[0])
+    groups = getattr(wrapper, "_llmbench_step_groups", None)
+    if groups is None or groups.key != key:
+        groups = wrapper._llmbench_step_groups = StepGroups(indices, key)
+    return indices, groups
+
+
+# The punica wrapper's prefill operations, which vLLM v1 uses for every step: vLLM's rebuild each
+# token's index per call from the step's runs (`torch.repeat_interleave`), the same tensor as the
+# wrapper's token indices, and go through the module's bgmv functions; these take the indices
+# and their groups from step_groups.
+def _shrink_prefill(self, y, x, w_t_all, scale):
+    if not self.no_lora:
+        indices, groups = step_groups(self)
+        bgmv_shrink(x, w_t_all, y, indices, scale, groups)
+
+
+def _expand_prefill(self, y, x, w_t_all, add_inputs):
+    if not self.no_lora:
+        indices, groups = step_groups(self)
+        bgmv_expand(x, w_t_all, y, indices, add_inputs, groups)
+
+
+def _expand_slice_prefill(self, y, x, w_t_all, y_offset, y_slice_size, add_inputs):
+    if not self.no_lora:
+        indices, groups = step_groups(self)
+        bgmv_expand_slice(x, w_t_all, y, indices, y_offset, y_slice_size, add_inputs, groups)
 
 
 # Up to this many cores, vLLM's model threads get every core (see use_every_core).
@@ -140,4 +205,8 @@ def install() -> bool:
         for module in (lora_ops, torch_ops, punica_cpu):
             if hasattr(module, name):
                 setattr(module, name, mine[name])
+    wrapper = punica_cpu.PunicaWrapperCPU
+    for method in (_shrink_prefill, _expand_prefill, _expand_slice_prefill):
+        _ORIGINAL.setdefault(method.__name__, getattr(wrapper, method.__name__))
+        setattr(wrapper, method.__name__, method)
     return True

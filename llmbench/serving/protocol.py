@@ -112,12 +112,13 @@ class GenerateParameters(Strict):
         return self
 
     def _best_of_problems(self) -> list[str]:
-        """LoRAX's rules: several samples need sampling, and a seed would make them alike."""
+        """LoRAX's rules: several samples need sampling (temperature 0 is greedy, whatever
+        else is set), and a seed would make them alike."""
         if (self.best_of or 1) == 1:
             return []
         problems = []
-        if not self.sampling():
-            problems.append("you must use sampling when `best_of` is > 1")
+        if not self.sampling() or self.temperature == 0:
+            problems.append("you must use sampling when `best_of` is > 1 (temperature above 0)")
         if self.seed is not None:
             problems.append("`seed` must not be set when `best_of` > 1")
         return problems
