@@ -122,6 +122,9 @@ def test_a_steps_groups_are_found_once_and_again_after_each_update():
     assert indices.tolist() == [1, 1, 1] and groups.slots == [1] and groups.rows is None
     wrapper.indices_len[0] = 2  # fewer tokens, nothing written
     assert cpu_lora.step_groups(wrapper)[1].count == 2
+    wrapper._token_lora_indices = torch.full((8,), 3)  # a new buffer, its version counter at 0
+    indices, groups = cpu_lora.step_groups(wrapper)
+    assert indices.tolist() == [3, 3] and groups.slots == [3]
 
 
 def test_groups_of_other_rows_are_not_used(monkeypatch):

@@ -137,9 +137,11 @@ def bgmv_expand_slice(
 def step_groups(wrapper) -> tuple:
     """(this step's token indices, their StepGroups) for vLLM's punica wrapper: the groups are
     found again whenever the wrapper has written new indices (each step's update_metadata copies
-    them into its buffer, which moves the buffer's version counter) or their count changed."""
+    them into its buffer, which moves the buffer's version counter), their count changed, or the
+    buffer is another one."""
     indices = wrapper.token_lora_indices
-    key = (wrapper._token_lora_indices._version, indices.shape[0])
+    buffer = wrapper._token_lora_indices
+    key = (buffer.data_ptr(), buffer._version, indices.shape[0])
     groups = getattr(wrapper, "_llmbench_step_groups", None)
     if groups is None or groups.key != key:
         groups = wrapper._llmbench_step_groups = StepGroups(indices, key)
