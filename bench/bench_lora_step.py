@@ -36,25 +36,24 @@ from llmbench.serving import cpu_lora  # noqa: E402
 # name -> (hidden size, key/value width, layers)
 SHAPES = {"tiny": (128, 128, 2), "smollm2-135m": (576, 192, 30)}
 MAX_LORAS = 26  # 25 adapters and the spare slot, as in bench_serve.py
-METHODS = ("_shrink_prefill", "_expand_prefill", "_expand_slice_prefill")
-OPS = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice")
 
 
 def use(mode: str) -> None:
-    """Put vLLM's ops, cpu_lora's per-call ops, or cpu_lora as installed, in place."""
+    """Put vLLM's ops, cpu_lora's per-call ops, or cpu_lora as installed, in place: every name
+    cpu_lora.install() swapped (its _ORIGINAL), the wrapper's methods apart from the ops."""
     from vllm.lora.ops import torch_ops
     from vllm.lora.ops.torch_ops import lora_ops
     from vllm.lora.punica_wrapper import punica_cpu
 
-    ours = {name: getattr(cpu_lora, name) for name in OPS}
-    for name in OPS:
-        op = cpu_lora._ORIGINAL[name] if mode == "vllm" else ours[name]
+    for name, original in cpu_lora._ORIGINAL.items():
+        if name.endswith("_prefill"):  # a PunicaWrapperCPU method
+            method = getattr(cpu_lora, name) if mode == "per step" else original
+            setattr(punica_cpu.PunicaWrapperCPU, name, method)
+            continue
+        op = original if mode == "vllm" else getattr(cpu_lora, name)
         for module in (lora_ops, torch_ops, punica_cpu):
             if hasattr(module, name):
                 setattr(module, name, op)
-    for name in METHODS:
-        method = getattr(cpu_lora, name) if mode == "per step" else cpu_lora._ORIGINAL[name]
-        setattr(punica_cpu.PunicaWrapperCPU, name, method)
 
 
 def step_seconds(shape: str, prompts: int, tokens: int, adapters: int, rank: int, repeat: int):

@@ -148,10 +148,10 @@ def step_groups(wrapper) -> tuple:
     return indices, groups
 
 
-# The punica wrapper's prefill operations, which vLLM v1 uses for every step: vLLM's rebuild each
-# token's index per call from the step's runs (`torch.repeat_interleave`), the same tensor as the
-# wrapper's token indices, and go through the module's bgmv functions; these take the indices
-# and their groups from step_groups.
+# The punica wrapper's prefill operations, which vLLM v1 uses for every step. vLLM's versions
+# rebuild each token's index per call from the step's runs (`torch.repeat_interleave`), a tensor
+# equal to the wrapper's token indices, then call the module's bgmv functions; these take the
+# indices and their groups from step_groups instead.
 def _shrink_prefill(self, y, x, w_t_all, scale):
     if not self.no_lora:
         indices, groups = step_groups(self)
